@@ -1,0 +1,20 @@
+# One image for every process: web (gunicorn), worker, dashboard, bridge.
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin plotjobs
+USER plotjobs
+
+EXPOSE 8000
+CMD ["gunicorn", "-c", "python:plotjobs.gunicorn_config", "wsgi:app"]

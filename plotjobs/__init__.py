@@ -1,0 +1,40 @@
+"""plotjobs: charts rendered asynchronously by RQ workers, served by a Flask app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from redis import Redis
+
+    from plotjobs.config import Settings
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _asset_dir(name: str) -> str:
+    """Installed wheels carry templates/static inside the package; a checkout has them at the top."""
+    packaged = _PACKAGE_DIR / name
+    return str(packaged if packaged.is_dir() else _PACKAGE_DIR.parent / name)
+
+
+def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Flask:
+    """Build the web app from ``settings`` (the environment when None)."""
+    from flask import Flask
+
+    from plotjobs import api, connections, errors, views
+    from plotjobs import config as config_module
+
+    settings = settings or config_module.from_env()
+    app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_request_bytes)
+    app.extensions[connections.EXTENSION_KEY] = {
+        "settings": settings,
+        "redis": redis or connections.redis_from_url(settings.redis_url),
+    }
+    errors.register_error_handlers(app)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(views.blueprint)
+    return app

@@ -1,0 +1,5 @@
+"""``python -m plotjobs`` is the ``plotjobs`` command."""
+
+from plotjobs.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""Redis clients: built from settings on demand, kept per Flask app, never at import time."""
+
+from __future__ import annotations
+
+from flask import current_app
+from redis import Redis
+
+from plotjobs.config import Settings
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+EXTENSION_KEY = "plotjobs"
+
+
+def redis_from_url(url: str | None) -> Redis:
+    """A client for ``url`` (localhost when None) that fails fast instead of hanging."""
+    return Redis.from_url(
+        url or DEFAULT_REDIS_URL,
+        socket_connect_timeout=5,
+        socket_timeout=30,
+        health_check_interval=30,
+    )
+
+
+def current_redis() -> Redis:
+    """The Redis client of the running app."""
+    client: Redis = current_app.extensions[EXTENSION_KEY]["redis"]
+    return client
+
+
+def current_settings() -> Settings:
+    """The settings of the running app."""
+    settings: Settings = current_app.extensions[EXTENSION_KEY]["settings"]
+    return settings

@@ -1,0 +1,117 @@
+"""Error classes that carry their HTTP status, and the handlers that turn them into JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
+
+
+class APIError(Exception):
+    """Base of every error we answer on purpose; subclasses set ``status`` and ``code``."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body: always ``error`` and ``message``, ``field`` when one input is at fault."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        body.update(self.extra)
+        return body
+
+
+class JobNotFound(APIError):
+    """No job has this id: it never existed, is malformed, or has expired."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r} (unknown or expired)")
+
+
+class ResultNotReady(APIError):
+    """The job exists but has no result to serve yet (or will never have one)."""
+
+    status = 409
+    code = "not_ready"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(f"job {job_id} has no result: it is {state}", state=state)
+
+
+class ResultExpired(APIError):
+    """The job finished but its file is gone (its result TTL passed)."""
+
+    status = 404
+    code = "result_expired"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"the result of job {job_id} has expired")
+
+
+class InvalidJSON(APIError):
+    """The request body is not JSON we can parse."""
+
+    status = 400
+    code = "invalid_json"
+
+
+class InvalidSpec(APIError):
+    """The chart spec parsed but breaks the spec's rules; ``details`` lists each violation."""
+
+    status = 422
+    code = "invalid_spec"
+
+
+class ServiceUnavailable(APIError):
+    """A backing service (Redis) does not answer; the client may retry later."""
+
+    status = 503
+    code = "service_unavailable"
+
+
+def _json_error(error: APIError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    if error.status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def _http_error(error: HTTPException) -> Response | HTTPException:
+    if not request.path.startswith("/api/"):
+        return error
+    body = {"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description or ""}
+    response = jsonify(body)
+    response.status_code = error.code or 500
+    return response
+
+
+def _redis_error(error: RedisError) -> Response:
+    return _json_error(ServiceUnavailable(f"the job store is unavailable: {error.__class__.__name__}"))
+
+
+def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    if request.path.startswith("/api/"):
+        return _json_error(APIError("an unexpected error happened; it has been logged"))
+    return "Internal server error", 500
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer our errors, HTTP errors under /api/ and Redis outages as JSON."""
+    app.register_error_handler(Exception, _unexpected_error)
+    app.register_error_handler(APIError, _json_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RedisError, _redis_error)

@@ -1,0 +1,37 @@
+"""Rendered files in Redis, under content-addressed keys of our own that always expire."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TypedDict
+
+from redis import Redis
+
+KEY_PREFIX = "plotjobs:result:"
+
+
+class ResultDescription(TypedDict):
+    """What a finished job returns to RQ: small, JSON-able, pointing at the bytes."""
+
+    key: str
+    content_type: str
+    format: str
+    size: int
+    sha256: str
+
+
+def store(connection: Redis, data: bytes, *, content_type: str, file_format: str, ttl: int) -> ResultDescription:
+    """Keep ``data`` for ``ttl`` seconds and describe where it is."""
+    digest = hashlib.sha256(data).hexdigest()
+    key = KEY_PREFIX + digest
+    connection.set(key, data, ex=ttl)
+    return {"key": key, "content_type": content_type, "format": file_format, "size": len(data), "sha256": digest}
+
+
+def load(connection: Redis, description: ResultDescription) -> bytes | None:
+    """The stored bytes, or None once they have expired."""
+    key = description["key"]
+    if not key.startswith(KEY_PREFIX):
+        return None
+    data: bytes | None = connection.get(key)
+    return data

@@ -1,0 +1,88 @@
+"""Fixtures: a real Redis (REDIS_URL or a private embedded one), apps, fakeredis for unit tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from plotjobs import create_app
+from plotjobs.config import Settings
+from plotjobs.redis_embedded import EmbeddedRedis
+
+# Tests never touch database 0 of a shared server: they own this one and flush it.
+TEST_DATABASE = int(os.environ.get("PLOTJOBS_TEST_REDIS_DB", "13"))
+
+
+def _with_database(url: str, database: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: the one in REDIS_URL (on a private database), else a private embedded server."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield _with_database(configured, TEST_DATABASE)
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_connection(redis_url: str) -> Iterator[Redis]:
+    """A client of the real Redis, with the test database flushed before and after."""
+    client = Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Settings pointing at the test Redis, with a fixed secret key."""
+    return Settings(redis_url=redis_url, secret_key="test-secret")
+
+
+@pytest.fixture
+def app(settings: Settings, redis_connection: Redis) -> Flask:
+    """The web app on the real Redis."""
+    flask_app = create_app(settings, redis=redis_connection)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app on the real Redis."""
+    return app.test_client()
+
+
+@pytest.fixture
+def fake_redis() -> Redis:
+    """An in-memory Redis for fast unit tests."""
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def fake_app(fake_redis: Redis) -> Flask:
+    """The web app on fakeredis."""
+    flask_app = create_app(Settings(redis_url="redis://fake", secret_key="test-secret"), redis=fake_redis)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def fake_client(fake_app: Flask) -> FlaskClient:
+    """A test client of the app on fakeredis."""
+    return fake_app.test_client()

@@ -1,0 +1,90 @@
+"""Real processes for tests: render workers and gunicorn, started and always stopped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from redis import Redis
+
+from plotjobs.redis_embedded import free_port
+from tests.waiting import wait_for
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a child process of the service under test."""
+    env = dict(os.environ, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process`` and reap it, killing it if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _registered_workers(connection: Redis) -> set[bytes]:
+    members: set[bytes] = connection.smembers("rq:workers")
+    return members
+
+
+@contextmanager
+def running_worker(
+    redis_url: str, connection: Redis, command: Sequence[str] | None = None, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker subprocess (``python worker.py`` by default), ready once it has registered."""
+    before = _registered_workers(connection)
+    argv = list(command) if command else [sys.executable, str(PROJECT_ROOT / "worker.py")]
+    process = subprocess.Popen(argv, env=service_env(redis_url, **env), cwd=PROJECT_ROOT)
+    try:
+        wait_for(
+            lambda: process.poll() is not None or len(_registered_workers(connection) - before) > 0,
+            timeout=30,
+            what="the worker to register",
+        )
+        assert process.poll() is None, f"worker exited with {process.returncode}"
+        yield process
+    finally:
+        stop(process)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@contextmanager
+def running_gunicorn(redis_url: str, **env: str) -> Iterator[str]:
+    """A real gunicorn serving the app on a free port; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"]
+    process = subprocess.Popen(command, env=service_env(redis_url, **env), cwd=PROJECT_ROOT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: process.poll() is not None or _answers(base_url + "/"), timeout=30, what="gunicorn to serve"
+        )
+        assert process.poll() is None, f"gunicorn exited with {process.returncode}"
+        yield base_url
+    finally:
+        stop(process)

@@ -1,0 +1,62 @@
+"""Settings from the environment: defaults, conversions, and refusals of bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from plotjobs.config import ConfigError, from_env
+
+
+def test_defaults() -> None:
+    settings = from_env({})
+    assert settings.redis_url is None
+    assert settings.queues == ("default",)
+    assert settings.result_ttl == 3600
+    assert settings.job_timeout == 60
+    assert settings.port == 8000
+    assert len(settings.secret_key) >= 32
+
+
+def test_values_are_read_and_converted() -> None:
+    settings = from_env(
+        {
+            "REDIS_URL": "rediss://:pw@cache:6380/2",
+            "QUEUES": "high, default ,low",
+            "RESULT_TTL": "60",
+            "JOB_TIMEOUT": "5",
+            "MAX_REQUEST_BYTES": "1024",
+            "SECRET_KEY": "s3cret",
+            "PORT": "9000",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.redis_url == "rediss://:pw@cache:6380/2"
+    assert settings.queues == ("high", "default", "low")
+    assert settings.default_queue == "high"
+    assert (settings.result_ttl, settings.job_timeout, settings.max_request_bytes) == (60, 5, 1024)
+    assert settings.secret_key == "s3cret"
+    assert settings.port == 9000
+    assert settings.log_level == "DEBUG"
+
+
+def test_secret_key_is_hidden_from_repr() -> None:
+    assert "s3cret" not in repr(from_env({"SECRET_KEY": "s3cret"}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("RESULT_TTL", "soon", "whole number"),
+        ("JOB_TIMEOUT", "0", "greater than 0"),
+        ("PORT", "-5", "greater than 0"),
+        ("REDIS_URL", "localhost:6379", "redis://"),
+        ("QUEUES", "a b", "invalid queue name"),
+        ("QUEUES", ",,", "at least one"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_are_refused_with_the_setting_named(name: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_env({name: value})
+    assert name in str(caught.value)
+    assert words in str(caught.value)
