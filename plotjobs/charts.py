@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import math
 import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import matplotlib
@@ -67,7 +69,6 @@ _THEMES: dict[str, list[Any]] = {"light": ["default", _BASE_RC], "dark": ["defau
 _LOOKS_LIKE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
-
 def _plain_text(value: str) -> str:
     """Refuse control characters and lone surrogates: no font draws them and file formats reject some."""
     for position, character in enumerate(value):
@@ -102,8 +103,12 @@ XValue = Annotated[
     float | str,
     PlainValidator(_x_value),
     WithJsonSchema(
-        {"anyOf": [{"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
-                   {"type": "string", "maxLength": MAX_NAME}]}  # fmt: skip
+        {
+            "anyOf": [
+                {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
+                {"type": "string", "maxLength": MAX_NAME},
+            ]
+        }
     ),
 ]
 Label = Annotated[StrictStr, Field(max_length=MAX_LABEL), AfterValidator(_plain_text)]
@@ -239,12 +244,12 @@ def _check_series(kind: str, series: Series, where: str) -> int:
     return len(series.y)
 
 
+@dataclass(frozen=True)
 class _XAxis:
     """The shared x axis of all series: its kind, and the position of each category."""
 
-    def __init__(self, kind: str, categories: dict[str, int]) -> None:
-        self.kind = kind
-        self.categories = categories
+    kind: str
+    categories: dict[str, int]
 
 
 def _parse_date(text: str, where: str) -> dt.datetime:
@@ -363,7 +368,7 @@ def _draw_bars(
         offset: Any = width * (number - (count - 1) / 2)
     else:
         numbers = sorted(set(x))
-        gap = min((b - a for a, b in zip(numbers, numbers[1:])), default=1.0)
+        gap = min((b - a for a, b in itertools.pairwise(numbers)), default=1.0)
         width = 0.8 * gap / count
         offset = width * (number - (count - 1) / 2)
     axes.bar([value + offset for value in x], y, width=width, label=label)
@@ -393,7 +398,7 @@ def _draw_pie(axes: Axes, spec: ChartSpec, series: Series, show_legend: bool) ->
     axes.set_aspect("equal")
 
 
-def _plain_legend(axes: Axes, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
+def _plain_legend(axes: Axes, handles: Sequence[Any] | None = None, labels: Sequence[str] = ()) -> None:
     legend = axes.legend(handles, labels) if handles is not None else axes.legend()
     for text in legend.get_texts():
         text.set_parse_math(False)
@@ -412,7 +417,7 @@ def _draw(figure: Figure, spec: ChartSpec) -> None:
     else:
         _draw_xy(axes, spec, spec.series, _x_axis(spec), show_legend)
     if show_legend and spec.kind != "pie":
-        handles, labels = axes.get_legend_handles_labels()
+        handles, _ = axes.get_legend_handles_labels()
         if handles:
             _plain_legend(axes)
     if spec.title:
@@ -445,4 +450,4 @@ def render(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
 def warm_up() -> None:
     """Load fonts and caches once, so the first real job pays no start-up cost."""
     for file_format in CONTENT_TYPES:
-        render(ChartSpec(format=file_format, seed=0, title="warm-up"))
+        render(ChartSpec.model_validate({"format": file_format, "seed": 0, "title": "warm-up"}))

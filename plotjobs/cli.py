@@ -136,9 +136,14 @@ def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> 
     on_terminal = sys.stderr.isatty()
     seen: list[str] = []
     with click.progressbar(
-        length=100, label="rendering", show_percent=True, show_eta=False,
-        item_show_func=lambda stage: stage, file=sys.stderr, hidden=not on_terminal,
-    ) as bar:  # fmt: skip
+        length=100,
+        label="rendering",
+        show_percent=True,
+        show_eta=False,
+        item_show_func=lambda stage: stage,
+        file=sys.stderr,
+        hidden=not on_terminal,
+    ) as bar:
 
         def show(status: dict[str, Any]) -> None:
             done = round(100 * float(status.get("progress") or 0))
@@ -160,8 +165,9 @@ def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> 
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Where to write the chart (implies --wait)."
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
-def submit(spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool,
-           output: str | None, timeout: float) -> None:  # fmt: skip
+def submit(
+    spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
+) -> None:
     """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
     spec = _read_spec(spec_file)
     csv_data = csv_file.read() if csv_file is not None else None

@@ -67,7 +67,8 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
 def _form_part(request: Request, name: str) -> bytes | None:
     upload = request.files.get(name)
     if upload is not None:
-        return upload.read()
+        data: bytes = upload.read()
+        return data
     text = request.form.get(name)
     return text.encode() if text is not None else None
 

@@ -6,7 +6,7 @@ import io
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import matplotlib.image
 import pytest
@@ -134,8 +134,16 @@ def decode(data: bytes, file_format: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_renders_in_every_format(kind: str, file_format: str) -> None:
     spec = ChartSpec.model_validate(
-        {"kind": kind, "format": file_format, "series": sample_series(kind), "width": 400, "height": 300,
-         "title": "Sales", "x_label": "day", "y_label": "units"}  # fmt: skip
+        {
+            "kind": kind,
+            "format": file_format,
+            "series": sample_series(kind),
+            "width": 400,
+            "height": 300,
+            "title": "Sales",
+            "x_label": "day",
+            "y_label": "units",
+        }
     )
     decode(charts.render(spec), file_format)
 
@@ -169,9 +177,7 @@ def test_x_may_be_numbers_dates_or_categories(kind: str, x: list[object] | None)
 
 
 def test_dates_are_shown_as_iso_days() -> None:
-    spec = ChartSpec.model_validate(
-        {"series": [{"x": ["2024-03-01", "2024-03-02"], "y": [1, 2]}], "format": "svg"}
-    )
+    spec = ChartSpec.model_validate({"series": [{"x": ["2024-03-01", "2024-03-02"], "y": [1, 2]}], "format": "svg"})
     assert b"2024-03-01" in charts.render(spec)
 
 
@@ -211,8 +217,14 @@ def test_user_text_is_never_parsed_as_math(kind: str) -> None:
         series = [{"name": MATH_BOMB, "values": [1, 2]}]
     for legend in (True, False):
         spec = ChartSpec.model_validate(
-            {"kind": kind, "series": series, "title": MATH_BOMB, "x_label": MATH_BOMB, "y_label": MATH_BOMB,
-             "legend": legend}  # fmt: skip
+            {
+                "kind": kind,
+                "series": series,
+                "title": MATH_BOMB,
+                "x_label": MATH_BOMB,
+                "y_label": MATH_BOMB,
+                "legend": legend,
+            }
         )
         assert charts.render(spec).startswith(PNG_SIGNATURE)
 

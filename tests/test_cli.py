@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import matplotlib.image
 import pytest
@@ -14,7 +14,7 @@ from redis import Redis
 
 from plotjobs import jobs
 from plotjobs.redis_embedded import free_port
-from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker
+from tests.processes import running_gunicorn, running_worker
 from tests.test_specs_api import SALES_CSV
 from tests.waiting import wait_for
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.serving
 def plotjobs(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the installed command's entry point as a user would."""
     command = [sys.executable, "-m", "plotjobs", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def write_json(path: Path, document: object) -> str:

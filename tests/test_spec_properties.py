@@ -31,11 +31,19 @@ def xy_series(draw: st.DrawFn, x_kind: str, size: int) -> dict[str, Any]:
     if x_kind == "number":
         series["x"] = draw(st.lists(numbers | small_numbers, min_size=size, max_size=size))
     elif x_kind == "date":
-        series["x"] = draw(st.lists(dates.map(dt.date.isoformat) | moments.map(dt.datetime.isoformat),
-                                    min_size=size, max_size=size))  # fmt: skip
+        series["x"] = draw(
+            st.lists(dates.map(dt.date.isoformat) | moments.map(dt.datetime.isoformat), min_size=size, max_size=size)
+        )
     elif x_kind == "category":
-        series["x"] = draw(st.lists(st.text(alphabet="ab$\\{}^_ x", min_size=1, max_size=8).filter(
-            lambda value: not charts._LOOKS_LIKE_DATE.match(value)), min_size=size, max_size=size))  # fmt: skip
+        series["x"] = draw(
+            st.lists(
+                st.text(alphabet="ab$\\{}^_ x", min_size=1, max_size=8).filter(
+                    lambda value: not charts._LOOKS_LIKE_DATE.match(value)
+                ),
+                min_size=size,
+                max_size=size,
+            )
+        )
     return series
 
 
@@ -61,9 +69,15 @@ def accepted_documents(draw: st.DrawFn) -> dict[str, Any]:
         return document
     if kind == "histogram":
         document["bins"] = draw(st.integers(1, 50))
-        document["series"] = draw(st.lists(
-            st.fixed_dictionaries({"values": st.lists(numbers | small_numbers, min_size=1, max_size=30)},
-                                  optional={"name": text}), min_size=1, max_size=3))  # fmt: skip
+        document["series"] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"values": st.lists(numbers | small_numbers, min_size=1, max_size=30)}, optional={"name": text}
+                ),
+                min_size=1,
+                max_size=3,
+            )
+        )
     elif kind == "pie":
         size = draw(st.integers(1, 12))
         wedges = st.lists(st.floats(min_value=0, max_value=1e6) | st.integers(0, 100), min_size=size, max_size=size)
@@ -73,9 +87,7 @@ def accepted_documents(draw: st.DrawFn) -> dict[str, Any]:
         document["series"] = [series]
     else:
         x_kind = draw(st.sampled_from(["none", "number", "date", "category"]))
-        document["series"] = [
-            draw(xy_series(x_kind, draw(st.integers(1, 20)))) for _ in range(draw(st.integers(1, 3)))
-        ]
+        document["series"] = [draw(xy_series(x_kind, draw(st.integers(1, 20)))) for _ in range(draw(st.integers(1, 3)))]
     return document
 
 

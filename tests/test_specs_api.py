@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import xml.etree.ElementTree as ElementTree
 from typing import Any
+from xml.etree import ElementTree
 
 import matplotlib.image
 import pytest
@@ -125,22 +125,28 @@ def test_a_non_object_spec_part_is_422(fake_client: FlaskClient, fake_redis: Red
     assert not list(fake_redis.scan_iter("rq:*"))
 
 
-@pytest.mark.parametrize("kind", ["json", "csv"])
+@pytest.mark.parametrize("kind", ["json", "csv", "spec field"])
 def test_a_huge_request_is_413(fake_redis: Redis, kind: str) -> None:
     app = create_app(Settings(redis_url="redis://fake", max_request_bytes=10_000), redis=fake_redis)
     client = app.test_client()
     if kind == "json":
         response = client.post("/api/jobs", json={"series": [{"y": [1.5] * 5000}]})
-    else:
+    elif kind == "csv":
         response = post_form(client, {"series": [{"y_column": "v"}]}, b"v\n" + b"1.5\n" * 5000)
+    else:
+        response = post_form(client, {"series": [{"y": [1.5] * 5000}]}, None)
     assert response.status_code == 413
     assert response.is_json and response.get_json()["error"]
     assert not list(fake_redis.scan_iter("rq:*"))
 
 
 def test_csv_columns_become_series_and_render(fake_client: FlaskClient, fake_redis: Redis) -> None:
-    spec = {"kind": "bar", "format": "svg", "title": "Sales",
-            "series": [{"x_column": "day", "y_column": "north"}, {"x_column": "day", "y_column": "south"}]}  # fmt: skip
+    spec = {
+        "kind": "bar",
+        "format": "svg",
+        "title": "Sales",
+        "series": [{"x_column": "day", "y_column": "north"}, {"x_column": "day", "y_column": "south"}],
+    }
     response = post_form(fake_client, spec, SALES_CSV)
     assert response.status_code == 202, response.get_json()
     job = jobs.fetch(fake_redis, response.get_json()["id"])
@@ -154,7 +160,9 @@ def test_csv_columns_become_series_and_render(fake_client: FlaskClient, fake_red
     result = fake_client.get(response.get_json()["result_url"])
     assert result.status_code == 200 and result.mimetype == "image/svg+xml"
     assert ElementTree.fromstring(result.data).tag.endswith("svg")
-    assert 'filename="chart-' in result.headers["Content-Disposition"] and ".svg" in result.headers["Content-Disposition"]
+    assert (
+        'filename="chart-' in result.headers["Content-Disposition"] and ".svg" in result.headers["Content-Disposition"]
+    )
 
 
 def test_csv_numbers_and_histogram_values(fake_client: FlaskClient, fake_redis: Redis) -> None:
@@ -173,8 +181,9 @@ def test_spec_part_may_be_a_file_and_the_form_may_carry_json_alone(fake_client: 
     assert post_form(fake_client, None, None).status_code == 202
 
 
-@pytest.mark.parametrize(("file_format", "content_type"), [("png", "image/png"), ("svg", "image/svg+xml"),
-                                                           ("pdf", "application/pdf")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("file_format", "content_type"), [("png", "image/png"), ("svg", "image/svg+xml"), ("pdf", "application/pdf")]
+)
 def test_result_has_the_format_content_type_and_filename(
     fake_client: FlaskClient, fake_redis: Redis, file_format: str, content_type: str
 ) -> None:
@@ -187,8 +196,13 @@ def test_result_has_the_format_content_type_and_filename(
 
 
 def test_math_bombs_are_accepted_and_drawn_as_text(fake_client: FlaskClient, fake_redis: Redis) -> None:
-    spec = {"title": MATH_BOMB, "x_label": MATH_BOMB, "y_label": MATH_BOMB, "legend": True,
-            "series": [{"name": MATH_BOMB, "x": [MATH_BOMB, "$$"], "y": [1, 2]}]}  # fmt: skip
+    spec = {
+        "title": MATH_BOMB,
+        "x_label": MATH_BOMB,
+        "y_label": MATH_BOMB,
+        "legend": True,
+        "series": [{"name": MATH_BOMB, "x": [MATH_BOMB, "$$"], "y": [1, 2]}],
+    }
     body = fake_client.post("/api/jobs", json=spec).get_json()
     run_queued_jobs(fake_redis)
     assert fake_client.get(body["status_url"]).get_json()["state"] == "finished"
@@ -228,3 +242,9 @@ def test_real_answers_match_the_documented_schemas(fake_client: FlaskClient, fak
     schema_validator(document, "JobStatus").validate(fake_client.get(submitted["status_url"]).get_json())
     refused = fake_client.post("/api/jobs", json={"series": [{"y": []}]}).get_json()
     schema_validator(document, "ErrorBody").validate(refused)
+
+
+def test_a_spec_field_may_be_as_large_as_any_request(fake_client: FlaskClient) -> None:
+    spec = json.dumps({"series": [{"y": [1.5] * 20_000}]}, indent=8)
+    assert 600_000 < len(spec) < Settings().max_request_bytes - 10_000
+    assert post_form(fake_client, spec, None).status_code == 202
