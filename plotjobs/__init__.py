@@ -29,7 +29,12 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     settings = settings or config_module.from_env()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_request_bytes)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        # A spec sent as a form field may be as large as any other request body.
+        MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
+    )
     app.extensions[connections.EXTENSION_KEY] = {
         "settings": settings,
         "redis": redis or connections.redis_from_url(settings.redis_url),

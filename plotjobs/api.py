@@ -6,58 +6,24 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
-from pydantic import ValidationError
 
-from plotjobs import jobs
-from plotjobs.charts import ChartSpec
+from plotjobs import jobs, openapi
 from plotjobs.connections import current_redis, current_settings
-from plotjobs.errors import APIError, InvalidJSON, InvalidSpec
+
+# The spec parsing lives in specs_http; these names stay importable from here.
+from plotjobs.specs_http import UnsupportedMediaType, parse_spec, spec_from_request, spec_from_validation_error
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
-
-class UnsupportedMediaType(APIError):
-    """A non-empty body that is not declared as JSON."""
-
-    status = 415
-    code = "unsupported_media_type"
-
-
-def _field_name(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location) or "body"
-
-
-def spec_from_validation_error(error: ValidationError) -> InvalidSpec:
-    """One 422 naming every bad field, the first one as ``field``."""
-    details = [{"field": _field_name(item["loc"]), "message": item["msg"]} for item in error.errors()]
-    first = details[0]
-    return InvalidSpec(f"{first['field']}: {first['message']}", field=first["field"], details=details)
-
-
-def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
-    """The chart spec in a request body; an empty body is the default chart."""
-    if not body.strip():
-        return ChartSpec()
-    if content_type is None or content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("send the chart spec as application/json", field="Content-Type")
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidJSON(f"the body is not valid JSON: {error}", field="body") from None
-    if not isinstance(document, dict):
-        raise InvalidSpec("the chart spec must be a JSON object", field="body")
-    try:
-        return ChartSpec.model_validate(document)
-    except ValidationError as error:
-        raise spec_from_validation_error(error) from None
+__all__ = ["UnsupportedMediaType", "blueprint", "parse_spec", "spec_from_validation_error"]
 
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec and queue its render."""
-    spec = parse_spec(request.get_data(cache=False), request.content_type)
+    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue its render."""
+    spec = spec_from_request(request)
     job = jobs.enqueue_render(current_redis(), current_settings(), spec)
     status_url = url_for("api.job_status", job_id=job.id)
     body = {
@@ -89,3 +55,9 @@ def job_result(job_id: str) -> Response:
     connection = current_redis()
     data, description = jobs.result_file(connection, jobs.fetch(connection, job_id))
     return file_response(data, dict(description), f"chart-{job_id}")
+
+
+@blueprint.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 description of this API, built from the models that validate."""
+    return Response(json.dumps(openapi.document(), indent=1), mimetype="application/json")

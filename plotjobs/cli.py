@@ -1,15 +1,19 @@
-"""The ``plotjobs`` command: run the service locally, run a worker."""
+"""The ``plotjobs`` command: run the service locally, run a worker, submit charts and follow them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import Any, BinaryIO
 
 import click
 
+from plotjobs import client
 from plotjobs import config as config_module
 from plotjobs.config import ConfigError
 
@@ -96,3 +100,108 @@ def dev(port: int | None, worker_count: int) -> None:
         if embedded is not None:
             embedded.stop()
     sys.exit(0 if all(process.returncode in (0, -signal.SIGTERM) for process in processes) else 1)
+
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+server_option = click.option(
+    "--server", default=DEFAULT_SERVER, show_default=True, metavar="URL", help="Base URL of the plotjobs web app."
+)
+
+
+def _read_spec(spec_file: BinaryIO) -> bytes:
+    """The spec file's bytes, refused here already when they are not a JSON object."""
+    data = spec_file.read()
+    try:
+        document = json.loads(data) if data.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise click.BadParameter(f"not valid JSON: {error}", param_hint="SPEC") from None
+    if not isinstance(document, dict):
+        raise click.BadParameter("the chart spec must be a JSON object", param_hint="SPEC")
+    return json.dumps(document).encode()
+
+
+def _describe(status: dict[str, Any]) -> str:
+    line = f"{status.get('id')}: {status.get('state')} {round(100 * float(status.get('progress') or 0))}%"
+    if status.get("stage"):
+        line += f" ({status['stage']})"
+    if status.get("position") is not None:
+        line += f", {status['position']} ahead in the queue"
+    if status.get("error"):
+        line += f"\n  error: {status['error']}"
+    return line
+
+
+def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> dict[str, Any]:
+    """Follow the job: a progress bar on a terminal, one line per new stage elsewhere (logs, pipes)."""
+    on_terminal = sys.stderr.isatty()
+    seen: list[str] = []
+    with click.progressbar(
+        length=100,
+        label="rendering",
+        show_percent=True,
+        show_eta=False,
+        item_show_func=lambda stage: stage,
+        file=sys.stderr,
+        hidden=not on_terminal,
+    ) as bar:
+
+        def show(status: dict[str, Any]) -> None:
+            done = round(100 * float(status.get("progress") or 0))
+            stage = str(status.get("stage") or status.get("state") or "")
+            bar.update(max(0, done - bar.pos), current_item=stage)
+            if not on_terminal and (not seen or seen[-1] != stage):
+                seen.append(stage)
+                click.echo(f"{done:3d}% {stage}", err=True)
+
+        return api.wait(status_url, show, timeout=timeout)
+
+
+@main.command()
+@click.argument("spec_file", metavar="SPEC", type=click.File("rb"))
+@click.option("--csv", "csv_file", type=click.File("rb"), help="CSV file whose columns the spec's series name.")
+@server_option
+@click.option("--wait", is_flag=True, help="Follow the job with a progress bar and download the chart.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Where to write the chart (implies --wait)."
+)
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
+def submit(
+    spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
+) -> None:
+    """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
+    spec = _read_spec(spec_file)
+    csv_data = csv_file.read() if csv_file is not None else None
+    api = client.Client(server)
+    try:
+        submitted = api.submit(spec, csv_data)
+        if not (wait or output):
+            click.echo(submitted["id"])
+            return
+        status = _wait_with_progress(api, submitted["status_url"], timeout)
+        if status.get("state") != "finished":
+            reason = status.get("error") or "it has no result"
+            raise click.ClickException(f"job {submitted['id']} ended {status.get('state')}: {reason}")
+        result = api.result(submitted["result_url"])
+    except client.ClientError as error:
+        raise click.ClickException(str(error)) from None
+    target = Path(output) if output else Path(Path(result.filename or f"chart-{submitted['id']}").name)
+    try:
+        target.write_bytes(result.data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {target}: {error.strerror or error}") from None
+    click.echo(f"wrote {target} ({len(result.data)} bytes, {result.content_type})")
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@server_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(job_id: str, server: str, as_json: bool) -> None:
+    """Show a job's state and progress; exit 1 if it failed, was stopped or canceled."""
+    try:
+        current = client.Client(server).status(job_id)
+    except client.ClientError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(current, indent=2) if as_json else _describe(current))
+    if current.get("state") in {"failed", "stopped", "canceled"}:
+        sys.exit(1)

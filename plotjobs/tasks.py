@@ -44,9 +44,7 @@ def validated_spec(spec: dict[str, object]) -> charts.ChartSpec:
     try:
         return charts.ChartSpec.model_validate(spec)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'spec'}: {item['msg']}" for item in error.errors()
-        )
+        problems = "; ".join(f"{field}: {message}" for field, message in charts.violations(error))
         raise InvalidSpecError(f"invalid chart spec: {problems}") from None
 
 

@@ -42,8 +42,9 @@ def test_submit_answers_202_with_links_and_location(fake_client: FlaskClient) ->
 def test_empty_body_is_the_default_chart(fake_client: FlaskClient, fake_redis: Redis) -> None:
     body = submit(fake_client)
     job = jobs.fetch(fake_redis, body["id"])
-    assert job.args == ({"kind": "line", "title": "", "seed": None, "start": None, "format": "png",
-                         "width": 800, "height": 500, "dpi": 100},)  # fmt: skip
+    assert job.args == ({"kind": "line", "title": "", "x_label": "", "y_label": "", "series": None,
+                         "x_type": "auto", "bins": 10, "legend": None, "theme": "light", "seed": None,
+                         "start": None, "format": "png", "width": 800, "height": 500, "dpi": 100},)  # fmt: skip
     assert job.description == jobs.JOB_DESCRIPTION
 
 
@@ -205,7 +206,7 @@ def test_failed_job_reports_its_error(fake_client: FlaskClient, fake_redis: Redi
     run_queued_jobs(fake_redis)
     status = fake_client.get(f"/api/jobs/{job.id}").get_json()
     assert status["state"] == "failed"
-    assert status["error"].startswith("InvalidSpecError: invalid chart spec: kind: Input should be 'line'")
+    assert status["error"].startswith("InvalidSpecError: invalid chart spec: kind: Input should be 'line', 'bar'")
     tutorial = fake_client.get(f"/progress?jobid={job.id}").get_json()
     assert tutorial["state"] == "FAILURE" and tutorial["error"]
 
