@@ -56,9 +56,10 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec and queue its render."""
+    """Validate a chart spec and queue its render on the queue of ``?priority=`` (high, default, low)."""
+    priority = request.args.get("priority")
     spec = parse_spec(request.get_data(cache=False), request.content_type)
-    job = jobs.enqueue_render(current_redis(), current_settings(), spec)
+    job = jobs.enqueue_render(current_redis(), current_settings(), spec, priority=priority)
     status_url = url_for("api.job_status", job_id=job.id)
     body = {
         "id": job.id,
