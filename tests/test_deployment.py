@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from typing import Any
 
 import pytest
@@ -19,7 +20,44 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_has_the_services(compose: dict[str, Any]) -> None:
-    assert {"redis", "web", "worker", "dashboard", "rabbitmq"} <= set(compose["services"])
+    assert {"redis", "web", "worker", "rabbitmq"} <= set(compose["services"])
+
+
+def test_every_service_is_healthchecked_and_waits_for_healthy_redis(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        assert service["healthcheck"]["test"], name
+        if name in {"web", "worker"}:
+            assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+    assert "/readyz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    assert compose["services"]["worker"]["healthcheck"]["test"] == ["CMD", "plotjobs", "workers", "--this-host", "--check"]
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_workers_stop_gracefully_for_longer_than_a_job_may_run(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    job_timeout = int(re.fullmatch(r"\$\{JOB_TIMEOUT:-(\d+)\}", worker["environment"]["JOB_TIMEOUT"]).group(1))
+    assert _seconds(worker["stop_grace_period"]) > job_timeout
+
+
+def test_redis_never_evicts_jobs(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_credentials_come_from_an_ignored_env_file(compose: dict[str, Any]) -> None:
+    for name in ("web", "worker"):
+        assert compose["services"][name]["env_file"] == [{"path": ".env", "required": False}]
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "DASHBOARD_USERNAME=" in example and "DASHBOARD_PASSWORD=" in example
+    for ignore_file in (".gitignore", ".dockerignore"):
+        assert ".env" in (PROJECT_ROOT / ignore_file).read_text().splitlines()
+    tracked = subprocess.run(["git", "ls-files", ".env"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert tracked.stdout.strip() == ""
 
 
 def test_redis_keeps_an_append_only_file_is_healthchecked_and_private(compose: dict[str, Any]) -> None:
@@ -47,9 +85,8 @@ def test_worker_can_be_scaled(compose: dict[str, Any]) -> None:
 
 def test_optional_services_sit_behind_profiles(compose: dict[str, Any]) -> None:
     assert compose["services"]["rabbitmq"]["profiles"] == ["amqp"]
-    dashboard = compose["services"]["dashboard"]
-    assert dashboard["profiles"] == ["dashboard"]
-    assert "--password" in dashboard["command"][-1]
+    # rq-dashboard is part of the web app (/rq), not a process of its own.
+    assert "dashboard" not in compose["services"]
 
 
 def test_dockerfile_pins_python_copies_code_and_drops_root() -> None:
