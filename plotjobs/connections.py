@@ -25,7 +25,7 @@ def redis_from_url(url: str | None) -> Redis:
 
 def sentinel_master_kwargs(url: str | None) -> dict[str, Any]:
     """What a Sentinel-found master connection takes from REDIS_URL: credentials, database, TLS."""
-    kwargs: dict[str, Any] = dict(parse_url(url or DEFAULT_REDIS_URL))
+    kwargs: dict[str, Any] = dict(parse_url(url or DEFAULT_REDIS_URL))  # type: ignore[no-untyped-call]
     kwargs.pop("host", None)
     kwargs.pop("port", None)
     kwargs.pop("path", None)
@@ -38,8 +38,10 @@ def redis_from_settings(settings: Settings) -> Redis:
     """The client the settings describe: the master named by Sentinel when configured, else REDIS_URL."""
     if not settings.redis_sentinels:
         return redis_from_url(settings.redis_url)
-    sentinel = Sentinel(list(settings.redis_sentinels), socket_timeout=5, socket_connect_timeout=5)
-    master: Redis = sentinel.master_for(
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(settings.redis_sentinels), socket_timeout=5, socket_connect_timeout=5
+    )
+    master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         settings.redis_sentinel_master, **_TIMEOUTS, **sentinel_master_kwargs(settings.redis_url)
     )
     return master

@@ -57,7 +57,9 @@ def prometheus_metrics() -> Response:
 
 
 def _start_timer() -> None:
-    g.plotjobs_metrics_started = time.perf_counter()
+    # Liveness must not wait on Redis: an unreachable Redis would stall every probe.
+    if request.endpoint != "monitoring.healthz":
+        g.plotjobs_metrics_started = time.perf_counter()
 
 
 def _record_latency(response: Response) -> Response:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -56,7 +59,7 @@ def test_credentials_come_from_an_ignored_env_file(compose: dict[str, Any]) -> N
     assert "DASHBOARD_USERNAME=" in example and "DASHBOARD_PASSWORD=" in example
     for ignore_file in (".gitignore", ".dockerignore"):
         assert ".env" in (PROJECT_ROOT / ignore_file).read_text().splitlines()
-    tracked = subprocess.run(["git", "ls-files", ".env"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    tracked = subprocess.run(["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert tracked.stdout.strip() == ""
 
 
@@ -112,3 +115,22 @@ def test_requirements_are_exact_pins() -> None:
             line = line.strip()
             if line and not line.startswith(("#", "-r")):
                 assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+
+
+def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    code = "import json, plotjobs.gunicorn_config as c; print(json.dumps([c.bind, c.workers, c.threads, c.timeout]))"
+    environ = {key: value for key, value in os.environ.items() if key not in {"PORT", "GUNICORN_BIND"}}
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**environ, **env})  # fmt: skip
+
+
+def test_gunicorn_settings_come_from_the_environment() -> None:
+    read = _gunicorn_settings(PORT="9100", WEB_CONCURRENCY="3", GUNICORN_THREADS="2", GUNICORN_TIMEOUT="45")
+    assert json.loads(read.stdout) == ["0.0.0.0:9100", 3, 2, 45]
+    assert (PROJECT_ROOT / "gunicorn.conf.py").read_text().count("from plotjobs.gunicorn_config import *") == 1
+
+
+def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:
+    refused = _gunicorn_settings(WEB_CONCURRENCY="lots")
+    assert refused.returncode != 0
+    assert "WEB_CONCURRENCY must be a whole number" in refused.stderr and "Traceback" not in refused.stderr

@@ -258,3 +258,31 @@ def test_delete_works_when_allowed(dashboard_settings: Settings, redis_connectio
     job_id = submit(client)
     assert client.post(f"/rq/job/{job_id}/delete", headers={**basic(), **XHR}).get_json()["status"] == "OK"
     assert client.get(f"/api/jobs/{job_id}").status_code == 404
+
+
+def test_log_level_comes_from_the_settings(
+    settings: Settings, redis_connection: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = create_app(settings.replace(log_level="WARNING"), redis=redis_connection).test_client()
+    quiet.get("/healthz")
+    assert "plotjobs.request" not in capsys.readouterr().out
+    loud = create_app(settings.replace(log_level="DEBUG"), redis=redis_connection).test_client()
+    loud.get("/healthz")
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines() if "plotjobs.request" in text]
+    assert (line["path"], line["status"], line["endpoint"]) == ("/healthz", 200, "monitoring.healthz")
+
+
+def test_the_running_jobs_call_string_reaches_the_workers_page_escaped(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = submit(dashboard, spec={"title": HOSTILE})
+    worker = build_worker(redis_connection, dashboard_settings)
+    worker.register_birth()
+    worker.set_current_job_id(job_id)
+    try:
+        (listed,) = dashboard.get("/rq/0/data/workers.json", headers=basic()).get_json()["workers"]
+    finally:
+        worker.register_death()
+    assert listed["current_job"]["job_id"] == job_id
+    assert "&lt;script&gt;" in listed["current_job"]["call_string"]
+    assert "<script>" not in json.dumps(listed)
