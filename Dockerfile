@@ -1,4 +1,4 @@
-# One image for every process: web (gunicorn), worker, dashboard, bridge.
+# One image for every process: web (gunicorn, with rq-dashboard at /rq), worker, bridge.
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

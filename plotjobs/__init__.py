@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     """Build the web app from ``settings`` (the environment when None)."""
     from flask import Flask
 
-    from plotjobs import api, connections, errors, views
+    from plotjobs import api, connections, dashboard, errors, logging_setup, monitoring, views
     from plotjobs import config as config_module
 
     settings = settings or config_module.from_env()
@@ -35,11 +35,12 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         # A spec sent as a form field may be as large as any other request body.
         MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
     )
-    app.extensions[connections.EXTENSION_KEY] = {
-        "settings": settings,
-        "redis": redis or connections.redis_from_url(settings.redis_url),
-    }
+    connection = redis or connections.redis_from_settings(settings)
+    app.extensions[connections.EXTENSION_KEY] = {"settings": settings, "redis": connection}
     errors.register_error_handlers(app)
+    logging_setup.init_app(app, settings.log_level)
+    monitoring.init_app(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)
+    dashboard.init_app(app, settings, connection)
     return app

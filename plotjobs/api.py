@@ -22,9 +22,10 @@ __all__ = ["UnsupportedMediaType", "blueprint", "parse_spec", "spec_from_validat
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue its render."""
+    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``."""
+    priority = request.args.get("priority")
     spec = spec_from_request(request)
-    job = jobs.enqueue_render(current_redis(), current_settings(), spec)
+    job = jobs.enqueue_render(current_redis(), current_settings(), spec, priority=priority)
     status_url = url_for("api.job_status", job_id=job.id)
     body = {
         "id": job.id,

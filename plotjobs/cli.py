@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,13 @@ def main() -> None:
 
 def run_worker(name: str | None = None, burst: bool = False) -> None:
     """Run one render worker until it is told to stop."""
-    from plotjobs.connections import redis_from_url
+    from plotjobs.connections import redis_from_settings
+    from plotjobs.logging_setup import configure
     from plotjobs.workers import build_worker
 
     settings = _settings()
-    worker = build_worker(redis_from_url(settings.redis_url), settings, name=name)
+    configure(settings.log_level)
+    worker = build_worker(redis_from_settings(settings), settings, name=name)
     worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
 
 
@@ -46,6 +49,40 @@ def run_worker(name: str | None = None, burst: bool = False) -> None:
 def worker(name: str | None, burst: bool) -> None:
     """Run a render worker on the configured queues."""
     run_worker(name=name, burst=burst)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the workers as JSON.")
+@click.option("--this-host", is_flag=True, help="Only workers running on this host.")
+@click.option("--check", is_flag=True, help="Exit 1 unless at least one (matching) worker is alive.")
+def workers(as_json: bool, this_host: bool, check: bool) -> None:
+    """List the live RQ workers: name, host, state, queues and seconds since their last heartbeat."""
+    from redis.exceptions import RedisError
+
+    from plotjobs.connections import redis_from_settings
+    from plotjobs.jobs import worker_heartbeats
+
+    settings = _settings()
+    try:
+        found = worker_heartbeats(redis_from_settings(settings))
+    except RedisError as error:
+        click.echo(f"cannot read workers: Redis is unreachable ({error.__class__.__name__}: {error})", err=True)
+        sys.exit(2)
+    if this_host:
+        found = [worker for worker in found if worker["hostname"] == socket.gethostname()]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        for worker in found:
+            queues = ",".join(worker["queues"])
+            click.echo(
+                f"{worker['name']}  host={worker['hostname']} pid={worker['pid']} state={worker['state']} "
+                f"queues={queues} heartbeat={worker['seconds_since_heartbeat']}s ago "
+                f"job={worker['current_job'] or '-'}"
+            )
+        click.echo(f"{len(found)} worker(s) alive")
+    if check and not found:
+        sys.exit(1)
 
 
 def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -9,6 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
+PRIORITIES = ("high", "default", "low")
+DEFAULT_PRIORITY = "default"
+
+
 class ConfigError(ValueError):
     """A setting in the environment has a value we cannot use."""
 
@@ -18,7 +22,7 @@ class Settings:
     """Everything plotjobs can be told from the environment; see the README's table."""
 
     redis_url: str | None = None
-    queues: tuple[str, ...] = ("default",)
+    queues: tuple[str, ...] = ("high", "default", "low")
     result_ttl: int = 3600
     failure_ttl: int = 86400
     job_timeout: int = 60
@@ -26,11 +30,21 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     port: int = 8000
     log_level: str = "INFO"
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    dashboard_username: str | None = None
+    dashboard_password: str | None = field(default=None, repr=False)
+    dashboard_allow_delete: bool = False
 
     @property
     def default_queue(self) -> str:
-        """The queue a job goes to when the request does not choose one."""
-        return self.queues[0]
+        """The queue a job goes to when the request does not choose one: ``default`` if served, else the first."""
+        return DEFAULT_PRIORITY if DEFAULT_PRIORITY in self.queues else self.queues[0]
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        """rq-dashboard is served only when both of its credentials are configured."""
+        return bool(self.dashboard_username and self.dashboard_password)
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some settings changed (tests use it)."""
@@ -70,6 +84,11 @@ def _redis_url(raw: str | None) -> str | None:
     return raw
 
 
+def log_level_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL alone, for processes that run our code without our settings (a stock ``rq worker``)."""
+    return _log_level((os.environ if environ is None else environ).get("LOG_LEVEL"))
+
+
 def _log_level(raw: str | None) -> str:
     level = (raw or "INFO").strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -77,11 +96,51 @@ def _log_level(raw: str | None) -> str:
     return level
 
 
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"{name} must be true or false, got {environ.get(name)!r}")
+
+
+def _sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
+    if raw is None or raw.strip() == "":
+        return ()
+    addresses = []
+    for item in (part.strip() for part in raw.split(",")):
+        host, separator, port = item.rpartition(":")
+        if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS must be host:port[,host:port...], got {item!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
+def _sentinel_master(environ: Mapping[str, str], sentinels: tuple[tuple[str, int], ...]) -> str | None:
+    master = (environ.get("REDIS_SENTINEL_MASTER") or "").strip() or None
+    if sentinels and master is None:
+        raise ConfigError("REDIS_SENTINEL_MASTER must name the monitored master when REDIS_SENTINELS is set")
+    if master is not None and not sentinels:
+        raise ConfigError("REDIS_SENTINEL_MASTER needs REDIS_SENTINELS (host:port of the sentinels)")
+    return master
+
+
+def _dashboard_credentials(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    username = environ.get("DASHBOARD_USERNAME") or None
+    password = environ.get("DASHBOARD_PASSWORD") or None
+    if (username is None) != (password is None):
+        raise ConfigError("DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together (or neither, to turn it off)")
+    return username, password
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the settings in ``environ`` (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
     defaults = Settings(secret_key="")
     secret_key = env.get("SECRET_KEY") or secrets.token_hex(32)
+    sentinels = _sentinels(env.get("REDIS_SENTINELS"))
+    dashboard_username, dashboard_password = _dashboard_credentials(env)
     return Settings(
         redis_url=_redis_url(env.get("REDIS_URL")),
         queues=_queue_names(env.get("QUEUES")),
@@ -92,4 +151,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         port=_positive_int(env, "PORT", defaults.port),
         log_level=_log_level(env.get("LOG_LEVEL")),
+        redis_sentinels=sentinels,
+        redis_sentinel_master=_sentinel_master(env, sentinels),
+        dashboard_username=dashboard_username,
+        dashboard_password=dashboard_password,
+        dashboard_allow_delete=_flag(env, "DASHBOARD_ALLOW_DELETE"),
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app
 from redis import Redis
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel
 
 from plotjobs.config import Settings
 
@@ -11,14 +15,36 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 EXTENSION_KEY = "plotjobs"
 
 
+_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 30, "health_check_interval": 30}
+
+
 def redis_from_url(url: str | None) -> Redis:
     """A client for ``url`` (localhost when None) that fails fast instead of hanging."""
-    return Redis.from_url(
-        url or DEFAULT_REDIS_URL,
-        socket_connect_timeout=5,
-        socket_timeout=30,
-        health_check_interval=30,
+    return Redis.from_url(url or DEFAULT_REDIS_URL, **_TIMEOUTS)
+
+
+def sentinel_master_kwargs(url: str | None) -> dict[str, Any]:
+    """What a Sentinel-found master connection takes from REDIS_URL: credentials, database, TLS."""
+    kwargs: dict[str, Any] = dict(parse_url(url or DEFAULT_REDIS_URL))  # type: ignore[no-untyped-call]
+    kwargs.pop("host", None)
+    kwargs.pop("port", None)
+    kwargs.pop("path", None)
+    if kwargs.pop("connection_class", None) is SSLConnection:
+        kwargs["ssl"] = True
+    return kwargs
+
+
+def redis_from_settings(settings: Settings) -> Redis:
+    """The client the settings describe: the master named by Sentinel when configured, else REDIS_URL."""
+    if not settings.redis_sentinels:
+        return redis_from_url(settings.redis_url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(settings.redis_sentinels), socket_timeout=5, socket_connect_timeout=5
     )
+    master: Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        settings.redis_sentinel_master, **_TIMEOUTS, **sentinel_master_kwargs(settings.redis_url)
+    )
+    return master
 
 
 def current_redis() -> Redis:

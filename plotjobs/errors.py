@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
@@ -14,6 +14,7 @@ class APIError(Exception):
 
     status = 500
     code = "internal_error"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -74,6 +75,43 @@ class InvalidSpec(APIError):
     code = "invalid_spec"
 
 
+class InvalidPriority(APIError):
+    """The requested priority is not one this service has a queue for."""
+
+    status = 422
+    code = "invalid_priority"
+
+
+class AuthenticationRequired(APIError):
+    """The request carries no valid credentials for a protected page."""
+
+    status = 401
+    code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Basic realm="plotjobs operations", charset="UTF-8"'}
+
+
+class ActionForbidden(APIError):
+    """The credentials are fine but this action is turned off or was not asked for the safe way."""
+
+    status = 403
+    code = "forbidden"
+
+
+class UnknownPage(APIError):
+    """A page that does not exist on this service."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(APIError):
+    """The action changes state, so it is taken only by POST."""
+
+    status = 405
+    code = "method_not_allowed"
+    headers: ClassVar[dict[str, str]] = {"Allow": "POST"}
+
+
 class ServiceUnavailable(APIError):
     """A backing service (Redis) does not answer; the client may retry later."""
 
@@ -84,6 +122,7 @@ class ServiceUnavailable(APIError):
 def _json_error(error: APIError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
+    response.headers.update(error.headers)
     if error.status == 503:
         response.headers["Retry-After"] = "5"
     return response

@@ -7,13 +7,24 @@ is the point of it.
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or min(multiprocessing.cpu_count() * 2, 8))
+
+def _whole_number(name: str, default: int) -> int:
+    """A positive integer from the environment; a bad value stops gunicorn with a message, not a traceback."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise SystemExit(f"{name} must be a whole number greater than 0, got {raw!r}")
+    return int(raw)
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_whole_number('PORT', 8000)}"
+workers = _whole_number("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2, 8))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 8)
-timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 30)
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 5)
+threads = _whole_number("GUNICORN_THREADS", 8)
+timeout = _whole_number("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _whole_number("GUNICORN_KEEPALIVE", 5)
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()

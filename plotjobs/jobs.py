@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import Enum
 from typing import Any
@@ -10,11 +11,12 @@ from redis import Redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.worker import Worker
 
-from plotjobs import results, tasks
+from plotjobs import metrics, results, tasks
 from plotjobs.charts import ChartSpec
-from plotjobs.config import Settings
-from plotjobs.errors import JobNotFound, ResultExpired, ResultNotReady
+from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
+from plotjobs.errors import InvalidPriority, JobNotFound, ResultExpired, ResultNotReady
 from plotjobs.serialization import PlainDataSerializer
 
 # RQ's own ids are UUID4 strings; anything else is not a job of ours and never reaches Redis.
@@ -60,9 +62,21 @@ def queue(connection: Redis, name: str) -> Queue:
     return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
 
 
-def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Job:
-    """Put a render of ``spec`` on the default queue and return its job."""
-    return queue(connection, settings.default_queue).enqueue(
+def queue_for_priority(settings: Settings, priority: str | None) -> str:
+    """The queue for a priority (``high``, ``default``, ``low``); InvalidPriority if none serves it."""
+    if priority is None or priority == DEFAULT_PRIORITY:
+        return settings.default_queue
+    if priority not in PRIORITIES:
+        raise InvalidPriority(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", field="priority")
+    if priority not in settings.queues:
+        served = ", ".join(settings.queues)
+        raise InvalidPriority(f"no workers serve priority {priority!r} here (queues: {served})", field="priority")
+    return priority
+
+
+def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None = None) -> Job:
+    """Put a render of ``spec`` on the queue of ``priority`` (the default queue when None) and return its job."""
+    job = queue(connection, queue_for_priority(settings, priority)).enqueue(
         tasks.render_chart,
         spec.model_dump(mode="json"),
         job_timeout=settings.job_timeout,
@@ -72,6 +86,8 @@ def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Jo
         description=JOB_DESCRIPTION,
         meta=tasks.progress_meta(0.0, "queued"),
     )
+    metrics.count_job(connection, "submitted", spec.kind)
+    return job
 
 
 def fetch(connection: Redis, job_id: str) -> Job:
@@ -146,3 +162,35 @@ def result_file(connection: Redis, job: Job) -> tuple[bytes, results.ResultDescr
     if data is None:
         raise ResultExpired(job.id)
     return data, description  # type: ignore[return-value]
+
+
+def queue_depths(connection: Redis, names: tuple[str, ...]) -> dict[str, int]:
+    """How many jobs wait in each named queue."""
+    return {name: queue(connection, name).count for name in names}
+
+
+def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
+    """Every registered RQ worker with its queues, state and seconds since its last heartbeat.
+
+    RQ keeps a worker's key alive only while it heartbeats, so a worker that died
+    vanishes from this list once its key expires.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    described = []
+    for worker in Worker.all(connection=connection):
+        heartbeat = worker.last_heartbeat
+        if heartbeat is not None and heartbeat.tzinfo is None:
+            heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
+        described.append(
+            {
+                "name": worker.name,
+                "hostname": worker.hostname,
+                "pid": worker.pid,
+                "state": str(worker.get_state()),
+                "queues": worker.queue_names(),
+                "current_job": worker.get_current_job_id(),
+                "last_heartbeat": _iso(heartbeat),
+                "seconds_since_heartbeat": round((now - heartbeat).total_seconds(), 1) if heartbeat else None,
+            }
+        )
+    return sorted(described, key=lambda item: item["name"])

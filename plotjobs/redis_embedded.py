@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -47,16 +48,20 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server on a free loopback port with its data in a temporary directory."""
 
-    def __init__(self, data_dir: str | Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: str | Path | None = None, port: int | None = None, password: str | None = None
+    ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="plotjobs-redis-"))
         self.port = port or free_port()
+        self.password = password
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis:// URL of this server (with its password, if it has one)."""
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def start(self) -> EmbeddedRedis:
         """Start the server and return once it answers PING."""
@@ -70,6 +75,7 @@ class EmbeddedRedis:
             "--appendfsync", "everysec",
             "--protected-mode", "yes",
             "--loglevel", "warning",
+            *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_until_ready()
@@ -77,7 +83,7 @@ class EmbeddedRedis:
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
-        client = Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        client = Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=1)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         try:
             while time.monotonic() < deadline:

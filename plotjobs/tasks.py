@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
 
-from plotjobs import charts, results
+from plotjobs import charts, logging_setup, metrics, results
+from plotjobs.config import log_level_from_env
 
 EVENTS_CHANNEL_PREFIX = "plotjobs:events:"
 
@@ -48,20 +52,55 @@ def validated_spec(spec: dict[str, object]) -> charts.ChartSpec:
         raise InvalidSpecError(f"invalid chart spec: {problems}") from None
 
 
+# A spec that fails validation has no trustworthy kind; user text never becomes a label.
+INVALID_KIND = "invalid"
+
+
+def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: BaseException | None = None) -> None:
+    """Count the job's outcome and render time in Redis and log one line for it."""
+    if not logging_setup.is_configured():
+        # A stock `rq worker` runs our task without our start-up code.
+        logging_setup.configure(log_level_from_env())
+    fields: dict[str, object] = {
+        "job_id": job.id, "kind": kind, "queue": job.origin, "outcome": outcome,
+        "duration_ms": round(seconds * 1000, 2),
+    }  # fmt: skip
+    if error is not None:
+        fields["error"] = error.__class__.__name__
+    try:
+        metrics.count_job(job.connection, outcome, kind)
+        if outcome == "finished":
+            metrics.observe_render(job.connection, kind, seconds)
+    except RedisError as redis_error:
+        fields["metrics"] = f"not recorded: {redis_error.__class__.__name__}"
+    logging_setup.log_event(
+        logging_setup.JOB_LOGGER, "job", logging.INFO if error is None else logging.WARNING, **fields
+    )
+
+
 def render_chart(spec: dict[str, object]) -> results.ResultDescription:
     """Validate the spec again, render it, store the file and describe it."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("render_chart runs inside an RQ worker; call charts.render directly instead")
-    report_progress(job, 0.05, "started")
-    chart = validated_spec(spec)
-    data = charts.render(chart, lambda fraction, stage: report_progress(job, fraction, stage))
-    report_progress(job, 0.9, "storing")
-    ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
-    description = results.store(
-        job.connection, data, content_type=chart.content_type, file_format=chart.format, ttl=ttl
-    )
-    report_progress(job, 1.0, "done")
+    started = time.perf_counter()
+    kind = INVALID_KIND
+    try:
+        report_progress(job, 0.05, "started")
+        chart = validated_spec(spec)
+        kind = chart.kind
+        data = charts.render(chart, lambda fraction, stage: report_progress(job, fraction, stage))
+        report_progress(job, 0.9, "storing")
+        ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
+        description = results.store(
+            job.connection, data, content_type=chart.content_type, file_format=chart.format, ttl=ttl
+        )
+        report_progress(job, 1.0, "done")
+    except BaseException as error:
+        # Counted and logged, then re-raised untouched: RQ records the failure on the job.
+        record_outcome(job, kind, "failed", time.perf_counter() - started, error)
+        raise
+    record_outcome(job, kind, "finished", time.perf_counter() - started)
     return description
 
 

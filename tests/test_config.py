@@ -10,7 +10,10 @@ from plotjobs.config import ConfigError, from_env
 def test_defaults() -> None:
     settings = from_env({})
     assert settings.redis_url is None
-    assert settings.queues == ("default",)
+    assert settings.queues == ("high", "default", "low")
+    assert settings.default_queue == "default"
+    assert not settings.dashboard_enabled and not settings.dashboard_allow_delete
+    assert settings.redis_sentinels == () and settings.redis_sentinel_master is None
     assert settings.result_ttl == 3600
     assert settings.job_timeout == 60
     assert settings.port == 8000
@@ -32,7 +35,7 @@ def test_values_are_read_and_converted() -> None:
     )
     assert settings.redis_url == "rediss://:pw@cache:6380/2"
     assert settings.queues == ("high", "default", "low")
-    assert settings.default_queue == "high"
+    assert settings.default_queue == "default"
     assert (settings.result_ttl, settings.job_timeout, settings.max_request_bytes) == (60, 5, 1024)
     assert settings.secret_key == "s3cret"
     assert settings.port == 9000
@@ -41,6 +44,27 @@ def test_values_are_read_and_converted() -> None:
 
 def test_secret_key_is_hidden_from_repr() -> None:
     assert "s3cret" not in repr(from_env({"SECRET_KEY": "s3cret"}))
+
+
+def test_default_queue_is_the_first_when_default_is_not_served() -> None:
+    assert from_env({"QUEUES": "renders,low"}).default_queue == "renders"
+
+
+def test_dashboard_credentials_sentinels_and_flags() -> None:
+    settings = from_env(
+        {
+            "DASHBOARD_USERNAME": "ops",
+            "DASHBOARD_PASSWORD": "pa55",
+            "DASHBOARD_ALLOW_DELETE": "yes",
+            "REDIS_SENTINELS": "sentinel-1:26379, 10.0.0.2:26380",
+            "REDIS_SENTINEL_MASTER": "mymaster",
+        }
+    )
+    assert settings.dashboard_enabled and settings.dashboard_username == "ops"
+    assert settings.dashboard_allow_delete
+    assert "pa55" not in repr(settings)
+    assert settings.redis_sentinels == (("sentinel-1", 26379), ("10.0.0.2", 26380))
+    assert settings.redis_sentinel_master == "mymaster"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +77,13 @@ def test_secret_key_is_hidden_from_repr() -> None:
         ("QUEUES", "a b", "invalid queue name"),
         ("QUEUES", ",,", "at least one"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("DASHBOARD_USERNAME", "ops", "DASHBOARD_PASSWORD"),
+        ("DASHBOARD_PASSWORD", "pw", "DASHBOARD_USERNAME"),
+        ("DASHBOARD_ALLOW_DELETE", "maybe", "true or false"),
+        ("REDIS_SENTINELS", "sentinel-1", "host:port"),
+        ("REDIS_SENTINELS", "s:99999", "host:port"),
+        ("REDIS_SENTINELS", "s:26379", "REDIS_SENTINEL_MASTER"),
+        ("REDIS_SENTINEL_MASTER", "mymaster", "REDIS_SENTINELS"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(name: str, value: str, words: str) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -19,7 +23,44 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_has_the_services(compose: dict[str, Any]) -> None:
-    assert {"redis", "web", "worker", "dashboard", "rabbitmq"} <= set(compose["services"])
+    assert {"redis", "web", "worker", "rabbitmq"} <= set(compose["services"])
+
+
+def test_every_service_is_healthchecked_and_waits_for_healthy_redis(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        assert service["healthcheck"]["test"], name
+        if name in {"web", "worker"}:
+            assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
+    assert "/readyz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    assert compose["services"]["worker"]["healthcheck"]["test"] == ["CMD", "plotjobs", "workers", "--this-host", "--check"]
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, duration
+    return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_workers_stop_gracefully_for_longer_than_a_job_may_run(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    job_timeout = int(re.fullmatch(r"\$\{JOB_TIMEOUT:-(\d+)\}", worker["environment"]["JOB_TIMEOUT"]).group(1))
+    assert _seconds(worker["stop_grace_period"]) > job_timeout
+
+
+def test_redis_never_evicts_jobs(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_credentials_come_from_an_ignored_env_file(compose: dict[str, Any]) -> None:
+    for name in ("web", "worker"):
+        assert compose["services"][name]["env_file"] == [{"path": ".env", "required": False}]
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "DASHBOARD_USERNAME=" in example and "DASHBOARD_PASSWORD=" in example
+    for ignore_file in (".gitignore", ".dockerignore"):
+        assert ".env" in (PROJECT_ROOT / ignore_file).read_text().splitlines()
+    tracked = subprocess.run(["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert tracked.stdout.strip() == ""
 
 
 def test_redis_keeps_an_append_only_file_is_healthchecked_and_private(compose: dict[str, Any]) -> None:
@@ -47,9 +88,8 @@ def test_worker_can_be_scaled(compose: dict[str, Any]) -> None:
 
 def test_optional_services_sit_behind_profiles(compose: dict[str, Any]) -> None:
     assert compose["services"]["rabbitmq"]["profiles"] == ["amqp"]
-    dashboard = compose["services"]["dashboard"]
-    assert dashboard["profiles"] == ["dashboard"]
-    assert "--password" in dashboard["command"][-1]
+    # rq-dashboard is part of the web app (/rq), not a process of its own.
+    assert "dashboard" not in compose["services"]
 
 
 def test_dockerfile_pins_python_copies_code_and_drops_root() -> None:
@@ -75,3 +115,22 @@ def test_requirements_are_exact_pins() -> None:
             line = line.strip()
             if line and not line.startswith(("#", "-r")):
                 assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+
+
+def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    code = "import json, plotjobs.gunicorn_config as c; print(json.dumps([c.bind, c.workers, c.threads, c.timeout]))"
+    environ = {key: value for key, value in os.environ.items() if key not in {"PORT", "GUNICORN_BIND"}}
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**environ, **env})  # fmt: skip
+
+
+def test_gunicorn_settings_come_from_the_environment() -> None:
+    read = _gunicorn_settings(PORT="9100", WEB_CONCURRENCY="3", GUNICORN_THREADS="2", GUNICORN_TIMEOUT="45")
+    assert json.loads(read.stdout) == ["0.0.0.0:9100", 3, 2, 45]
+    assert (PROJECT_ROOT / "gunicorn.conf.py").read_text().count("from plotjobs.gunicorn_config import *") == 1
+
+
+def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:
+    refused = _gunicorn_settings(WEB_CONCURRENCY="lots")
+    assert refused.returncode != 0
+    assert "WEB_CONCURRENCY must be a whole number" in refused.stderr and "Traceback" not in refused.stderr

@@ -65,7 +65,8 @@ def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
         def submitted() -> requests.Response | None:
             try:
                 return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=5)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # gunicorn accepts connections before its workers have booted on a busy machine
                 return None
 
         response = wait_for(submitted, timeout=30, what="the dev server to accept a job")
