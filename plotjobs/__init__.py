@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     """Build the web app from ``settings`` (the environment when None)."""
     from flask import Flask
 
-    from plotjobs import api, connections, errors, views
+    from plotjobs import api, connections, errors, security, views
     from plotjobs import config as config_module
 
     settings = settings or config_module.from_env()
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         "redis": redis or connections.redis_from_url(settings.redis_url),
     }
     errors.register_error_handlers(app)
+    security.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)
     return app

@@ -74,6 +74,13 @@ class InvalidSpec(APIError):
     code = "invalid_spec"
 
 
+class CSRFFailed(APIError):
+    """A browser's state-changing request without the CSRF token of its own page."""
+
+    status = 403
+    code = "csrf_failed"
+
+
 class ServiceUnavailable(APIError):
     """A backing service (Redis) does not answer; the client may retry later."""
 

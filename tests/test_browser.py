@@ -1,0 +1,313 @@
+"""The pages in a real headless Chromium, against a real gunicorn, worker and Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pytest
+import requests
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from redis import Redis
+
+from plotjobs import jobs
+from plotjobs.redis_embedded import EmbeddedRedis, free_port
+from tests.browser import CHROMIUM_ARGS, ensure_chromium
+from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Every wait in these tests is a condition with a deadline (Playwright's auto-waiting).
+DEADLINE_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """One Debian Chromium for the whole module."""
+    chromium = playwright.chromium.launch(executable_path=ensure_chromium(), args=CHROMIUM_ARGS)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(redis_url: str) -> Iterator[str]:
+    """A real gunicorn on the test Redis, shared by the module's tests."""
+    with running_gunicorn(redis_url) as url:
+        yield url
+
+
+class Console:
+    """What the page said on its console, to catch script errors and CSP violations."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def violations(self) -> list[str]:
+        return [message for message in self.messages if "Content Security Policy" in message or "pageerror" in message]
+
+
+@pytest.fixture
+def context(browser: Browser, base_url: str) -> Iterator[BrowserContext]:
+    """A fresh browser profile (cookies, localStorage) per test."""
+    browser_context = browser.new_context(base_url=base_url, viewport=DESKTOP)
+    browser_context.set_default_timeout(DEADLINE_MS)
+    try:
+        yield browser_context
+    finally:
+        browser_context.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(context: BrowserContext, console: Console) -> Page:
+    tab = context.new_page()
+    tab.on("console", lambda message: console.messages.append(f"{message.type}: {message.text}"))
+    tab.on("pageerror", lambda error: console.messages.append(f"pageerror: {error}"))
+    return tab
+
+
+def decoded_png(page: Page, src: str) -> Any:
+    response = page.request.get(src)
+    assert response.ok and response.headers["content-type"] == "image/png"
+    return matplotlib.image.imread(io.BytesIO(response.body()), format="png")
+
+
+def record_progress(page: Page) -> None:
+    """Keep every aria-valuenow and stage text the cards show, in order, in window.progressSeen."""
+    page.evaluate(
+        """() => {
+        window.progressSeen = [];
+        const note = (card) => window.progressSeen.push([card.dataset.jobId,
+            card.querySelector('.bar').getAttribute('aria-valuenow'), card.querySelector('.job-stage').textContent]);
+        document.querySelectorAll('.job-card').forEach(note);
+        new MutationObserver((changes) => changes.forEach((change) => {
+            const card = (change.target.nodeType === 1 ? change.target : change.target.parentElement).closest('.job-card');
+            if (card) note(card);
+        })).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                     attributes: true, attributeFilter: ['aria-valuenow']});
+    }"""
+    )
+
+
+def card(page: Page, job_id: str) -> Any:
+    return page.locator(f'.job-card[data-job-id="{job_id}"]')
+
+
+def test_ask_for_charts_watch_them_queue_progress_and_appear(
+    page: Page, console: Console, redis_url: str, redis_connection: Redis
+) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Ask for a chart")).to_be_visible()
+    title = "<b>Quarterly</b> & \"friends\""
+    # Keyboard only: type the title and press Enter in the field to submit.
+    page.get_by_label("Title").focus()
+    page.keyboard.type(title)
+    page.keyboard.press("Enter")
+    first = page.locator(".job-card").first
+    expect(first).to_have_attribute("data-state", "queued")
+    first_id = first.get_attribute("data-job-id")
+    page.get_by_label("Title").fill("Second")
+    page.get_by_label("Random seed").fill("42")
+    page.get_by_role("button", name="Render chart").click()
+    second = page.locator(".job-card").first
+    expect(second).not_to_have_attribute("data-job-id", first_id or "")
+    second_id = second.get_attribute("data-job-id")
+    assert first_id and second_id
+
+    expect(card(page, first_id).locator(".job-stage")).to_have_text("queued — next in line")
+    expect(card(page, second_id).locator(".job-stage")).to_have_text("queued — 1 ahead of you")
+    expect(card(page, first_id).get_by_role("progressbar")).to_have_attribute("aria-valuenow", "0")
+    # Nobody is rendering: the page says so instead of waiting in silence.
+    expect(card(page, first_id).locator(".job-note")).to_contain_text("No worker is running")
+    link = card(page, first_id).locator(".job-link")
+    expect(link).to_have_text(title)
+    assert card(page, first_id).locator("b").count() == 0
+
+    record_progress(page)
+    with running_worker(redis_url, redis_connection):
+        for job_id in (first_id, second_id):
+            expect(card(page, job_id)).to_have_attribute("data-state", "finished")
+            expect(card(page, job_id).locator(".job-figure")).to_be_visible()
+            expect(card(page, job_id).locator(".job-note")).to_be_hidden()
+    seen = [(value, stage) for job_id, value, stage in page.evaluate("window.progressSeen") if job_id == first_id]
+    assert seen[0] == ("0", "queued — next in line"), seen
+    assert seen[-1] == ("100", "done"), seen
+    assert [int(value) for value, _ in seen] == sorted(int(value) for value, _ in seen), seen
+
+    image = card(page, first_id).locator("img")
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 800
+    assert decoded_png(page, image.get_attribute("src") or "").shape[:2] == (500, 800)
+    download = card(page, first_id).get_by_role("link", name="Download PNG")
+    href = download.get_attribute("href") or ""
+    assert href.endswith("/result?download=1")
+    assert page.request.get(href).headers["content-disposition"].startswith("attachment;")
+
+    # The list belongs to this browser: it survives a reload, newest first.
+    page.reload()
+    expect(page.locator(".job-card")).to_have_count(2)
+    assert page.locator(".job-card").first.get_attribute("data-job-id") == second_id
+    expect(card(page, first_id).locator(".job-figure")).to_be_visible()
+    stored = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
+    assert [item["id"] for item in stored] == [second_id, first_id]
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "index-desktop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(SCREENSHOTS / "index-phone.png"), full_page=True)
+
+    page.get_by_role("button", name="Clear list").click()
+    expect(page.locator(".job-card")).to_have_count(0)
+    expect(page.locator("#recent-empty")).to_be_visible()
+    assert console.violations() == []
+
+
+def test_invalid_input_is_explained_next_to_its_field(page: Page) -> None:
+    page.goto("/")
+    # The browser's own checks stop a too-small width before any request...
+    page.get_by_label("Width").fill("5")
+    page.get_by_role("button", name="Render chart").click()
+    assert page.get_by_label("Width").evaluate("input => input.validity.rangeUnderflow")
+    expect(page.locator(".job-card")).to_have_count(0)
+    # ...and what only the server knows comes back from its 422, next to the field.
+    page.get_by_label("Width").fill("800")
+    page.get_by_label("First day").evaluate("input => { input.type = 'text'; input.value = '2024-02-30'; }")
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#error-start")).to_contain_text("date")
+    expect(page.get_by_label("First day")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#form-error")).to_have_text("Please correct the fields marked below.")
+    expect(page.locator(".job-card")).to_have_count(0)
+
+
+def test_a_failed_job_shows_its_message_and_retry_resubmits_the_spec(
+    page: Page, redis_url: str, redis_connection: Redis
+) -> None:
+    job = jobs.queue(redis_connection, "default").enqueue("plotjobs.tasks.render_chart", {"width": 5})
+    with running_worker(redis_url, redis_connection):
+        page.goto(f"/jobs/{job.id}")
+        expect(page.locator(".job-card")).to_have_attribute("data-state", "failed")
+        expect(page.locator(".job-error")).to_contain_text("The render failed: InvalidSpecError: invalid chart spec")
+        expect(page.locator(".job-error")).to_contain_text("width")
+        # The same spec again: the API refuses it up front, and the card says why.
+        page.get_by_role("button", name="Try again").click()
+        expect(page.locator(".job-error")).to_contain_text(
+            "Could not resubmit the chart: width: Input should be greater than or equal to 100"
+        )
+
+
+def test_a_canceled_job_says_so_and_retry_opens_the_new_job(
+    page: Page, base_url: str, redis_url: str, redis_connection: Redis
+) -> None:
+    created = requests.post(base_url + "/api/jobs", json={"title": "again", "format": "svg"}, timeout=5).json()
+    jobs.fetch(redis_connection, created["id"]).cancel()
+    page.goto(f"/jobs/{created['id']}")
+    expect(page.locator(".job-card")).to_have_attribute("data-state", "canceled")
+    expect(page.locator(".job-note")).to_have_text("This job was canceled before it finished.")
+    expect(page.locator(".job-link")).to_have_text("again")
+    with running_worker(redis_url, redis_connection):
+        page.get_by_role("button", name="Try again").click()
+        page.wait_for_url(re.compile(r"/jobs/(?!" + created["id"] + r")[0-9a-f-]{36}$"))
+        expect(page.locator(".job-card")).to_have_attribute("data-state", "finished")
+        expect(page.locator(".job-figure")).to_be_visible()
+        expect(page.get_by_role("link", name="Download SVG")).to_be_visible()
+
+
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-job-id"])
+def test_an_unknown_job_page_says_not_found(page: Page, console: Console, redis_connection: Redis, job_id: str) -> None:
+    page.goto(f"/jobs/{job_id}")
+    expect(page.locator(".job-note")).to_have_text(
+        "This job is unknown or has expired: finished charts are kept for a limited time."
+    )
+    expect(page.locator(".job-badge")).to_have_text("not found")
+    expect(page.get_by_role("progressbar")).to_be_hidden()
+    assert console.violations() == []
+
+
+def test_the_tutorial_page_works_and_falls_back_to_polling_without_a_stream(
+    page: Page, redis_url: str, redis_connection: Redis
+) -> None:
+    # Whatever the server offers, this page must also work when no event stream answers.
+    page.route(re.compile(r"/api/jobs/[^/]+/events$"), lambda route: route.fulfill(status=404, body="{}"))
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(request.url) if re.search(r"/api/jobs/[^/]+$", request.url) else None)
+    with running_worker(redis_url, redis_connection):
+        page.goto("/image_page")
+        expect(page.locator(".job-card")).to_have_attribute("data-state", "finished")
+        expect(page.locator(".job-figure")).to_be_visible()
+    assert polled, "the page never polled the status endpoint"
+    job_id = page.locator(".job-card").get_attribute("data-job-id")
+    assert decoded_png(page, f"/api/jobs/{job_id}/result").shape[:2] == (500, 800)
+
+
+def test_a_browser_post_without_the_csrf_token_is_refused(page: Page, redis_connection: Redis) -> None:
+    page.goto("/")
+    answer = page.evaluate(
+        """async () => {
+        const post = (headers) => fetch('/api/jobs', {method: 'POST', headers: {'Content-Type': 'application/json', ...headers},
+                                                       body: '{}'}).then(async (r) => [r.status, await r.json()]);
+        const token = document.querySelector('meta[name="csrf-token"]').content;
+        return {without: await post({}), forged: await post({'X-CSRF-Token': 'forged'}),
+                with: await post({'X-CSRF-Token': token})};
+    }"""
+    )
+    assert answer["without"][0] == answer["forged"][0] == 403
+    assert answer["without"][1]["error"] == "csrf_failed"
+    assert answer["with"][0] == 202
+
+
+def test_the_page_headers_forbid_foreign_code(base_url: str) -> None:
+    for path in ("/", "/static/js/index.js", "/api/workers"):
+        response = requests.get(base_url + path, timeout=5)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert requests.get(base_url + "/static/js/index.js", timeout=5).headers["Content-Type"].startswith(
+        "text/javascript"
+    )
+
+
+def test_a_redis_outage_shows_a_banner_that_clears_when_it_returns(browser: Browser, tmp_path: Path) -> None:
+    port = free_port()
+    redis_server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+    try:
+        with running_gunicorn(redis_server.url) as url:
+            context = browser.new_context(base_url=url, viewport=DESKTOP)
+            context.set_default_timeout(DEADLINE_MS)
+            try:
+                page = context.new_page()
+                page.goto("/")
+                page.get_by_role("button", name="Render chart").click()
+                expect(page.locator(".job-card")).to_have_attribute("data-state", "queued")
+                banner = page.locator("#service-banner")
+                expect(banner).to_be_hidden()
+                redis_server.stop()
+                expect(banner).to_be_visible()
+                expect(banner).to_contain_text("unavailable")
+                page.get_by_role("button", name="Render chart").click()
+                expect(page.locator("#form-error")).to_contain_text("unavailable")
+                redis_server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+                expect(banner).to_be_hidden()
+            finally:
+                context.close()
+    finally:
+        redis_server.stop()
