@@ -20,6 +20,7 @@ from plotjobs import jobs
 from plotjobs.redis_embedded import EmbeddedRedis, free_port
 from tests.browser import CHROMIUM_ARGS, ensure_chromium
 from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker
+from tests.test_serving import poll_until_finished
 
 pytestmark = pytest.mark.browser
 
@@ -93,21 +94,48 @@ def decoded_png(page: Page, src: str) -> Any:
     return matplotlib.image.imread(io.BytesIO(response.body()), format="png")
 
 
+# A mutation record keeps the value it replaced, so values that change within one frame are
+# not lost: a card's history is every replaced value, then the current one.
+_RECORD_PROGRESS = """(() => {
+    if (window.progressSeen) return;
+    window.progressSeen = [];
+    const cardOf = (node) => {
+        const element = node.nodeType === 1 ? node : node.parentElement;
+        return element ? element.closest('.job-card') : null;
+    };
+    new MutationObserver((changes) => changes.forEach((change) => {
+        const card = cardOf(change.target);
+        if (!card) return;
+        if (change.type === 'attributes') {
+            window.progressSeen.push([card.dataset.jobId, 'value', change.oldValue]);
+        } else if (change.target.classList && change.target.classList.contains('job-stage')) {
+            change.removedNodes.forEach((node) => window.progressSeen.push([card.dataset.jobId, 'stage', node.textContent]));
+        }
+    })).observe(document, {subtree: true, childList: true, attributes: true,
+                           attributeOldValue: true, attributeFilter: ['aria-valuenow']});
+})()"""
+
+
 def record_progress(page: Page) -> None:
-    """Keep every aria-valuenow and stage text the cards show, in order, in window.progressSeen."""
-    page.evaluate(
-        """() => {
-        window.progressSeen = [];
-        const note = (card) => window.progressSeen.push([card.dataset.jobId,
-            card.querySelector('.bar').getAttribute('aria-valuenow'), card.querySelector('.job-stage').textContent]);
-        document.querySelectorAll('.job-card').forEach(note);
-        new MutationObserver((changes) => changes.forEach((change) => {
-            const card = (change.target.nodeType === 1 ? change.target : change.target.parentElement).closest('.job-card');
-            if (card) note(card);
-        })).observe(document.body, {subtree: true, childList: true, characterData: true,
-                                     attributes: true, attributeFilter: ['aria-valuenow']});
-    }"""
-    )
+    """From now on, and on every later load of ``page``, keep each progress value and stage text."""
+    page.add_init_script(_RECORD_PROGRESS)
+    page.evaluate(_RECORD_PROGRESS)
+
+
+def progress_history(page: Page, job_id: str) -> tuple[list[int], list[str]]:
+    """The progress values and stage texts job ``job_id``'s card has shown, oldest first."""
+    seen = [(kind, value) for card_id, kind, value in page.evaluate("window.progressSeen") if card_id == job_id]
+    current = card(page, job_id)
+    values = [int(value) for kind, value in seen if kind == "value"]
+    values.append(int(current.get_by_role("progressbar").get_attribute("aria-valuenow") or "0"))
+    stages = [value for kind, value in seen if kind == "stage" and value]
+    stages.append(current.locator(".job-stage").inner_text())
+    return _without_repeats(values), _without_repeats(stages)
+
+
+def _without_repeats(items: list[Any]) -> list[Any]:
+    """Setting a value to what it was is still a mutation; keep only real changes."""
+    return [item for index, item in enumerate(items) if index == 0 or items[index - 1] != item]
 
 
 def card(page: Page, job_id: str) -> Any:
@@ -150,10 +178,9 @@ def test_ask_for_charts_watch_them_queue_progress_and_appear(
             expect(card(page, job_id)).to_have_attribute("data-state", "finished")
             expect(card(page, job_id).locator(".job-figure")).to_be_visible()
             expect(card(page, job_id).locator(".job-note")).to_be_hidden()
-    seen = [(value, stage) for job_id, value, stage in page.evaluate("window.progressSeen") if job_id == first_id]
-    assert seen[0] == ("0", "queued — next in line"), seen
-    assert seen[-1] == ("100", "done"), seen
-    assert [int(value) for value, _ in seen] == sorted(int(value) for value, _ in seen), seen
+    values, stages = progress_history(page, first_id)
+    assert values[0] == 0 and values[-1] == 100 and values == sorted(values), values
+    assert stages[0] == "queued — next in line" and stages[-1] == "done", stages
 
     image = card(page, first_id).locator("img")
     assert image.evaluate("img => img.complete && img.naturalWidth") == 800
@@ -231,6 +258,45 @@ def test_a_canceled_job_says_so_and_retry_opens_the_new_job(
         expect(page.locator(".job-card")).to_have_attribute("data-state", "finished")
         expect(page.locator(".job-figure")).to_be_visible()
         expect(page.get_by_role("link", name="Download SVG")).to_be_visible()
+
+
+def sse(*statuses: dict[str, Any]) -> str:
+    return "".join(f"event: status\ndata: {json.dumps(status)}\n\n" for status in statuses)
+
+
+def test_the_page_follows_the_event_stream_contract(
+    page: Page, base_url: str, redis_url: str, redis_connection: Redis
+) -> None:
+    with running_worker(redis_url, redis_connection):
+        created = requests.post(base_url + "/api/jobs", json={"title": "streamed"}, timeout=5).json()
+        job_id = created["id"]
+        final = poll_until_finished(base_url, created["status_url"])
+    base = {**final, "error": None, "ended_at": None}
+    stream = sse(
+        {**base, "state": "queued", "progress": 0.0, "stage": "queued", "position": 2},
+        {**base, "state": "started", "progress": 0.3, "stage": "drawing", "position": None},
+        {**base, "state": "started", "progress": 0.7, "stage": "encoding", "position": None},
+        final,
+    )
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(request.url) if request.url.endswith(job_id) else None)
+    page.goto("/")
+    page.route(
+        f"**/api/jobs/{job_id}/events",
+        lambda route: route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=stream),
+    )
+    page.evaluate(
+        "([id, spec]) => localStorage.setItem('plotjobs.recent', JSON.stringify([{id, spec}]))",
+        [job_id, {"title": "streamed", "format": "png"}],
+    )
+    record_progress(page)
+    page.reload()
+    expect(card(page, job_id)).to_have_attribute("data-state", "finished")
+    expect(card(page, job_id).locator(".job-figure")).to_be_visible()
+    values, stages = progress_history(page, job_id)
+    assert values == [0, 30, 70, 100], values
+    assert stages == ["waiting for the job…", "queued — 2 ahead of you", "drawing", "encoding", "done"], stages
+    assert polled == [], "the page polled although the stream answered"
 
 
 @pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-job-id"])

@@ -181,6 +181,7 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
     stopWorkerWatch();
     setState("gone");
     badge.textContent = "not found";
+    if (currentSpec === null) link.textContent = "Unknown chart";
     bar.hidden = true;
     stage.textContent = "";
     setNote("This job is unknown or has expired: finished charts are kept for a limited time.");

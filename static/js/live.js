@@ -9,6 +9,10 @@ export const TERMINAL_STATES = new Set(["finished", "failed", "canceled", "stopp
 const POLL_MIN_MS = 400;
 const POLL_MAX_MS = 5000;
 const POLL_ERROR_MAX_MS = 15000;
+// Browsers allow about six HTTP/1.1 connections per server; streams beyond this poll instead.
+const MAX_STREAMS = 4;
+
+let openStreams = 0;
 
 function statusUrl(id) {
   return "/api/jobs/" + encodeURIComponent(id);
@@ -25,11 +29,17 @@ export function followJob(id, { onStatus, onGone }) {
   let delay = POLL_MIN_MS;
   let lastSeen = "";
 
+  function closeStream() {
+    if (source === null) return;
+    source.close();
+    source = null;
+    openStreams -= 1;
+  }
+
   function stop() {
     stopped = true;
-    if (source !== null) source.close();
+    closeStream();
     if (timer !== null) clearTimeout(timer);
-    source = null;
     timer = null;
   }
 
@@ -70,11 +80,12 @@ export function followJob(id, { onStatus, onGone }) {
   }
 
   function stream() {
-    if (typeof window.EventSource !== "function") {
+    if (typeof window.EventSource !== "function" || openStreams >= MAX_STREAMS) {
       poll();
       return;
     }
     source = new EventSource(statusUrl(id) + "/events");
+    openStreams += 1;
     source.addEventListener("status", (event) => {
       let status;
       try {
@@ -89,8 +100,7 @@ export function followJob(id, { onStatus, onGone }) {
       if (stopped) return;
       // No stream on this server, an unknown job, or a broken connection: polling sorts
       // these apart (404, 503, network error) and carries on until a terminal state.
-      source.close();
-      source = null;
+      closeStream();
       poll();
     });
   }
