@@ -236,6 +236,8 @@ def test_a_failed_job_shows_its_message_and_retry_resubmits_the_spec(
         expect(page.locator(".job-card")).to_have_attribute("data-state", "failed")
         expect(page.locator(".job-error")).to_contain_text("The render failed: InvalidSpecError: invalid chart spec")
         expect(page.locator(".job-error")).to_contain_text("width")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "job-failed-desktop.png"), full_page=True)
         # The same spec again: the API refuses it up front, and the card says why.
         page.get_by_role("button", name="Try again").click()
         expect(page.locator(".job-error")).to_contain_text(

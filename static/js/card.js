@@ -69,6 +69,7 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
   function showTitle() {
     const title = currentSpec && typeof currentSpec.title === "string" ? currentSpec.title.trim() : "";
     link.textContent = title || "Untitled chart";
+    bar.setAttribute("aria-label", "Render progress of " + link.textContent);
     const details = [];
     if (currentSpec && currentSpec.kind) details.push(currentSpec.kind);
     if (currentSpec && currentSpec.format) details.push(String(currentSpec.format).toUpperCase());
@@ -152,7 +153,15 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
 
   function onStatus(status) {
     const state = status.state || "unknown";
-    if (!element.classList.contains("live")) requestAnimationFrame(() => element.classList.add("live"));
+    render(state, status);
+    if (!element.classList.contains("live")) {
+      // Lay out the first state as it is, then animate only the changes that follow.
+      void fill.offsetWidth;
+      element.classList.add("live");
+    }
+  }
+
+  function render(state, status) {
     setState(state);
     if (state !== "queued") {
       stopWorkerWatch();

@@ -60,12 +60,13 @@ function specFromForm() {
       continue;
     }
     const raw = input.value.trim();
-    if (raw === "" && input.name !== "title") continue;
+    if (raw === "") continue;
     if (type === "integer" || type === "number") {
       const number = Number(raw);
+      // Anything that is not a number goes as typed, so the server's 422 names the field.
       spec[input.name] = Number.isFinite(number) ? number : raw;
     } else {
-      spec[input.name] = input.name === "title" ? input.value : raw;
+      spec[input.name] = raw;
     }
   }
   return spec;
