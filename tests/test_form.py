@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
+from flask import Flask, render_template
 from flask.testing import FlaskClient
 from pydantic import BaseModel, Field
 
@@ -32,11 +34,13 @@ class _FutureSpec(BaseModel):
     opacity: float = Field(default=1.0, ge=0, le=1, description="How opaque the lines are.")
     series: list[_Theme] = []
     style: _Theme | None = None
+    palette: Literal["warm", "cool"] | None = None
 
 
 def test_choices_flags_and_floats_slot_in_and_structured_fields_are_left_out() -> None:
     fields = {field.name: field for field in form_fields(_FutureSpec.model_json_schema())}
-    assert set(fields) == {"theme", "legend", "opacity"}
+    assert set(fields) == {"theme", "legend", "opacity", "palette"}
+    assert fields["palette"].choices == ("warm", "cool") and fields["palette"].optional
     assert fields["theme"].choices == ("light", "dark")
     assert fields["legend"].widget == "checkbox" and fields["legend"].default is True
     assert fields["opacity"].value_type == "number" and fields["opacity"].help == "How opaque the lines are."
@@ -47,3 +51,13 @@ def test_the_page_renders_one_labelled_input_per_field(fake_client: FlaskClient)
     for name in ChartSpec.model_fields:
         assert f'<label for="field-{name}">' in html
         assert f'id="field-{name}" name="{name}" data-spec-field' in html
+
+
+def test_fields_a_richer_spec_adds_render_as_their_own_controls(fake_app: Flask) -> None:
+    with fake_app.test_request_context("/"):
+        html = render_template("index.html", fields=form_fields(_FutureSpec.model_json_schema()))
+    assert re.search(r'<input type="checkbox" id="field-legend" name="legend" data-spec-field data-type="boolean"\s+checked', html)
+    assert '<option value="dark">dark</option>' in html and '<option value="light" selected>light</option>' in html
+    assert re.search(r'<select id="field-palette"[^>]*>\s*<option value="">default</option>', html)
+    assert re.search(r'id="field-opacity"[^>]*data-type="number"\s+type="number" inputmode="decimal" step="any"', html)
+    assert 'name="series"' not in html
