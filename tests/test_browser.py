@@ -109,7 +109,8 @@ _RECORD_PROGRESS = """(() => {
         if (change.type === 'attributes') {
             window.progressSeen.push([card.dataset.jobId, 'value', change.oldValue]);
         } else if (change.target.classList && change.target.classList.contains('job-stage')) {
-            change.removedNodes.forEach((node) => window.progressSeen.push([card.dataset.jobId, 'stage', node.textContent]));
+            change.removedNodes.forEach((node) =>
+                window.progressSeen.push([card.dataset.jobId, 'stage', node.textContent]));
         }
     })).observe(document, {subtree: true, childList: true, attributes: true,
                            attributeOldValue: true, attributeFilter: ['aria-valuenow']});
@@ -318,7 +319,8 @@ def test_the_tutorial_page_works_and_falls_back_to_polling_without_a_stream(
     # Whatever the server offers, this page must also work when no event stream answers.
     page.route(re.compile(r"/api/jobs/[^/]+/events$"), lambda route: route.fulfill(status=404, body="{}"))
     polled: list[str] = []
-    page.on("request", lambda request: polled.append(request.url) if re.search(r"/api/jobs/[^/]+$", request.url) else None)
+    status_url = re.compile(r"/api/jobs/[^/]+$")
+    page.on("request", lambda request: polled.append(request.url) if status_url.search(request.url) else None)
     with running_worker(redis_url, redis_connection):
         page.goto("/image_page")
         expect(page.locator(".job-card")).to_have_attribute("data-state", "finished")
@@ -332,8 +334,9 @@ def test_a_browser_post_without_the_csrf_token_is_refused(page: Page, redis_conn
     page.goto("/")
     answer = page.evaluate(
         """async () => {
-        const post = (headers) => fetch('/api/jobs', {method: 'POST', headers: {'Content-Type': 'application/json', ...headers},
-                                                       body: '{}'}).then(async (r) => [r.status, await r.json()]);
+        const post = (headers) => fetch('/api/jobs', {
+            method: 'POST', headers: {'Content-Type': 'application/json', ...headers}, body: '{}',
+        }).then(async (r) => [r.status, await r.json()]);
         const token = document.querySelector('meta[name="csrf-token"]').content;
         return {without: await post({}), forged: await post({'X-CSRF-Token': 'forged'}),
                 with: await post({'X-CSRF-Token': token})};

@@ -56,7 +56,8 @@ def test_the_page_renders_one_labelled_input_per_field(fake_client: FlaskClient)
 def test_fields_a_richer_spec_adds_render_as_their_own_controls(fake_app: Flask) -> None:
     with fake_app.test_request_context("/"):
         html = render_template("index.html", fields=form_fields(_FutureSpec.model_json_schema()))
-    assert re.search(r'<input type="checkbox" id="field-legend" name="legend" data-spec-field data-type="boolean"\s+checked', html)
+    checkbox = r'<input type="checkbox" id="field-legend" name="legend" data-spec-field data-type="boolean"\s+checked'
+    assert re.search(checkbox, html)
     assert '<option value="dark">dark</option>' in html and '<option value="light" selected>light</option>' in html
     assert re.search(r'<select id="field-palette"[^>]*>\s*<option value="">default</option>', html)
     assert re.search(r'id="field-opacity"[^>]*data-type="number"\s+type="number" inputmode="decimal" step="any"', html)
