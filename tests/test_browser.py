@@ -218,12 +218,12 @@ def test_invalid_input_is_explained_next_to_its_field(page: Page) -> None:
     page.get_by_role("button", name="Render chart").click()
     assert page.get_by_label("Width").evaluate("input => input.validity.rangeUnderflow")
     expect(page.locator(".job-card")).to_have_count(0)
-    # ...and what only the server knows comes back from its 422, next to the field.
-    page.get_by_label("Width").fill("800")
-    page.get_by_label("First day").evaluate("input => { input.type = 'text'; input.value = '2024-02-30'; }")
+    # ...and when the page lets it through, the server's 422 is shown next to the field.
+    page.get_by_label("Width").evaluate("input => input.removeAttribute('min')")
     page.get_by_role("button", name="Render chart").click()
-    expect(page.locator("#error-start")).to_contain_text("date")
-    expect(page.get_by_label("First day")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#error-width")).to_contain_text("greater than or equal to 100")
+    expect(page.get_by_label("Width")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Width")).to_have_attribute("aria-describedby", re.compile(r"\berror-width\b"))
     expect(page.locator("#form-error")).to_have_text("Please correct the fields marked below.")
     expect(page.locator(".job-card")).to_have_count(0)
 
@@ -235,15 +235,12 @@ def test_a_failed_job_shows_its_message_and_retry_resubmits_the_spec(
     with running_worker(redis_url, redis_connection):
         page.goto(f"/jobs/{job.id}")
         expect(page.locator(".job-card")).to_have_attribute("data-state", "failed")
-        expect(page.locator(".job-error")).to_contain_text("The render failed: InvalidSpecError: invalid chart spec")
-        expect(page.locator(".job-error")).to_contain_text("width")
+        expect(page.locator(".job-error")).to_contain_text(re.compile(r"^The render failed: .*width"))
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "job-failed-desktop.png"), full_page=True)
         # The same spec again: the API refuses it up front, and the card says why.
         page.get_by_role("button", name="Try again").click()
-        expect(page.locator(".job-error")).to_contain_text(
-            "Could not resubmit the chart: width: Input should be greater than or equal to 100"
-        )
+        expect(page.locator(".job-error")).to_contain_text(re.compile(r"^Could not resubmit the chart: width: "))
 
 
 def test_a_canceled_job_says_so_and_retry_opens_the_new_job(
