@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     """Build the web app from ``settings`` (the environment when None)."""
     from flask import Flask
 
-    from plotjobs import api, connections, dashboard, errors, logging_setup, monitoring, views
+    from plotjobs import api, connections, dashboard, errors, logging_setup, monitoring, security, views
     from plotjobs import config as config_module
 
     settings = settings or config_module.from_env()
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     errors.register_error_handlers(app)
     logging_setup.init_app(app, settings.log_level)
     monitoring.init_app(app)
+    security.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)
     dashboard.init_app(app, settings, connection)

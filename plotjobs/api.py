@@ -41,21 +41,37 @@ def job_status(job_id: str) -> dict[str, Any]:
     return jobs.describe(jobs.fetch(current_redis(), job_id))
 
 
-def file_response(data: bytes, description: dict[str, Any], filename: str) -> Response:
+@blueprint.get("/jobs/<job_id>/spec")
+def job_spec(job_id: str) -> dict[str, Any]:
+    """The chart spec a job was submitted with, so a client can show or resubmit it."""
+    return jobs.submitted_spec(jobs.fetch(current_redis(), job_id))
+
+
+def file_response(
+    data: bytes, description: dict[str, Any], filename: str, *, download: bool = False
+) -> Response:
     """The rendered file, cacheable forever: its ETag is the hash of its bytes."""
     response = Response(data, mimetype=description["content_type"])
     response.set_etag(description["sha256"])
     response.headers["Cache-Control"] = RESULT_CACHE_CONTROL
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}.{description["format"]}"'
+    disposition = "attachment" if download else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}.{description["format"]}"'
     return response.make_conditional(request)
 
 
 @blueprint.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Response:
-    """The rendered file of a finished job."""
+    """The rendered file of a finished job; ``?download=1`` asks the browser to save it."""
     connection = current_redis()
     data, description = jobs.result_file(connection, jobs.fetch(connection, job_id))
-    return file_response(data, dict(description), f"chart-{job_id}")
+    download = request.args.get("download", "") in {"1", "true", "yes"}
+    return file_response(data, dict(description), f"chart-{job_id}", download=download)
+
+
+@blueprint.get("/workers")
+def workers() -> dict[str, int]:
+    """How many render workers are alive, so a page can say why a job waits."""
+    return {"alive": jobs.workers_alive(current_redis())}
 
 
 @blueprint.get("/openapi.json")

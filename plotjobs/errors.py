@@ -112,6 +112,13 @@ class MethodNotAllowed(APIError):
     headers: ClassVar[dict[str, str]] = {"Allow": "POST"}
 
 
+class CSRFFailed(APIError):
+    """A browser's state-changing request without the CSRF token of its own page."""
+
+    status = 403
+    code = "csrf_failed"
+
+
 class ServiceUnavailable(APIError):
     """A backing service (Redis) does not answer; the client may retry later."""
 

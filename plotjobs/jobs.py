@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
@@ -142,6 +142,17 @@ def describe(job: Job) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "ended_at": _iso(job.ended_at),
     }
+
+
+def workers_alive(connection: Redis) -> int:
+    """How many workers are registered and still heartbeating (their key has not expired)."""
+    return len(Worker.all(connection=connection))
+
+
+def submitted_spec(job: Job) -> dict[str, Any]:
+    """The chart spec a render job was given, as plain JSON data."""
+    spec = job.args[0] if job.args else {}
+    return dict(spec) if isinstance(spec, dict) else {}
 
 
 def tutorial_state(job: Job) -> TutorialState:

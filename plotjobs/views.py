@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 
 from plotjobs import jobs
+from plotjobs.form import form_fields
 from plotjobs.api import file_response
 from plotjobs.charts import ChartSpec
 from plotjobs.connections import current_redis, current_settings
@@ -18,7 +19,7 @@ blueprint = Blueprint("views", __name__)
 @blueprint.get("/")
 def index() -> str:
     """The page to ask for a chart and watch it render."""
-    return render_template("index.html")
+    return render_template("index.html", fields=form_fields(ChartSpec.model_json_schema()))
 
 
 @blueprint.get("/jobs/<job_id>")
