@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
 
-from plotjobs import jobs
+from plotjobs import accepted, jobs
 from plotjobs.charts import ChartSpec
 from plotjobs.connections import current_redis, current_settings
-from plotjobs.errors import APIError, InvalidJSON, InvalidSpec
+from plotjobs.errors import APIError, InvalidJSON, InvalidSpec, JobNotFound, ResultNotReady
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -54,16 +54,26 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
         raise spec_from_validation_error(error) from None
 
 
+def queue_render(spec: ChartSpec) -> str:
+    """Queue a render of ``spec`` and return its job id: through RabbitMQ when BROKER_URL is set."""
+    settings = current_settings()
+    if settings.broker_url:
+        from plotjobs import broker_amqp
+
+        return broker_amqp.submit_render(current_redis(), broker_amqp.current_publisher(), spec)
+    return jobs.enqueue_render(current_redis(), settings, spec).id
+
+
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Validate a chart spec and queue its render."""
     spec = parse_spec(request.get_data(cache=False), request.content_type)
-    job = jobs.enqueue_render(current_redis(), current_settings(), spec)
-    status_url = url_for("api.job_status", job_id=job.id)
+    job_id = queue_render(spec)
+    status_url = url_for("api.job_status", job_id=job_id)
     body = {
-        "id": job.id,
+        "id": job_id,
         "status_url": status_url,
-        "result_url": url_for("api.job_result", job_id=job.id),
+        "result_url": url_for("api.job_result", job_id=job_id),
     }
     return Response(json.dumps(body), mimetype="application/json"), 202, {"Location": status_url}
 
@@ -71,7 +81,16 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 @blueprint.get("/jobs/<job_id>")
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
-    return jobs.describe(jobs.fetch(current_redis(), job_id))
+    connection = current_redis()
+    try:
+        return jobs.describe(jobs.fetch(connection, job_id))
+    except JobNotFound:
+        # Accepted through RabbitMQ, not yet moved into RQ by the bridge.
+        pending = accepted.status(connection, job_id)
+        if pending is not None:
+            return pending
+    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
+    return jobs.describe(jobs.fetch(connection, job_id))
 
 
 def file_response(data: bytes, description: dict[str, Any], filename: str) -> Response:
@@ -87,5 +106,11 @@ def file_response(data: bytes, description: dict[str, Any], filename: str) -> Re
 def job_result(job_id: str) -> Response:
     """The rendered file of a finished job."""
     connection = current_redis()
-    data, description = jobs.result_file(connection, jobs.fetch(connection, job_id))
+    try:
+        job = jobs.fetch(connection, job_id)
+    except JobNotFound:
+        if accepted.status(connection, job_id) is not None:
+            raise ResultNotReady(job_id, "queued") from None
+        job = jobs.fetch(connection, job_id)
+    data, description = jobs.result_file(connection, job)
     return file_response(data, dict(description), f"chart-{job_id}")

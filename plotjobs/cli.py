@@ -1,4 +1,4 @@
-"""The ``plotjobs`` command: run the service locally, run a worker."""
+"""The ``plotjobs`` command: run the service locally, run a worker, run the AMQP bridge."""
 
 from __future__ import annotations
 
@@ -42,6 +42,32 @@ def run_worker(name: str | None = None, burst: bool = False) -> None:
 def worker(name: str | None, burst: bool) -> None:
     """Run a render worker on the configured queues."""
     run_worker(name=name, burst=burst)
+
+
+@main.command("amqp-bridge")
+def amqp_bridge() -> None:
+    """Move submissions from RabbitMQ (BROKER_URL, AMQP_QUEUE) into the RQ queue."""
+    import logging
+
+    from plotjobs.bridge import Bridge
+    from plotjobs.connections import redis_from_url
+
+    settings = _settings()
+    if not settings.broker_url:
+        raise click.UsageError(
+            "BROKER_URL is not set: the bridge needs RabbitMQ (amqp://user:password@host:5672/vhost)"
+        )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pika narrates every socket step at INFO; its warnings and errors are what an operator needs.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    bridge = Bridge(settings, redis_from_url(settings.redis_url))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bridge.run()
 
 
 def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -26,6 +26,8 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     port: int = 8000
     log_level: str = "INFO"
+    broker_url: str | None = field(default=None, repr=False)
+    amqp_queue: str = "plotjobs.render"
 
     @property
     def default_queue(self) -> str:
@@ -70,6 +72,25 @@ def _redis_url(raw: str | None) -> str | None:
     return raw
 
 
+def _broker_url(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    if not raw.startswith(("amqp://", "amqps://")):
+        raise ConfigError("BROKER_URL must start with amqp:// or amqps://, got a URL with another scheme")
+    return raw
+
+
+def _amqp_queue(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        return Settings.amqp_queue
+    name = raw.strip()
+    if len(name) > 200 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"AMQP_QUEUE must be up to 200 letters, digits, '.', '-' and '_', got {raw!r}")
+    if name.startswith("amq."):
+        raise ConfigError(f"AMQP_QUEUE must not start with 'amq.' (RabbitMQ reserves it), got {raw!r}")
+    return name
+
+
 def _log_level(raw: str | None) -> str:
     level = (raw or "INFO").strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -92,4 +113,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         port=_positive_int(env, "PORT", defaults.port),
         log_level=_log_level(env.get("LOG_LEVEL")),
+        broker_url=_broker_url(env.get("BROKER_URL")),
+        amqp_queue=_amqp_queue(env.get("AMQP_QUEUE")),
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from plotjobs import results, tasks
@@ -60,8 +60,8 @@ def queue(connection: Redis, name: str) -> Queue:
     return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
 
 
-def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Job:
-    """Put a render of ``spec`` on the default queue and return its job."""
+def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec, *, job_id: str | None = None) -> Job:
+    """Put a render of ``spec`` on the default queue and return its job; a given ``job_id`` is used once only."""
     return queue(connection, settings.default_queue).enqueue(
         tasks.render_chart,
         spec.model_dump(mode="json"),
@@ -71,7 +71,19 @@ def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Jo
         # A constant description: user text must never reach RQ's description field.
         description=JOB_DESCRIPTION,
         meta=tasks.progress_meta(0.0, "queued"),
+        job_id=job_id,
+        # RQ checks and enqueues atomically (one Lua script), so two deliveries cannot both enqueue.
+        unique=job_id is not None,
     )
+
+
+def enqueue_render_once(connection: Redis, settings: Settings, spec: ChartSpec, job_id: str) -> bool:
+    """Enqueue a render under ``job_id`` unless a job with that id exists; True when this call enqueued it."""
+    try:
+        enqueue_render(connection, settings, spec, job_id=job_id)
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def fetch(connection: Redis, job_id: str) -> Job:
