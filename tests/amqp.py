@@ -10,16 +10,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from redis import Redis
 
-from plotjobs import broker_amqp
+from plotjobs import broker_amqp, jobs
+from plotjobs.errors import JobNotFound
 from tests.processes import PROJECT_ROOT, service_env, stop
 from tests.waiting import wait_for
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def in_rq(connection: Redis, job_id: str) -> bool:
+    """Whether RQ has a job with ``job_id`` (the bridge has enqueued it)."""
+    try:
+        jobs.fetch(connection, job_id)
+    except JobNotFound:
+        return False
+    return True
 
 
 def amqp_url_from_env() -> str:
@@ -76,7 +88,7 @@ def queue_state(channel: BlockingChannel, queue_name: str) -> tuple[int, int]:
 
 def take_all(channel: BlockingChannel, queue_name: str) -> list[tuple[pika.BasicProperties, bytes]]:
     """Every ready message of ``queue_name``, acknowledged."""
-    taken = []
+    taken: list[tuple[pika.BasicProperties, bytes]] = []
     while True:
         method, properties, body = channel.basic_get(queue=queue_name, auto_ack=True)
         if method is None:
@@ -98,9 +110,18 @@ def delete_topology(url: str, queue_name: str) -> None:
         channel.exchange_delete(exchange=broker_amqp.dead_letter_exchange(queue_name))
 
 
-def start_bridge(redis_url: str, amqp_url: str, queue_name: str, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``plotjobs amqp-bridge`` and return once it consumes from ``queue_name``."""
-    env = service_env(redis_url, BROKER_URL=amqp_url, AMQP_QUEUE=queue_name, LOG_LEVEL="INFO")
+def via_port(url: str, port: int) -> str:
+    """``url`` pointed at 127.0.0.1:``port`` (a proxy), keeping its credentials and virtual host."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"))
+
+
+def start_bridge(
+    redis_url: str, amqp_url: str, queue_name: str, log_path: Path, bridge_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``plotjobs amqp-bridge`` (on ``bridge_url`` if given) and return once it consumes from ``queue_name``."""
+    env = service_env(redis_url, BROKER_URL=bridge_url or amqp_url, AMQP_QUEUE=queue_name, LOG_LEVEL="INFO")
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "plotjobs", "amqp-bridge"], env=env, cwd=PROJECT_ROOT, stderr=log_file
@@ -121,9 +142,11 @@ def start_bridge(redis_url: str, amqp_url: str, queue_name: str, log_path: Path)
 
 
 @contextmanager
-def running_bridge(redis_url: str, amqp_url: str, queue_name: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running_bridge(
+    redis_url: str, amqp_url: str, queue_name: str, log_path: Path, bridge_url: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The bridge as a subprocess for the duration of the block; its log goes to ``log_path``."""
-    process = start_bridge(redis_url, amqp_url, queue_name, log_path)
+    process = start_bridge(redis_url, amqp_url, queue_name, log_path, bridge_url)
     try:
         yield process
     finally:

@@ -6,11 +6,14 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+import pika
 import pytest
+import requests
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -18,8 +21,9 @@ from plotjobs import accepted, broker_amqp, create_app, jobs, tasks
 from plotjobs.charts import ChartSpec
 from plotjobs.config import Settings
 from plotjobs.redis_embedded import EmbeddedRedis, free_port
-from tests.amqp import amqp_channel, publish, queue_state, running_bridge, start_bridge, take_all
-from tests.processes import running_worker, stop
+from tests.amqp import amqp_channel, in_rq, publish, queue_state, running_bridge, start_bridge, take_all, via_port
+from tests.processes import running_gunicorn, running_worker, stop
+from tests.proxy import TcpProxy
 from tests.test_integration import wait_for_end
 from tests.waiting import wait_for
 
@@ -101,8 +105,9 @@ def test_an_outside_producer_gets_its_chart_and_a_reply(
             running_worker(redis_url, redis_connection),
             running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "bridge.log"),
         ):
+            # The reply says the job is in RQ; before it, the web app does not know an outside job.
+            _, properties, reply = wait_for(lambda: (got := channel.basic_get(replies, auto_ack=True))[0] and got)
             status = wait_for_end(client, f"/api/jobs/{job_id}")
-        _, properties, reply = wait_for(lambda: (got := channel.basic_get(replies, auto_ack=True))[0] and got)
 
     assert status["state"] == "finished", status
     assert properties.correlation_id == "request-7"
@@ -129,7 +134,7 @@ def test_invalid_messages_land_in_the_dead_letter_queue_with_the_reason(
             publish(channel, amqp_queue, body, reply_to=replies, headers={"x-sender": "test"})
         publish(channel, amqp_queue, {"job_id": good_id})
         with running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "bridge.log"):
-            wait_for(lambda: redis_connection.exists(f"rq:job:{good_id}"), what="the valid message's job")
+            wait_for(lambda: in_rq(redis_connection, good_id), what="the valid message's job")
             wait_for(lambda: queue_state(channel, dead_queue)[0] == len(invalid), what="the dead letters")
         dead = take_all(channel, dead_queue)
         answers = wait_for(lambda: len(got := take_all(channel, replies)) == len(invalid) and got)
@@ -199,6 +204,7 @@ def test_messages_wait_while_redis_is_down_and_complete_after(amqp_url: str, amq
             assert queue_state(channel, amqp_queue)[0] >= len(ids) - 1
             server = EmbeddedRedis(data_dir=data_dir, port=port).start()
             with running_worker(server.url, connection):
+                wait_for(lambda: all(in_rq(connection, job_id) for job_id in ids), timeout=60, what="the enqueues")
                 statuses: list[dict[str, Any]] = [wait_for_end(client, f"/api/jobs/{job_id}") for job_id in ids]
     finally:
         connection.close()
@@ -206,3 +212,76 @@ def test_messages_wait_while_redis_is_down_and_complete_after(amqp_url: str, amq
 
     assert [status["state"] for status in statuses] == ["finished"] * len(ids)
     assert "enqueued job" in log.read_text()
+
+
+def test_the_bridge_reconnects_after_the_connection_drops_and_during_an_outage(
+    redis_url: str, redis_connection: Redis, amqp_url: str, amqp_queue: str, tmp_path: Path
+) -> None:
+    broker = pika.URLParameters(amqp_url)
+    log = tmp_path / "bridge.log"
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    proxy = TcpProxy(broker.host, broker.port)
+    bridge_url = via_port(amqp_url, proxy.port)
+    with proxy, amqp_channel(amqp_url) as channel, running_bridge(redis_url, amqp_url, amqp_queue, log, bridge_url):
+        publish(channel, amqp_queue, {"job_id": ids[0]})
+        wait_for(lambda: in_rq(redis_connection, ids[0]), what="the first job")
+        proxy.cut()
+        publish(channel, amqp_queue, {"job_id": ids[1]})
+        wait_for(lambda: in_rq(redis_connection, ids[1]), what="the job after the cut")
+        proxy.stop()
+        publish(channel, amqp_queue, {"job_id": ids[2]})
+        wait_for(lambda: log.read_text().count("reconnecting in") >= 3, what="failed reconnection attempts")
+        assert not in_rq(redis_connection, ids[2])
+        proxy.start()
+        wait_for(lambda: in_rq(redis_connection, ids[2]), timeout=30, what="the job after the outage")
+    assert jobs.queue(redis_connection, "default").job_ids == ids
+
+
+def test_the_web_app_replaces_a_dropped_connection_and_answers_503_while_rabbitmq_is_down(
+    amqp_settings: Settings, redis_connection: Redis, amqp_url: str, amqp_queue: str
+) -> None:
+    broker = pika.URLParameters(amqp_url)
+    with TcpProxy(broker.host, broker.port) as proxy:
+        app = create_app(amqp_settings.replace(broker_url=via_port(amqp_url, proxy.port)), redis=redis_connection)
+        client = app.test_client()
+        try:
+            assert client.post("/api/jobs").status_code == 202
+            proxy.cut()  # the pooled connection is now dead
+            assert client.post("/api/jobs").status_code == 202
+            proxy.stop()
+            refused = client.post("/api/jobs", json={"title": "not now"})
+            proxy.start()
+            assert client.post("/api/jobs").status_code == 202
+        finally:
+            app.extensions["plotjobs"]["publisher"].close()
+    assert refused.status_code == 503 and refused.get_json()["error"] == "broker_unavailable"
+    with amqp_channel(amqp_url) as channel:
+        delivered = take_all(channel, amqp_queue)
+    markers = {key.decode().rpartition(":")[2] for key in redis_connection.scan_iter("plotjobs:accepted:*")}
+    assert {properties.message_id for properties, _ in delivered} == markers
+    assert len(delivered) == 3
+
+
+def test_gunicorn_serves_concurrent_submissions_through_rabbitmq(
+    redis_url: str, redis_connection: Redis, amqp_url: str, amqp_queue: str, tmp_path: Path
+) -> None:
+    env = {"BROKER_URL": amqp_url, "AMQP_QUEUE": amqp_queue, "GUNICORN_THREADS": "4"}
+    with running_gunicorn(redis_url, **env) as base_url, ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda n: requests.post(f"{base_url}/api/jobs", json={"seed": n}, timeout=20), range(16))
+        )
+        assert [answer.status_code for answer in answers] == [202] * 16
+        ids = {answer.json()["id"] for answer in answers}
+        with (
+            running_worker(redis_url, redis_connection),
+            running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "bridge.log"),
+        ):
+            for job_id in ids:
+                wait_for(
+                    lambda job_id=job_id: (
+                        requests.get(f"{base_url}/api/jobs/{job_id}", timeout=5).json()["state"] == "finished"
+                    ),
+                    timeout=60,
+                    what=f"job {job_id} to finish",
+                )
+    assert len(ids) == 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -175,7 +176,7 @@ print(status, "pika" in sys.modules)
 create_app(Settings(redis_url="redis://fake", secret_key="x", broker_url="amqp://mq"), redis=fakeredis.FakeRedis())
 print("pika" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["202", "False", "True"]
 
@@ -200,3 +201,14 @@ def test_routes_answer_for_an_accepted_job_that_rq_does_not_have_yet(
     assert fake_client.get(f"/api/jobs/{job_id}").status_code == 404
     assert fake_client.get(f"/api/jobs/{job_id}/result").status_code == 404
     assert fake_client.get(f"/progress?jobid={job_id}").status_code == 404
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("", "1 skipped"), ("1", "1 error")])
+def test_rabbitmq_tests_skip_without_a_broker_unless_ci_requires_it(required: str, outcome: str) -> None:
+    env = dict(os.environ, AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", PLOTJOBS_REQUIRE_AMQP=required)
+    test = "tests/test_amqp_bridge.py::test_the_tutorial_page_submits_through_rabbitmq_too"
+    command = [sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:cacheprovider", test]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, check=False)
+    assert outcome in result.stdout, result.stdout
+    assert "RabbitMQ is not reachable" in result.stdout
+    assert result.returncode == (1 if required else 0)
