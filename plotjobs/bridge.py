@@ -7,6 +7,7 @@ redelivery never renders twice.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -169,6 +170,8 @@ class Bridge:
         reason: str,
     ) -> None:
         """Park the message, unchanged, in the dead-letter queue with the reason in its headers; then ack it."""
+        import pika
+
         reason = reason[:_REASON_LIMIT]
         log.warning("dead-lettering message %s: %s", properties.message_id or method.delivery_tag, reason)
         headers: dict[str, Any] = dict(properties.headers or {})
@@ -179,18 +182,15 @@ class Bridge:
                 broker_amqp.QUEUE_HEADER: self._queue,
             }
         )
+        kept = copy.copy(properties)
+        kept.headers = headers
+        kept.delivery_mode = pika.DeliveryMode.Persistent.value
+        kept.expiration = None  # a dead letter waits for a person, not for a TTL
         channel.basic_publish(
             exchange="",
             routing_key=broker_amqp.dead_letter_queue(self._queue),
             body=body,
-            properties=broker_amqp.message_properties(
-                properties.message_id,
-                content_type=properties.content_type,
-                headers=headers,
-                correlation_id=properties.correlation_id,
-                reply_to=properties.reply_to,
-                type=properties.type,
-            ),
+            properties=kept,
             mandatory=True,
         )
         reply_to, correlation_id = broker_amqp.reply_addresses(body, properties.reply_to, properties.correlation_id)

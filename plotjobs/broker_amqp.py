@@ -260,17 +260,20 @@ class Publisher:
             try:
                 link, reused = self._take()
             except (pika.exceptions.AMQPError, OSError) as error:
+                log.warning("cannot connect to RabbitMQ: %s: %s", type(error).__name__, error)
                 raise BrokerUnavailable(f"the message broker is unavailable: {error.__class__.__name__}") from None
             try:
                 link.publish(self._queue_name, body, job_id)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as error:
                 link.close()
+                log.warning("RabbitMQ refused job %s: %s", job_id, type(error).__name__)
                 raise BrokerUnavailable(f"the message broker refused the job: {error.__class__.__name__}") from None
             except (pika.exceptions.AMQPError, OSError) as error:
                 link.close()
                 if reused:
                     # A pooled link may have gone stale while idle; a fresh one decides.
                     continue
+                log.warning("publishing job %s to RabbitMQ failed: %s: %s", job_id, type(error).__name__, error)
                 raise BrokerUnavailable(f"the message broker is unavailable: {error.__class__.__name__}") from None
             with self._lock:
                 self._idle.append(link)

@@ -86,7 +86,7 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--port", type=int, help="Port for the web app (default: $PORT or 8000).")
 @click.option("--workers", "worker_count", type=click.IntRange(1, 32), default=1, show_default=True)
 def dev(port: int | None, worker_count: int) -> None:
-    """Run the web app and workers; start a private Redis when REDIS_URL is not set."""
+    """Run the web app and workers (and the AMQP bridge with BROKER_URL); start a private Redis without REDIS_URL."""
     from plotjobs.redis_embedded import EmbeddedRedis
 
     settings = _settings()
@@ -102,6 +102,9 @@ def dev(port: int | None, worker_count: int) -> None:
     for number in range(worker_count):
         command = [sys.executable, "-m", "plotjobs", "worker", "--name", f"dev-{os.getpid()}-{number + 1}"]
         processes.append(subprocess.Popen(command, env=env))
+    if settings.broker_url:
+        processes.append(subprocess.Popen([sys.executable, "-m", "plotjobs", "amqp-bridge"], env=env))
+        click.echo(f"submissions go through RabbitMQ queue {settings.amqp_queue!r}; an amqp-bridge moves them")
     click.echo(f"plotjobs is running: open http://127.0.0.1:{port}/  (Ctrl-C to stop)")
 
     def stop(signum: int, frame: FrameType | None) -> None:
