@@ -60,7 +60,10 @@ class Bridge:
         self._settings = settings
         self._redis = redis
         self._queue = settings.amqp_queue
-        self._parameters = broker_amqp.connection_parameters(settings.broker_url, "plotjobs amqp-bridge")
+        # Under a RabbitMQ resource alarm, give up on a blocked connection and reconnect rather than hang.
+        self._parameters = broker_amqp.connection_parameters(
+            settings.broker_url, "plotjobs amqp-bridge", {"blocked_connection_timeout": 60.0}
+        )
         self._broker_backoff = Backoff()
         self._redis_backoff = Backoff()
         self._stopping = False

@@ -84,6 +84,27 @@ def test_api_submission_goes_through_rabbitmq_to_a_finished_png(
         assert queue_state(channel, amqp_queue)[0] == 0
 
 
+def test_with_redis_down_the_web_app_still_accepts_into_rabbitmq(
+    amqp_settings: Settings, amqp_url: str, amqp_queue: str
+) -> None:
+    unreachable = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=2)
+    app = create_app(amqp_settings, redis=unreachable)
+    client = app.test_client()
+    try:
+        response = client.post("/api/jobs", json={"title": "kept by RabbitMQ"})
+        status = client.get(response.get_json()["status_url"])
+    finally:
+        app.extensions["plotjobs"]["publisher"].close()
+        unreachable.close()
+    assert response.status_code == 202
+    assert status.status_code == 503  # Redis is where status lives; the job itself is safe:
+    with amqp_channel(amqp_url) as channel:
+        [(properties, body)] = take_all(channel, amqp_queue)
+    submission = broker_amqp.parse_message(body)
+    assert submission.job_id == properties.message_id == response.get_json()["id"]
+    assert submission.spec.title == "kept by RabbitMQ"
+
+
 def test_the_tutorial_page_submits_through_rabbitmq_too(
     amqp_client: FlaskClient, amqp_url: str, amqp_queue: str
 ) -> None:
