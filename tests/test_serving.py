@@ -65,10 +65,10 @@ def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
         def submitted() -> requests.Response | None:
             try:
                 return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=5)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # workers still booting
                 return None
 
-        response = wait_for(submitted, timeout=30, what="the dev server to accept a job")
+        response = wait_for(submitted, timeout=60, what="the dev server to accept a job")
         poll_until_finished(base_url, response.json()["status_url"])
         assert requests.get(base_url + response.json()["result_url"], timeout=5).content.startswith(b"\x89PNG")
         process.send_signal(signal.SIGINT)
