@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from redis import Redis
 
+    from plotjobs.broker_amqp import Publisher
     from plotjobs.config import Settings
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -18,6 +19,15 @@ def _asset_dir(name: str) -> str:
     """Installed wheels carry templates/static inside the package; a checkout has them at the top."""
     packaged = _PACKAGE_DIR / name
     return str(packaged if packaged.is_dir() else _PACKAGE_DIR.parent / name)
+
+
+def _publisher(settings: Settings) -> Publisher | None:
+    """The RabbitMQ publisher when BROKER_URL is set; it connects on first use."""
+    if not settings.broker_url:
+        return None
+    from plotjobs.broker_amqp import Publisher
+
+    return Publisher(settings.broker_url, settings.amqp_queue)
 
 
 def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> Flask:
@@ -36,7 +46,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         MAX_FORM_MEMORY_SIZE=settings.max_request_bytes,
     )
     connection = redis or connections.redis_from_settings(settings)
-    app.extensions[connections.EXTENSION_KEY] = {"settings": settings, "redis": connection}
+    app.extensions[connections.EXTENSION_KEY] = {
+        "settings": settings,
+        "redis": connection,
+        "publisher": _publisher(settings),
+    }
     errors.register_error_handlers(app)
     logging_setup.init_app(app, settings.log_level)
     monitoring.init_app(app)

@@ -1,4 +1,4 @@
-"""The ``plotjobs`` command: run the service locally, run a worker, submit charts and follow them."""
+"""The ``plotjobs`` command: run the service, workers and the AMQP bridge; submit charts and follow them."""
 
 from __future__ import annotations
 
@@ -85,6 +85,46 @@ def workers(as_json: bool, this_host: bool, check: bool) -> None:
         sys.exit(1)
 
 
+def _idle_until_stopped(reason: str) -> None:
+    click.echo(f"{reason}; idle until stopped", err=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
+@main.command("amqp-bridge")
+@click.option(
+    "--idle-without-broker",
+    is_flag=True,
+    help="Without BROKER_URL, wait idle instead of exiting (lets one Procfile serve both set-ups).",
+)
+def amqp_bridge(idle_without_broker: bool) -> None:
+    """Move submissions from RabbitMQ (BROKER_URL, AMQP_QUEUE) into the RQ queue."""
+    import logging
+
+    from plotjobs.bridge import Bridge
+    from plotjobs.connections import redis_from_url
+
+    settings = _settings()
+    if not settings.broker_url and idle_without_broker:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        _idle_until_stopped("BROKER_URL is not set: no RabbitMQ to bridge")
+        return
+    if not settings.broker_url:
+        raise click.UsageError(
+            "BROKER_URL is not set: the bridge needs RabbitMQ (amqp://user:password@host:5672/vhost)"
+        )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pika narrates every socket step at INFO; its warnings and errors are what an operator needs.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    bridge = Bridge(settings, redis_from_url(settings.redis_url))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bridge.run()
+
+
 def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -101,7 +141,7 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--port", type=int, help="Port for the web app (default: $PORT or 8000).")
 @click.option("--workers", "worker_count", type=click.IntRange(1, 32), default=1, show_default=True)
 def dev(port: int | None, worker_count: int) -> None:
-    """Run the web app and workers; start a private Redis when REDIS_URL is not set."""
+    """Run the web app and workers (and the AMQP bridge with BROKER_URL); start a private Redis without REDIS_URL."""
     from plotjobs.redis_embedded import EmbeddedRedis
 
     settings = _settings()
@@ -117,6 +157,9 @@ def dev(port: int | None, worker_count: int) -> None:
     for number in range(worker_count):
         command = [sys.executable, "-m", "plotjobs", "worker", "--name", f"dev-{os.getpid()}-{number + 1}"]
         processes.append(subprocess.Popen(command, env=env))
+    if settings.broker_url:
+        processes.append(subprocess.Popen([sys.executable, "-m", "plotjobs", "amqp-bridge"], env=env))
+        click.echo(f"submissions go through RabbitMQ queue {settings.amqp_queue!r}; an amqp-bridge moves them")
     click.echo(f"plotjobs is running: open http://127.0.0.1:{port}/  (Ctrl-C to stop)")
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -35,6 +35,8 @@ class Settings:
     dashboard_username: str | None = None
     dashboard_password: str | None = field(default=None, repr=False)
     dashboard_allow_delete: bool = False
+    broker_url: str | None = field(default=None, repr=False)
+    amqp_queue: str = "plotjobs.render"
 
     @property
     def default_queue(self) -> str:
@@ -87,6 +89,25 @@ def _redis_url(raw: str | None) -> str | None:
 def log_level_from_env(environ: Mapping[str, str] | None = None) -> str:
     """LOG_LEVEL alone, for processes that run our code without our settings (a stock ``rq worker``)."""
     return _log_level((os.environ if environ is None else environ).get("LOG_LEVEL"))
+
+
+def _broker_url(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    if not raw.startswith(("amqp://", "amqps://")):
+        raise ConfigError("BROKER_URL must start with amqp:// or amqps://, got a URL with another scheme")
+    return raw
+
+
+def _amqp_queue(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        return Settings.amqp_queue
+    name = raw.strip()
+    if len(name) > 200 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"AMQP_QUEUE must be up to 200 letters, digits, '.', '-' and '_', got {raw!r}")
+    if name.startswith("amq."):
+        raise ConfigError(f"AMQP_QUEUE must not start with 'amq.' (RabbitMQ reserves it), got {raw!r}")
+    return name
 
 
 def _log_level(raw: str | None) -> str:
@@ -156,4 +177,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         dashboard_username=dashboard_username,
         dashboard_password=dashboard_password,
         dashboard_allow_delete=_flag(env, "DASHBOARD_ALLOW_DELETE"),
+        broker_url=_broker_url(env.get("BROKER_URL")),
+        amqp_queue=_amqp_queue(env.get("AMQP_QUEUE")),
     )

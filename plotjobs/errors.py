@@ -126,6 +126,12 @@ class ServiceUnavailable(APIError):
     code = "service_unavailable"
 
 
+class BrokerUnavailable(ServiceUnavailable):
+    """RabbitMQ (BROKER_URL) did not take a submission: unreachable, or it refused the message."""
+
+    code = "broker_unavailable"
+
+
 def _json_error(error: APIError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status

@@ -8,8 +8,8 @@ from enum import Enum
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Worker
-from rq.exceptions import NoSuchJobError
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
@@ -74,8 +74,15 @@ def queue_for_priority(settings: Settings, priority: str | None) -> str:
     return priority
 
 
-def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None = None) -> Job:
-    """Put a render of ``spec`` on the queue of ``priority`` (the default queue when None) and return its job."""
+def enqueue_render(
+    connection: Redis,
+    settings: Settings,
+    spec: ChartSpec,
+    priority: str | None = None,
+    *,
+    job_id: str | None = None,
+) -> Job:
+    """Put a render of ``spec`` on the queue of ``priority`` and return its job; a given ``job_id`` is used once."""
     job = queue(connection, queue_for_priority(settings, priority)).enqueue(
         tasks.render_chart,
         spec.model_dump(mode="json"),
@@ -85,9 +92,23 @@ def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec, prior
         # A constant description: user text must never reach RQ's description field.
         description=JOB_DESCRIPTION,
         meta=tasks.progress_meta(0.0, "queued"),
+        job_id=job_id,
+        # RQ checks and enqueues atomically (one Lua script), so two deliveries cannot both enqueue.
+        unique=job_id is not None,
     )
     metrics.count_job(connection, "submitted", spec.kind)
     return job
+
+
+def enqueue_render_once(
+    connection: Redis, settings: Settings, spec: ChartSpec, job_id: str, priority: str | None = None
+) -> bool:
+    """Enqueue a render under ``job_id`` unless a job with that id exists; True when this call enqueued it."""
+    try:
+        enqueue_render(connection, settings, spec, priority, job_id=job_id)
+    except DuplicateJobError:
+        return False
+    return True
 
 
 def fetch(connection: Redis, job_id: str) -> Job:

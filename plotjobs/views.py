@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
-from plotjobs import jobs
+from plotjobs import accepted, jobs
+from plotjobs.api import file_response, queue_render
 from plotjobs.form import form_fields
-from plotjobs.api import file_response
 from plotjobs.charts import ChartSpec
-from plotjobs.connections import current_redis, current_settings
-from plotjobs.errors import JobNotFound
+from plotjobs.connections import current_redis
+from plotjobs.errors import JobNotFound, ResultNotReady
 
 blueprint = Blueprint("views", __name__)
 
@@ -31,12 +31,19 @@ def job_page(job_id: str) -> str:
 @blueprint.get("/image_page")
 def image_page() -> str:
     """The tutorial's entry: queue the default chart and show the polling page."""
-    job = jobs.enqueue_render(current_redis(), current_settings(), ChartSpec())
-    return render_template("job.html", job_id=job.id)
+    return render_template("job.html", job_id=queue_render(ChartSpec()))
 
 
-def _job_from_query() -> Any:
-    return jobs.fetch(current_redis(), request.args.get("jobid", ""))
+def _job_from_query() -> Any | None:
+    """The job named by ``?jobid=``, or None while it is accepted through RabbitMQ but not yet in RQ."""
+    connection, job_id = current_redis(), request.args.get("jobid", "")
+    try:
+        return jobs.fetch(connection, job_id)
+    except JobNotFound:
+        if accepted.status(connection, job_id) is not None:
+            return None
+    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
+    return jobs.fetch(connection, job_id)
 
 
 @blueprint.get("/progress")
@@ -46,6 +53,8 @@ def progress() -> tuple[dict[str, Any], int]:
         job = _job_from_query()
     except JobNotFound as error:
         return {"state": jobs.TutorialState.FAILURE.value, "progress": 0.0, "error": error.message}, 404
+    if job is None:
+        return {"state": jobs.TutorialState.PENDING.value, "progress": 0.0, "error": None}, 200
     described = jobs.describe(job)
     return {
         "state": jobs.tutorial_state(job).value,
@@ -58,5 +67,7 @@ def progress() -> tuple[dict[str, Any], int]:
 def result_png() -> Response:
     """The tutorial's image endpoint."""
     job = _job_from_query()
+    if job is None:
+        raise ResultNotReady(request.args.get("jobid", ""), "queued")
     data, description = jobs.result_file(current_redis(), job)
     return file_response(data, dict(description), f"chart-{job.id}")

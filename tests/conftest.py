@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,3 +87,35 @@ def fake_app(fake_redis: Redis) -> Flask:
 def fake_client(fake_app: Flask) -> FlaskClient:
     """A test client of the app on fakeredis."""
     return fake_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The test RabbitMQ (AMQP_URL or the local guest account); skip without one, fail under CI."""
+    from tests.amqp import amqp_url_from_env, unreachable_reason
+
+    url = amqp_url_from_env()
+    reason = unreachable_reason(url)
+    if reason is not None:
+        if os.environ.get("PLOTJOBS_REQUIRE_AMQP") == "1":
+            pytest.fail(f"{reason} (PLOTJOBS_REQUIRE_AMQP=1 makes RabbitMQ required)")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def amqp_queue(amqp_url: str) -> Iterator[str]:
+    """A submissions queue name unique to this test; its queues and exchange are deleted afterwards."""
+    from tests.amqp import delete_topology
+
+    name = f"plotjobs-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        delete_topology(amqp_url, name)
+
+
+@pytest.fixture
+def amqp_settings(settings: Settings, amqp_url: str, amqp_queue: str) -> Settings:
+    """Settings that send submissions through the test RabbitMQ queue."""
+    return settings.replace(broker_url=amqp_url, amqp_queue=amqp_queue)

@@ -23,11 +23,15 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_has_the_services(compose: dict[str, Any]) -> None:
-    assert {"redis", "web", "worker", "rabbitmq"} <= set(compose["services"])
+    assert {"redis", "web", "worker", "rabbitmq", "bridge"} <= set(compose["services"])
 
 
 def test_every_service_is_healthchecked_and_waits_for_healthy_redis(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
+        if name == "bridge":
+            # The bridge serves no port and reconnects by itself; its container restarts if it exits.
+            assert service["restart"] == "unless-stopped"
+            continue
         assert service["healthcheck"]["test"], name
         if name in {"web", "worker"}:
             assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
@@ -92,6 +96,22 @@ def test_optional_services_sit_behind_profiles(compose: dict[str, Any]) -> None:
     assert "dashboard" not in compose["services"]
 
 
+def test_the_amqp_profile_runs_rabbitmq_with_storage_and_the_bridge(compose: dict[str, Any]) -> None:
+    rabbitmq, bridge = compose["services"]["rabbitmq"], compose["services"]["bridge"]
+    assert bridge["profiles"] == ["amqp"]
+    assert bridge["command"] == ["plotjobs", "amqp-bridge"]
+    assert bridge["environment"]["BROKER_URL"].startswith("${BROKER_URL:-amqp://")
+    assert bridge["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert {name: dep["condition"] for name, dep in bridge["depends_on"].items()} == {
+        "redis": "service_healthy",
+        "rabbitmq": "service_healthy",
+    }
+    assert any(volume.endswith(":/var/lib/rabbitmq") for volume in rabbitmq["volumes"])
+    assert rabbitmq["hostname"] and "ports" not in rabbitmq
+    # Unset by default: the web app enqueues into RQ directly unless BROKER_URL is given.
+    assert compose["services"]["web"]["environment"]["BROKER_URL"] == "${BROKER_URL:-}"
+
+
 def test_dockerfile_pins_python_copies_code_and_drops_root() -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     base = re.search(r"^FROM (\S+)", dockerfile, re.MULTILINE)
@@ -107,6 +127,7 @@ def test_procfile_runs_web_and_worker() -> None:
     )
     assert shlex.split(entries["web"])[0] == "gunicorn" and "wsgi:app" in entries["web"]
     assert shlex.split(entries["worker"]) == ["python", "worker.py"]
+    assert shlex.split(entries["bridge"]) == ["plotjobs", "amqp-bridge", "--idle-without-broker"]
 
 
 def test_requirements_are_exact_pins() -> None:

@@ -69,7 +69,7 @@ def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
                 # gunicorn accepts connections before its workers have booted on a busy machine
                 return None
 
-        response = wait_for(submitted, timeout=30, what="the dev server to accept a job")
+        response = wait_for(submitted, timeout=60, what="the dev server to accept a job")
         poll_until_finished(base_url, response.json()["status_url"])
         assert requests.get(base_url + response.json()["result_url"], timeout=5).content.startswith(b"\x89PNG")
         process.send_signal(signal.SIGINT)
