@@ -170,10 +170,10 @@ import fakeredis
 from plotjobs import create_app
 from plotjobs.config import Settings
 import plotjobs.bridge, plotjobs.broker_amqp, plotjobs.cli
-app = create_app(Settings(redis_url="redis://fake", secret_key="x"), redis=fakeredis.FakeRedis())
+app = create_app(Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING"), redis=fakeredis.FakeRedis())
 status = app.test_client().post("/api/jobs", json={}).status_code
 print(status, "pika" in sys.modules)
-create_app(Settings(redis_url="redis://fake", secret_key="x", broker_url="amqp://mq"), redis=fakeredis.FakeRedis())
+create_app(Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING", broker_url="amqp://mq"), redis=fakeredis.FakeRedis())
 print("pika" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
