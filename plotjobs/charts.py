@@ -18,7 +18,7 @@ import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
 from matplotlib.figure import Figure
 from pydantic import (
     AfterValidator,
@@ -52,6 +52,7 @@ MAX_NAME = 100
 # Matplotlib's dates end at year 9999, and axis margins reach past the data.
 MIN_YEAR = 1000
 MAX_YEAR = 8999
+DAY_TICKS_BELOW = 5
 # Beyond this, axis spans overflow float arithmetic inside the layout code.
 MAX_ABS_VALUE = 1e100
 
@@ -375,13 +376,17 @@ def _draw_bars(
 
 
 def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
-    only_days = all(len(str(value)) == 10 for series in series_list for value in series.x or [])
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    if only_days:
+    texts = [str(value) for series in series_list for value in series.x or []]
+    if all(len(text) == 10 for text in texts):
+        days = [dt.date.fromisoformat(text) for text in texts]
+        # Over a few days the automatic locator picks hours, and every tick would repeat its day.
+        few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW
+        axes.xaxis.set_major_locator(DayLocator() if few_days else AutoDateLocator())
         axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         axes.figure.autofmt_xdate()
     else:
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
