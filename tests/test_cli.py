@@ -77,6 +77,8 @@ def test_failures_exit_non_zero_with_a_message(redis_url: str, redis_connection:
     unreachable = plotjobs("submit", good_spec, "--server", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
     assert unreachable.returncode == 1 and "cannot reach the plotjobs server" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+    not_http = plotjobs("status", "some-id", "--server", "file:///etc", cwd=tmp_path)
+    assert not_http.returncode == 1 and "http:// or https://" in not_http.stderr
 
     failed = jobs.queue(redis_connection, "default").enqueue("plotjobs.tasks.render_chart", {"dpi": 5})
     with running_gunicorn(redis_url) as server, running_worker(redis_url, redis_connection):
