@@ -18,7 +18,7 @@ import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
 from matplotlib.figure import Figure
 from pydantic import (
     AfterValidator,
@@ -52,6 +52,7 @@ MAX_NAME = 100
 # Matplotlib's dates end at year 9999, and axis margins reach past the data.
 MIN_YEAR = 1000
 MAX_YEAR = 8999
+DAY_TICKS_BELOW = 5
 # Beyond this, axis spans overflow float arithmetic inside the layout code.
 MAX_ABS_VALUE = 1e100
 
@@ -311,7 +312,8 @@ def _demo_spec(spec: ChartSpec) -> ChartSpec:
     start = spec.start or dt.datetime.now(dt.timezone.utc).date()
     days = [(start + dt.timedelta(days=offset)).isoformat() for offset in range(10)]
     values = [float(value) for value in rng.random(10)]
-    demo = Series(values=values) if spec.kind == "histogram" else Series(x=days, y=values)  # type: ignore[arg-type]
+    data = {"values": values} if spec.kind == "histogram" else {"x": days, "y": values}
+    demo = Series.model_validate(data)
     return spec.model_copy(update={"series": [demo], "x_type": "date"})
 
 
@@ -335,9 +337,11 @@ def _display_name(series: Series, number: int) -> str:
 
 def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: _XAxis, show_legend: bool) -> None:
     count = len(series_list)
-    for number, series in enumerate(series_list):
+    positions = [_x_positions(axis, series, len(series.y or ())) for series in series_list]
+    # Bars fill 80% of the narrowest step between x values, shared among the series side by side.
+    bar_width: Any = _bar_step(axis, positions) * (0.8 / count)
+    for number, (series, x) in enumerate(zip(series_list, positions, strict=True)):
         assert series.y is not None
-        x = _x_positions(axis, series, len(series.y))
         label = _display_name(series, number) if show_legend else None
         if spec.kind == "line":
             axes.plot(x, series.y, marker="o" if len(x) <= 50 else None, label=label)
@@ -349,7 +353,8 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: _
             line = axes.plot(xs, ys, label=label)[0]
             axes.fill_between(xs, ys, alpha=0.3, color=line.get_color())
         else:
-            _draw_bars(axes, x, series.y, axis, number, count, label)
+            offset = bar_width * (number - (count - 1) / 2)
+            axes.bar([value + offset for value in x], series.y, width=bar_width, label=label)
     if axis.kind == "date":
         _format_dates(axes, series_list)
     elif axis.kind == "category":
@@ -360,32 +365,29 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: _
                 tick.set_horizontalalignment("right")
 
 
-def _draw_bars(
-    axes: Axes, x: list[Any], y: Sequence[float], axis: _XAxis, number: int, count: int, label: str | None
-) -> None:
-    if axis.kind == "date":
-        width: Any = dt.timedelta(days=0.8 / count)
-        offset: Any = width * (number - (count - 1) / 2)
-    else:
-        numbers = sorted(set(x))
-        gap = min((b - a for a, b in itertools.pairwise(numbers)), default=1.0)
-        width = 0.8 * gap / count
-        offset = width * (number - (count - 1) / 2)
-    axes.bar([value + offset for value in x], y, width=width, label=label)
+def _bar_step(axis: _XAxis, positions: list[list[Any]]) -> Any:
+    """The narrowest step between distinct x values of all series (a day or 1 when there is none)."""
+    unit: Any = dt.timedelta(days=1) if axis.kind == "date" else 1.0
+    distinct = sorted({value for values in positions for value in values})
+    return min((b - a for a, b in itertools.pairwise(distinct)), default=unit)
 
 
 def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
-    only_days = all(len(str(value)) == 10 for series in series_list for value in series.x or [])
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    if only_days:
+    texts = [str(value) for series in series_list for value in series.x or []]
+    if all(len(text) == 10 for text in texts):
+        days = [dt.date.fromisoformat(text) for text in texts]
+        # Over a few days the automatic locator picks hours, and every tick would repeat its day.
+        few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW
+        axes.xaxis.set_major_locator(DayLocator() if few_days else AutoDateLocator())
         axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         axes.figure.autofmt_xdate()
     else:
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
-def _draw_pie(axes: Axes, spec: ChartSpec, series: Series, show_legend: bool) -> None:
+def _draw_pie(axes: Axes, series: Series, show_legend: bool) -> None:
     assert series.y is not None
     labels = [_category_label(value) for value in series.x] if series.x is not None else None
     text_props = {"parse_math": False}
@@ -409,7 +411,7 @@ def _draw(figure: Figure, spec: ChartSpec) -> None:
     axes = figure.add_subplot()
     show_legend = spec.legend if spec.legend is not None else any(series.name for series in spec.series)
     if spec.kind == "pie":
-        _draw_pie(axes, spec, spec.series[0], show_legend)
+        _draw_pie(axes, spec.series[0], show_legend)
     elif spec.kind == "histogram":
         samples = [np.asarray(series.values, dtype=float) for series in spec.series]
         names = [_display_name(series, number) for number, series in enumerate(spec.series)]

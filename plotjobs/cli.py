@@ -251,8 +251,8 @@ def submit(
     """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
     spec = _read_spec(spec_file)
     csv_data = csv_file.read() if csv_file is not None else None
-    api = client.Client(server)
     try:
+        api = client.Client(server)
         submitted = api.submit(spec, csv_data)
         if not (wait or output):
             click.echo(submitted["id"])

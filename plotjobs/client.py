@@ -67,6 +67,9 @@ class Client:
     """Talks to one plotjobs server."""
 
     def __init__(self, server: str, timeout: float = REQUEST_TIMEOUT) -> None:
+        parts = urllib.parse.urlsplit(server)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ClientError(f"the server must be an http:// or https:// URL, got {server!r}")
         self.server = server.rstrip("/")
         self.timeout = timeout
 

@@ -176,9 +176,15 @@ def test_x_may_be_numbers_dates_or_categories(kind: str, x: list[object] | None)
     decode(charts.render(spec), "png")
 
 
-def test_dates_are_shown_as_iso_days() -> None:
-    spec = ChartSpec.model_validate({"series": [{"x": ["2024-03-01", "2024-03-02"], "y": [1, 2]}], "format": "svg"})
-    assert b"2024-03-01" in charts.render(spec)
+@pytest.mark.parametrize("last_day", ["2024-03-01", "2024-03-02", "2024-03-11", "2024-09-30"])
+def test_dates_are_shown_as_iso_days_without_repeats(last_day: str) -> None:
+    spec = ChartSpec.model_validate({"series": [{"x": ["2024-03-01", last_day], "y": [1, 2]}], "format": "svg"})
+    # Matplotlib's SVG carries each drawn text in a comment beside its glyphs.
+    texts = re.findall(rb"<!-- (.*?) -->", charts.render(spec))
+    days = [text for text in texts if re.fullmatch(rb"\d{4}-\d{2}-\d{2}", text)]
+    assert len(days) >= 2
+    assert len(days) == len(set(days)), days
+    assert all(re.fullmatch(rb"[\d.\-]+", text) for text in texts if text not in days), texts
 
 
 def test_dark_theme_paints_a_dark_background() -> None:

@@ -77,6 +77,8 @@ def test_failures_exit_non_zero_with_a_message(redis_url: str, redis_connection:
     unreachable = plotjobs("submit", good_spec, "--server", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
     assert unreachable.returncode == 1 and "cannot reach the plotjobs server" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+    not_http = plotjobs("status", "some-id", "--server", "file:///etc", cwd=tmp_path)
+    assert not_http.returncode == 1 and "http:// or https://" in not_http.stderr
 
     failed = jobs.queue(redis_connection, "default").enqueue("plotjobs.tasks.render_chart", {"dpi": 5})
     with running_gunicorn(redis_url) as server, running_worker(redis_url, redis_connection):
@@ -93,3 +95,21 @@ def test_failures_exit_non_zero_with_a_message(redis_url: str, redis_connection:
         status = wait_for(failed_status, timeout=30, what="the bad job to fail")
         assert status.returncode == 1 and "dpi" in status.stdout
     assert not list(tmp_path.glob("chart-*"))
+
+
+def test_waiting_on_a_job_that_does_not_finish_exits_1(redis_url: str, redis_connection: Redis, tmp_path: Path) -> None:
+    spec = write_json(tmp_path / "spec.json", {"seed": 1})
+    with running_gunicorn(redis_url) as server:
+        command = [sys.executable, "-m", "plotjobs", "submit", spec, "--server", server, "-o", "out.png"]
+        waiting = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            job_key = wait_for(lambda: next(redis_connection.scan_iter("rq:job:*"), None), what="the job")
+            jobs.fetch(redis_connection, job_key.decode().split(":")[-1]).cancel()
+            _, stderr = waiting.communicate(timeout=60)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.communicate()
+    assert waiting.returncode == 1
+    assert "ended canceled" in stderr
+    assert not (tmp_path / "out.png").exists()

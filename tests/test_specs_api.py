@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_openapi
 from redis import Redis
-from werkzeug.test import TestResponse
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import TestResponse, encode_multipart
 
 from plotjobs import create_app, jobs, openapi
 from plotjobs.charts import ChartSpec
@@ -29,8 +30,10 @@ def post_form(client: FlaskClient, spec: dict[str, Any] | str | None, csv: bytes
     if spec is not None:
         data["spec"] = spec if isinstance(spec, str) else json.dumps(spec)
     if csv is not None:
-        data["csv"] = (io.BytesIO(csv), "data.csv", "text/csv")
-    return client.post("/api/jobs", data=data, content_type="multipart/form-data")
+        data["csv"] = FileStorage(io.BytesIO(csv), filename="data.csv", content_type="text/csv")
+    # Encoded in memory: the test client spools large bodies to a temporary file it never closes.
+    boundary, body = encode_multipart(data)
+    return client.post("/api/jobs", data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def assert_refused(response: TestResponse, status: int, field: str, fake_redis: Redis) -> None:
