@@ -85,6 +85,15 @@ def _escaped(value: Any, keep: frozenset[str]) -> Any:
     return value
 
 
+def _harden(response: Response) -> Response:
+    # No framing (its buttons cannot be clickjacked), no caching of job data, no referrer leaks.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _escape_json(response: Response) -> Response:
     keep = ESCAPED_JSON.get((request.endpoint or "").partition(".")[2])
     if keep is not None and response.status_code == 200 and response.is_json:
@@ -126,7 +135,7 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     # dashboard uses the app's client instead, and the guard takes the hook's place.
     app.redis_conn = connection  # type: ignore[attr-defined]
     app.before_request_funcs[BLUEPRINT] = [_guard]
-    app.after_request_funcs.setdefault(BLUEPRINT, []).append(_escape_json)
+    app.after_request_funcs.setdefault(BLUEPRINT, []).extend([_escape_json, _harden])
     for endpoint in ("job_view", "job_info"):
         name = f"{BLUEPRINT}.{endpoint}"
         app.view_functions[name] = _known_job_first(app.view_functions[name])
