@@ -96,6 +96,7 @@ def rendered_dom(url: str) -> str:
     with tempfile.TemporaryDirectory(prefix="plotjobs-chromium-") as profile:
         result = subprocess.run(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url],
             capture_output=True, text=True, timeout=90, check=False,
         )  # fmt: skip
