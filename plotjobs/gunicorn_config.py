@@ -31,3 +31,13 @@ loglevel = (os.environ.get("LOG_LEVEL") or "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 # Gunicorn's control socket lives in $HOME and would clash between instances; we don't use it.
 control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """Check plotjobs' settings before any worker boots: a bad value stops gunicorn with its message."""
+    from plotjobs.config import ConfigError, from_env
+
+    try:
+        from_env()
+    except ConfigError as error:
+        raise SystemExit(f"plotjobs cannot start: {error}") from None

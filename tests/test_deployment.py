@@ -155,3 +155,15 @@ def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:
     refused = _gunicorn_settings(WEB_CONCURRENCY="lots")
     assert refused.returncode != 0
     assert "WEB_CONCURRENCY must be a whole number" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_gunicorn_refuses_bad_plotjobs_settings_before_booting_workers() -> None:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("DASHBOARD_")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.gunicorn_config", "--bind", "127.0.0.1:0", "wsgi:app"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
+        env={**environ, "DASHBOARD_USERNAME": "ops"},
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "plotjobs cannot start: DASHBOARD_USERNAME and DASHBOARD_PASSWORD" in refused.stderr
+    assert "Traceback" not in refused.stderr

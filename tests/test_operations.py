@@ -203,6 +203,7 @@ def test_dashboard_lists_our_queues_and_a_finished_job(
     run_jobs(redis_connection, dashboard_settings)
     page = dashboard.get("/rq/", headers=basic())
     assert page.status_code == 200 and "RQ dashboard" in page.text
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
     queues = dashboard.get("/rq/0/data/queues.json", headers=basic()).get_json()["queues"]
     default = next(queue for queue in queues if queue["name"] == "default")
     assert default["finished_job_registry_count"] == 1

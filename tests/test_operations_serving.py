@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import requests
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from plotjobs import create_app, jobs
-from plotjobs.config import Settings
+from plotjobs.config import Settings, from_env
 from plotjobs.connections import redis_from_url
-from plotjobs.redis_embedded import EmbeddedRedis, free_port
+from plotjobs.redis_embedded import EmbeddedRedis, free_port, redis_server_binary
 from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
 from tests.test_operations import HOSTILE, PASSWORD, USER, sample
 from tests.waiting import wait_for
@@ -96,6 +97,7 @@ def rendered_dom(url: str) -> str:
     with tempfile.TemporaryDirectory(prefix="plotjobs-chromium-") as profile:
         result = subprocess.run(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url],
             capture_output=True, text=True, timeout=90, check=False,
         )  # fmt: skip
@@ -233,3 +235,36 @@ def test_honcho_runs_the_procfile(private_redis: EmbeddedRedis) -> None:
     finally:
         stop(process)
         connection.close()
+
+
+def test_redis_sentinel_finds_the_master(tmp_path: Path, private_redis: EmbeddedRedis) -> None:
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor plotjobs-main 127.0.0.1 {private_redis.port} 1\n"
+    )
+    sentinel = subprocess.Popen([redis_server_binary(), str(config), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        probe = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+
+        def master_known() -> bool:
+            try:
+                return probe.execute_command("SENTINEL", "get-master-addr-by-name", "plotjobs-main") is not None
+            except RedisConnectionError:
+                return False
+
+        wait_for(master_known, timeout=20, what="the sentinel to know the master")
+        probe.close()
+        settings = from_env({"REDIS_SENTINELS": f"127.0.0.1:{port}", "REDIS_SENTINEL_MASTER": "plotjobs-main",
+                             "REDIS_URL": "redis://ignored:1/0", "SECRET_KEY": "x"})  # fmt: skip
+        client = create_app(settings).test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.get_json()
+        job_id = client.post("/api/jobs?priority=high").get_json()["id"]
+        direct = redis_from_url(private_redis.url)
+        assert jobs.fetch(direct, job_id).origin == "high"
+        direct.close()
+    finally:
+        stop(sentinel)
