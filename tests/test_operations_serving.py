@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from plotjobs import create_app, jobs
 from plotjobs.config import Settings, from_env
 from plotjobs.connections import redis_from_url
 from plotjobs.redis_embedded import EmbeddedRedis, free_port, redis_server_binary
+from tests.browser import ChromiumMissing, ensure_chromium
 from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
 from tests.test_operations import HOSTILE, PASSWORD, USER, sample
 from tests.waiting import wait_for
@@ -86,10 +86,10 @@ def test_dashboard_over_http_needs_credentials_and_refuses_state_changing_get(
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("these tests need Debian's chromium (apt-get install chromium)")
-    return found
+    try:
+        return ensure_chromium()
+    except ChromiumMissing as error:
+        pytest.fail(str(error))
 
 
 def rendered_dom(url: str) -> str:
