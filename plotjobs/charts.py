@@ -406,6 +406,20 @@ def _plain_legend(axes: Axes, handles: Sequence[Any] | None = None, labels: Sequ
         text.set_parse_math(False)
 
 
+def _histogram_range(samples: list[np.ndarray]) -> tuple[float, float]:
+    """The binned range, widened when all values (nearly) coincide.
+
+    numpy widens a zero-width range by ±0.5, which is lost to rounding for large values
+    (e.g. 4.5e15) and then fails with "too many bins"; a relative margin always survives.
+    """
+    low = min(float(values.min()) for values in samples)
+    high = max(float(values.max()) for values in samples)
+    margin = max(abs(low), abs(high), 1.0) * 1e-6
+    if high - low < margin:
+        return low - margin, high + margin
+    return low, high
+
+
 def _draw(figure: Figure, spec: ChartSpec) -> None:
     assert spec.series is not None
     axes = figure.add_subplot()
@@ -415,7 +429,7 @@ def _draw(figure: Figure, spec: ChartSpec) -> None:
     elif spec.kind == "histogram":
         samples = [np.asarray(series.values, dtype=float) for series in spec.series]
         names = [_display_name(series, number) for number, series in enumerate(spec.series)]
-        axes.hist(samples, bins=spec.bins, label=names if show_legend else None)
+        axes.hist(samples, bins=spec.bins, range=_histogram_range(samples), label=names if show_legend else None)
     else:
         _draw_xy(axes, spec, spec.series, _x_axis(spec), show_legend)
     if show_legend and spec.kind != "pie":

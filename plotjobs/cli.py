@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
@@ -125,13 +126,18 @@ def amqp_bridge(idle_without_broker: bool) -> None:
     bridge.run()
 
 
+STOP_GRACE_SECONDS = 15.0
+
+
 def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Ask every process to stop, give them one shared grace period, then kill the stragglers."""
     for process in processes:
         if process.poll() is None:
             process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
