@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import datetime as dt
 import io
+import os
 from typing import Any
 
 import matplotlib.image
