@@ -26,14 +26,14 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     from plotjobs import api, connections, errors, views
     from plotjobs import config as config_module
+    from plotjobs.events import EventHub
 
     settings = settings or config_module.from_env()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_request_bytes)
-    app.extensions[connections.EXTENSION_KEY] = {
-        "settings": settings,
-        "redis": redis or connections.redis_from_url(settings.redis_url),
-    }
+    client = redis or connections.redis_from_url(settings.redis_url)
+    # The hub's thread starts with the first event stream, in the process that serves it.
+    app.extensions[connections.EXTENSION_KEY] = {"settings": settings, "redis": client, "events": EventHub(client)}
     errors.register_error_handlers(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)

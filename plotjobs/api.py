@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
 
-from plotjobs import jobs
+from plotjobs import dedupe, events, jobs
 from plotjobs.charts import ChartSpec
-from plotjobs.connections import current_redis, current_settings
+from plotjobs.connections import current_event_hub, current_redis, current_settings
 from plotjobs.errors import APIError, InvalidJSON, InvalidSpec
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -56,22 +56,34 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec and queue its render."""
+    """Validate a chart spec and queue its render, or answer with the job that has it already."""
     spec = parse_spec(request.get_data(cache=False), request.content_type)
-    job = jobs.enqueue_render(current_redis(), current_settings(), spec)
-    status_url = url_for("api.job_status", job_id=job.id)
+    submission = dedupe.submit(current_redis(), current_settings(), spec)
+    status_url = url_for("api.job_status", job_id=submission.job_id)
     body = {
-        "id": job.id,
+        "id": submission.job_id,
         "status_url": status_url,
-        "result_url": url_for("api.job_result", job_id=job.id),
+        "result_url": url_for("api.job_result", job_id=submission.job_id),
+        "events_url": url_for("api.job_events", job_id=submission.job_id),
+        "reused": submission.reused,
     }
-    return Response(json.dumps(body), mimetype="application/json"), 202, {"Location": status_url}
+    # 200: the result exists already; 202: a render is queued or running.
+    status = 200 if submission.finished else 202
+    return Response(json.dumps(body), mimetype="application/json"), status, {"Location": status_url}
 
 
 @blueprint.get("/jobs/<job_id>")
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
     return jobs.describe(jobs.fetch(current_redis(), job_id))
+
+
+@blueprint.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-Sent Events: the job's status now, then at each change, until it ends."""
+    stream = events.open_stream(current_redis(), current_event_hub(), job_id)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream, mimetype="text/event-stream", headers=headers)
 
 
 def file_response(data: bytes, description: dict[str, Any], filename: str) -> Response:

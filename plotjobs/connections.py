@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 from redis import Redis
 
 from plotjobs.config import Settings
+
+if TYPE_CHECKING:
+    from plotjobs.events import EventHub
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 EXTENSION_KEY = "plotjobs"
@@ -31,3 +36,9 @@ def current_settings() -> Settings:
     """The settings of the running app."""
     settings: Settings = current_app.extensions[EXTENSION_KEY]["settings"]
     return settings
+
+
+def current_event_hub() -> EventHub:
+    """The running app's subscriber to job events."""
+    hub: EventHub = current_app.extensions[EXTENSION_KEY]["events"]
+    return hub

@@ -9,8 +9,12 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(multiprocessing.cpu_count() * 2, 8))
+# gthread: an open event stream holds one thread for its whole life, and the pool only
+# starts threads when connections need them, so a large ceiling costs nothing when idle.
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+threads = int(os.environ.get("GUNICORN_THREADS") or 600)
+# Connections (idle keep-alive ones and streams) one process accepts at a time.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or 1000)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 30)
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 5)

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from plotjobs import results, tasks
@@ -55,12 +55,17 @@ _TUTORIAL_STATES = {
 }
 
 
+TERMINAL_STATES = frozenset(
+    {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.CANCELED.value, JobStatus.STOPPED.value}
+)
+
+
 def queue(connection: Redis, name: str) -> Queue:
     """The RQ queue ``name`` with our job class and serializer."""
     return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
 
 
-def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Job:
+def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec, job_id: str | None = None) -> Job:
     """Put a render of ``spec`` on the default queue and return its job."""
     return queue(connection, settings.default_queue).enqueue(
         tasks.render_chart,
@@ -71,12 +76,49 @@ def enqueue_render(connection: Redis, settings: Settings, spec: ChartSpec) -> Jo
         # A constant description: user text must never reach RQ's description field.
         description=JOB_DESCRIPTION,
         meta=tasks.progress_meta(0.0, "queued"),
+        job_id=job_id,
+        unique=job_id is not None,
     )
+
+
+def enqueue_unique_render(connection: Redis, settings: Settings, spec: ChartSpec, job_id: str) -> bool:
+    """Atomically queue a render of ``spec`` as job ``job_id``; False if that job already exists."""
+    try:
+        enqueue_render(connection, settings, spec, job_id=job_id)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` has the shape of one of our job ids."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+    """The RQ status of each job in one round trip; None for a job that no longer exists."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.hget(Job.key_for(job_id), "status")
+        replies = pipeline.execute()
+    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies)}
+
+
+def is_terminal(state: str | None) -> bool:
+    """Whether a job in ``state`` will never change again (or is gone)."""
+    return state is None or state in TERMINAL_STATES
+
+
+def has_result(connection: Redis, job: Job) -> bool:
+    """Whether a finished job's file is still stored."""
+    result = job.latest_result()
+    description = result.return_value if result else None
+    return isinstance(description, dict) and bool(connection.exists(str(description.get("key", ""))))
 
 
 def fetch(connection: Redis, job_id: str) -> Job:
     """The job with ``job_id``; JobNotFound if the id is malformed, unknown or expired."""
-    if not _JOB_ID.match(job_id):
+    if not is_job_id(job_id):
         raise JobNotFound(job_id)
     try:
         return PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)
