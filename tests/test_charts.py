@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 import matplotlib.image
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -93,3 +94,21 @@ def test_charts_imports_neither_web_nor_queue() -> None:
     code = "import sys, plotjobs.charts; print(sorted({'flask','redis','rq'} & set(sys.modules)))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_downsample_line_keeps_short_lines_and_every_extreme_of_long_ones() -> None:
+    x = np.arange(10)
+    y = np.arange(10.0)
+    short_x, short_y = charts.downsample_line(x, y, 100)
+    assert short_x is x and short_y is y
+
+    x = np.arange(1_000_000)
+    y = np.sin(x / 1000.0)
+    y[123_457] = 5.0
+    y[876_543] = -5.0
+    small_x, small_y = charts.downsample_line(x, y, 2000)
+    assert len(small_x) <= 2002
+    assert small_x[0] == 0 and small_x[-1] == 999_999
+    assert list(small_x) == sorted(small_x)
+    assert small_y.max() == 5.0 and small_y.min() == -5.0
+    assert np.array_equal(small_y, y[small_x])
