@@ -80,7 +80,7 @@ class Processes:
     def start(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Start ``argv`` quietly in the project directory."""
         process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=False
         )
         self.children.append(process)
         return process
@@ -355,7 +355,9 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     return rate, p99, int(failures.group(1)) if failures else 0
 
 
-def python_load(address: str, method: str, path: str, body: bytes | None, seconds: float, threads: int) -> tuple[float, float, int]:
+def python_load(
+    address: str, method: str, path: str, body: bytes | None, seconds: float, threads: int
+) -> tuple[float, float, int]:
     """The same figures from keep-alive clients in threads, when wrk is not installed."""
     latencies: list[float] = []
     failures = [0]
@@ -383,7 +385,9 @@ def python_load(address: str, method: str, path: str, body: bytes | None, second
     return len(latencies) / (time.perf_counter() - started), percentile(latencies, 0.99) * 1000, failures[0]
 
 
-def load(address: str, method: str, path: str, body: bytes | None, seconds: int, connections: int) -> tuple[float, float, int]:
+def load(
+    address: str, method: str, path: str, body: bytes | None, seconds: int, connections: int
+) -> tuple[float, float, int]:
     """Load ``path`` with wrk if present, else with Python threads."""
     if shutil.which("wrk"):
         script = None
@@ -430,7 +434,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=500, help="event streams held by one process")
     parser.add_argument("--memory-jobs", type=int, default=2000, help="jobs for the worker memory figure")
     parser.add_argument("--load-seconds", type=int, default=8, help="seconds of each web-tier load")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent connections of the web-tier load")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections of the web-tier load")
     parser.add_argument("--output", type=Path, help="also write the table (markdown) here")
     options = parser.parse_args()
 
@@ -477,8 +481,8 @@ def main() -> None:
             rows.append(Row(f"1. throughput vs Celery prefork -c 2 ({celery.broker_name} + Redis)",
                             f"{our_rate:.1f} jobs/s", f"{celery_rate:.1f} jobs/s", f"{our_rate / celery_rate:.2f}",
                             ">= 1.00", our_rate >= celery_rate))  # fmt: skip
-            rows.append(Row("   Celery vs render in 2 processes", f"{celery_rate:.1f} jobs/s", f"{limit_rate:.1f} jobs/s",
-                            f"{celery_rate / limit_rate:.2f}", "(reference)", None))  # fmt: skip
+            rows.append(Row("   Celery vs render in 2 processes", f"{celery_rate:.1f} jobs/s",
+                            f"{limit_rate:.1f} jobs/s", f"{celery_rate / limit_rate:.2f}", "(reference)", None))  # fmt: skip
         pool.close()
         pool.join()
         pool = None
@@ -527,27 +531,33 @@ def main() -> None:
         status, body = client.request("POST", "/api/jobs", seeded)
         first = json.loads(body)
         jobs.fetch(connection, first["id"]).latest_result(timeout=30)
-        hits = []
+        answers, hits = [], []
         for _ in range(options.samples):
             started = time.perf_counter()
             status, body = client.request("POST", "/api/jobs", seeded)
+            answered = time.perf_counter()
             answer = json.loads(body)
-            result_status, data = client.request("GET", answer["result_url"])
+            result_status, data = client.request("GET", answer.get("file_url", answer["result_url"]))
+            answers.append(answered - started)
             hits.append(time.perf_counter() - started)
             if status != 200 or not answer["reused"] or result_status != 200 or not data:
                 raise RuntimeError(f"a repeated spec was not answered from the stored result: {status} {answer}")
-        hit_p50 = statistics.median(hits) * 1000
+        answer_p50, hit_p50 = statistics.median(answers) * 1000, statistics.median(hits) * 1000
         rows.append(Row("4. repeated seeded spec: POST + GET file, p50", f"{hit_p50:.2f} ms",
                         f"{bare_p50:.1f} ms bare render", f"{bare_p50 / hit_p50:.0f}x faster", ">= 50x",
                         bare_p50 / hit_p50 >= 50))  # fmt: skip
+        rows.append(Row("4. repeated seeded spec: POST answered 200 with the file's URL, p50", f"{answer_p50:.2f} ms",
+                        f"{bare_p50:.1f} ms bare render", f"{bare_p50 / answer_p50:.0f}x faster", ">= 50x",
+                        bare_p50 / answer_p50 >= 50))  # fmt: skip
 
         # 5. Web tier, render workers idle.
         log("web tier load")
         status_path = first["status_url"]
-        rate, p99, failures = load(load_web, "GET", status_path, None, options.load_seconds, options.connections)
-        rows.append(Row(f"5. GET status, {options.connections} connections: req/s", f"{rate:.0f}", "1500 target",
-                        f"{rate / 1500:.2f}", ">= 1.00", rate >= 1500 and failures == 0))  # fmt: skip
-        rows.append(Row("5. GET status p99", f"{p99:.1f} ms", "25 ms target", f"{p99 / 25:.2f}", "< 1.00", p99 < 25))
+        for connections in (options.connections, options.connections * 4):
+            rate, p99, failures = load(load_web, "GET", status_path, None, options.load_seconds, connections)
+            rows.append(Row(f"5. GET status, {connections} connections: req/s (p99)", f"{rate:.0f} ({p99:.1f} ms)",
+                            "1500 req/s, 25 ms", f"{rate / 1500:.2f} ({p99 / 25:.2f})", ">= 1.00 (< 1.00)",
+                            rate >= 1500 and p99 < 25 and failures == 0))  # fmt: skip
         post_body = json.dumps({"title": "load"}).encode()
         rate, p99, failures = load(load_web, "POST", "/api/jobs", post_body, options.load_seconds, options.connections)
         rows.append(Row("5. POST /api/jobs: jobs/s (p99)", f"{rate:.0f} ({p99:.0f} ms)", "500 target",

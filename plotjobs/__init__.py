@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     settings = settings or config_module.from_env()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_request_bytes)
-    client = redis or connections.redis_from_url(settings.redis_url)
+    client = redis or connections.redis_from_url(settings.redis_url, settings.redis_max_connections)
     # The hub's thread starts with the first event stream, in the process that serves it.
     app.extensions[connections.EXTENSION_KEY] = {"settings": settings, "redis": client, "events": EventHub(client)}
     errors.register_error_handlers(app)

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
 
-from plotjobs import dedupe, events, jobs
-from plotjobs.charts import ChartSpec
+from plotjobs import dedupe, events, jobs, results
+from plotjobs.charts import CONTENT_TYPES, ChartSpec
 from plotjobs.connections import current_event_hub, current_redis, current_settings
-from plotjobs.errors import APIError, InvalidJSON, InvalidSpec
+from plotjobs.errors import APIError, FileNotFound, InvalidJSON, InvalidSpec
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -60,13 +60,15 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     spec = parse_spec(request.get_data(cache=False), request.content_type)
     submission = dedupe.submit(current_redis(), current_settings(), spec)
     status_url = url_for("api.job_status", job_id=submission.job_id)
-    body = {
+    body: dict[str, Any] = {
         "id": submission.job_id,
         "status_url": status_url,
         "result_url": url_for("api.job_result", job_id=submission.job_id),
         "events_url": url_for("api.job_events", job_id=submission.job_id),
         "reused": submission.reused,
     }
+    if submission.result is not None:
+        body["file_url"] = file_url(submission.result)
     # 200: the result exists already; 202: a render is queued or running.
     status = 200 if submission.finished else 202
     return Response(json.dumps(body), mimetype="application/json"), status, {"Location": status_url}
@@ -76,6 +78,24 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
     return jobs.describe(jobs.fetch(current_redis(), job_id))
+
+
+def file_url(description: results.ResultDescription) -> str:
+    """The content-addressed URL of a stored file."""
+    return url_for("api.stored_file", name=f"{description['sha256']}.{description['format']}")
+
+
+@blueprint.get("/results/<name>")
+def stored_file(name: str) -> Response:
+    """A rendered file by its SHA-256 and format: the same bytes for every job that made them."""
+    digest, _, file_format = name.partition(".")
+    if file_format not in CONTENT_TYPES or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise FileNotFound(name)
+    data = results.load_digest(current_redis(), digest)
+    if data is None:
+        raise FileNotFound(name)
+    description = {"content_type": CONTENT_TYPES[file_format], "format": file_format, "sha256": digest}
+    return file_response(data, description, f"chart-{digest[:12]}")
 
 
 @blueprint.get("/jobs/<job_id>/events")

@@ -26,6 +26,7 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     port: int = 8000
     log_level: str = "INFO"
+    redis_max_connections: int = 50
 
     @property
     def default_queue(self) -> str:
@@ -92,4 +93,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=secret_key,
         port=_positive_int(env, "PORT", defaults.port),
         log_level=_log_level(env.get("LOG_LEVEL")),
+        redis_max_connections=_positive_int(env, "REDIS_MAX_CONNECTIONS", defaults.redis_max_connections),
     )

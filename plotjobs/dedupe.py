@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import WatchError
 
-from plotjobs import jobs
+from plotjobs import jobs, results
 from plotjobs.charts import ChartSpec
 from plotjobs.config import Settings
 from plotjobs.errors import JobNotFound
@@ -39,7 +39,12 @@ class Submission:
 
     job_id: str
     reused: bool
-    finished: bool
+    result: results.ResultDescription | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the answer's file exists already."""
+        return self.result is not None
 
 
 def is_reproducible(spec: ChartSpec) -> bool:
@@ -69,8 +74,8 @@ def _generation(connection: Redis, key: str) -> int:
     return int(raw) if raw else 0
 
 
-def _reusable(connection: Redis, job_id: str) -> tuple[bool, bool] | None:
-    """(reusable, finished) for an existing job; None when there is no such job."""
+def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescription | None] | None:
+    """(reusable, its file if finished) for an existing job; None when there is no such job."""
     try:
         job = jobs.fetch(connection, job_id)
     except JobNotFound:
@@ -78,11 +83,11 @@ def _reusable(connection: Redis, job_id: str) -> tuple[bool, bool] | None:
     state = job.get_status(refresh=False)
     state_name = state.value if state else None
     if state_name not in REUSABLE_STATES:
-        return False, False
-    finished = state_name == "finished"
-    if finished and not jobs.has_result(connection, job):
-        return False, False
-    return True, finished
+        return False, None
+    if state_name != "finished":
+        return True, None
+    stored = jobs.stored_result(connection, job)
+    return stored is not None, stored
 
 
 def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
@@ -104,7 +109,7 @@ def submit(connection: Redis, settings: Settings, spec: ChartSpec) -> Submission
     """Queue a render of ``spec``, or answer with the job that already renders or rendered it."""
     spec = pinned(spec)
     if not is_reproducible(spec):
-        return Submission(_enqueue(connection, settings, spec), reused=False, finished=False)
+        return Submission(_enqueue(connection, settings, spec), reused=False)
     digest = spec_digest(spec)
     key = KEY_PREFIX + digest
     # The generation must outlive every job it names, finished or failed.
@@ -116,13 +121,13 @@ def submit(connection: Redis, settings: Settings, spec: ChartSpec) -> Submission
         if existing is None:
             if jobs.enqueue_unique_render(connection, settings, spec, job_id):
                 connection.set(key, generation, ex=ttl)
-                return Submission(job_id, reused=False, finished=False)
+                return Submission(job_id, reused=False)
             continue  # another request enqueued this id a moment ago: look at it again
-        reusable, finished = existing
+        reusable, stored = existing
         if reusable:
-            return Submission(job_id, reused=True, finished=finished)
+            return Submission(job_id, reused=True, result=stored)
         _advance(connection, key, generation, ttl)
-    return Submission(_enqueue(connection, settings, spec), reused=False, finished=False)
+    return Submission(_enqueue(connection, settings, spec), reused=False)
 
 
 def _enqueue(connection: Redis, settings: Settings, spec: ChartSpec) -> str:

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import Redis
@@ -75,6 +75,11 @@ class EventHub:
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
         self._last_states: dict[str, str | None] = {}
+        # Per job: wake-ups so far, and the last status read with the count it covers, so
+        # that the streams woken together share one read instead of one each.
+        self._versions: dict[str, int] = {}
+        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._read_locks: dict[str, threading.Lock] = {}
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,7 +101,24 @@ class EventHub:
                 watches.discard(watch)
                 if not watches:
                     del self._watches[watch.job_id]
-                    self._last_states.pop(watch.job_id, None)
+                    for per_job in (self._last_states, self._versions, self._snapshots, self._read_locks):
+                        per_job.pop(watch.job_id, None)
+
+    def status(self, job_id: str, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The job's status as of its latest wake-up, read once for all the streams that ask."""
+        with self._lock:
+            read_lock = self._read_locks.setdefault(job_id, threading.Lock())
+        with read_lock:
+            with self._lock:
+                wanted = self._versions.get(job_id, 0)
+                snapshot = self._snapshots.get(job_id)
+            if snapshot is not None and snapshot[0] >= wanted:
+                return snapshot[1]
+            status = read()
+            with self._lock:
+                if job_id in self._watches:
+                    self._snapshots[job_id] = (wanted, status)
+            return status
 
     def watched(self) -> int:
         """How many streams are open in this process."""
@@ -124,12 +146,10 @@ class EventHub:
 
     def _wake(self, job_ids: list[str] | None = None) -> None:
         with self._lock:
-            targets = [
-                watch
-                for job_id, watches in self._watches.items()
-                if job_ids is None or job_id in job_ids
-                for watch in watches
-            ]
+            woken = [job_id for job_id in self._watches if job_ids is None or job_id in job_ids]
+            for job_id in woken:
+                self._versions[job_id] = self._versions.get(job_id, 0) + 1
+            targets = [watch for job_id in woken for watch in self._watches[job_id]]
         for watch in targets:
             watch.wake()
 
@@ -210,7 +230,7 @@ def _stream(connection: Redis, watch: Watch, first: dict[str, Any]) -> Iterator[
                 yield ": keep-alive\n\n"
                 continue
             try:
-                status = jobs.describe(jobs.fetch(connection, watch.job_id))
+                status = watch.hub.status(watch.job_id, lambda: jobs.describe(jobs.fetch(connection, watch.job_id)))
             except JobNotFound:
                 return
             except RedisError as error:

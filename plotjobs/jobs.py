@@ -109,11 +109,13 @@ def is_terminal(state: str | None) -> bool:
     return state is None or state in TERMINAL_STATES
 
 
-def has_result(connection: Redis, job: Job) -> bool:
-    """Whether a finished job's file is still stored."""
+def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
+    """The description of a finished job's file, or None once the file is gone."""
     result = job.latest_result()
     description = result.return_value if result else None
-    return isinstance(description, dict) and bool(connection.exists(str(description.get("key", ""))))
+    if not isinstance(description, dict) or not connection.exists(str(description.get("key", ""))):
+        return None
+    return description  # type: ignore[return-value]
 
 
 def fetch(connection: Redis, job_id: str) -> Job:

@@ -66,6 +66,7 @@ def test_identical_seeded_specs_in_flight_share_one_job(client: FlaskClient, red
     assert (first_status, second_status) == (202, 202)
     assert second["id"] == first["id"]
     assert (first["reused"], second["reused"]) == (False, True)
+    assert "file_url" not in second
     assert queued_count(redis_connection) == 1
 
 
@@ -96,6 +97,19 @@ def test_a_finished_render_answers_again_without_any_worker(
     assert served.headers["ETag"] == rendered.headers["ETag"]
     assert "immutable" in served.headers["Cache-Control"]
     assert client.get(again["result_url"], headers={"If-None-Match": served.headers["ETag"]}).status_code == 304
+    # The content-addressed URL serves the same bytes without looking at any job.
+    digest = served.headers["ETag"].strip('"')
+    assert again["file_url"] == f"/api/results/{digest}.png"
+    by_content = client.get(again["file_url"])
+    assert by_content.status_code == 200 and by_content.data == rendered.data
+    assert by_content.mimetype == "image/png" and "immutable" in by_content.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("name", ["0" * 64 + ".png", "0" * 64 + ".exe", "abc.png", "G" * 64 + ".png", "x"])
+def test_an_unknown_or_malformed_content_address_is_404_json(client: FlaskClient, name: str) -> None:
+    response = client.get(f"/api/results/{name}")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
 
 
 def test_the_random_default_chart_is_never_shared(client: FlaskClient, redis_connection: Redis) -> None:
