@@ -48,7 +48,9 @@ class Watch:
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True if woken."""
         woken = self._woken.wait(timeout)
-        self._woken.clear()
+        if woken:
+            # Cleared before the stream reads, so a wake-up during the read is kept for the next wait.
+            self._woken.clear()
         return woken
 
     def close(self) -> None:
@@ -179,7 +181,8 @@ class EventHub:
         self._subscribed.set()
         next_poll = time.monotonic() + self.poll_interval
         while not self._stopping.is_set():
-            message = pubsub.get_message(timeout=max(0.0, next_poll - time.monotonic()))
+            # At most a second per wait, so that stop() is noticed soon whatever the poll interval.
+            message = pubsub.get_message(timeout=min(1.0, max(0.0, next_poll - time.monotonic())))
             if message is not None and message["type"] == "pmessage":
                 channel = message["channel"].decode()
                 self._wake([channel[len(tasks.EVENTS_CHANNEL_PREFIX) :]])

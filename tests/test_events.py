@@ -139,3 +139,27 @@ def test_one_gunicorn_process_holds_many_streams_to_the_end(redis_url: str, redi
         for response in responses:
             response.close()
     assert final_states == ["finished"] * stream_count
+
+
+def test_the_hub_wakes_every_watch_of_a_job_and_they_share_one_read(redis_connection: Redis) -> None:
+    event_hub = EventHub(redis_connection, poll_interval=600)  # no periodic read during the test
+    try:
+        first, second, other = event_hub.watch(UNKNOWN_ID), event_hub.watch(UNKNOWN_ID), event_hub.watch("other")
+        reads: list[int] = []
+
+        def read() -> dict[str, Any]:
+            reads.append(1)
+            return {"reads": len(reads)}
+
+        assert event_hub.status(UNKNOWN_ID, read) == {"reads": 1}
+        redis_connection.publish(f"plotjobs:events:{UNKNOWN_ID}", "{}")
+        assert first.wait(10) and second.wait(10)
+        assert event_hub.status(UNKNOWN_ID, read) == {"reads": 2}
+        assert event_hub.status(UNKNOWN_ID, read) == {"reads": 2}  # the second stream reuses the read
+        assert not other.wait(0.05)
+        assert event_hub.watched() == 3
+        for watch in (first, second, other):
+            watch.close()
+        assert event_hub.watched() == 0
+    finally:
+        event_hub.stop()
