@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     from plotjobs import api, connections, dashboard, errors, logging_setup, monitoring, security, views
     from plotjobs import config as config_module
+    from plotjobs.events import EventHub
 
     settings = settings or config_module.from_env()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         "settings": settings,
         "redis": connection,
         "publisher": _publisher(settings),
+        # The hub's thread starts with the first event stream, in the process that serves it.
+        "events": EventHub(connection),
     }
     errors.register_error_handlers(app)
     logging_setup.init_app(app, settings.log_level)

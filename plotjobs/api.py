@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 
-from plotjobs import accepted, jobs, openapi
-from plotjobs.charts import ChartSpec
-from plotjobs.connections import current_redis, current_settings
-from plotjobs.errors import JobNotFound, ResultNotReady
+from plotjobs import accepted, dedupe, events, jobs, openapi, results
+from plotjobs.charts import CONTENT_TYPES, ChartSpec
+from plotjobs.connections import current_event_hub, current_redis, current_settings
+from plotjobs.errors import FileNotFound, JobNotFound, ResultNotReady
 
 # The spec parsing lives in specs_http; these names stay importable from here.
 from plotjobs.specs_http import UnsupportedMediaType, parse_spec, spec_from_request, spec_from_validation_error
@@ -22,30 +22,40 @@ RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 __all__ = ["UnsupportedMediaType", "blueprint", "parse_spec", "spec_from_validation_error"]
 
 
-def queue_render(spec: ChartSpec, priority: str | None = None) -> str:
-    """Queue a render of ``spec`` and return its job id: through RabbitMQ when BROKER_URL is set."""
+def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submission:
+    """Queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set) and say which job has it."""
     settings = current_settings()
+    # Refuse a priority no queue serves now, before anything is queued or published.
+    queue_name = jobs.queue_for_priority(settings, priority)
     if settings.broker_url:
         from plotjobs import broker_amqp
 
-        # Refuse a priority no queue serves now, before RabbitMQ accepts the message.
-        queue_name = jobs.queue_for_priority(settings, priority)
-        return broker_amqp.submit_render(current_redis(), broker_amqp.current_publisher(), spec, queue_name)
-    return jobs.enqueue_render(current_redis(), settings, spec, priority).id
+        job_id = broker_amqp.submit_render(current_redis(), broker_amqp.current_publisher(), spec, queue_name)
+        return dedupe.Submission(job_id, reused=False)
+    return dedupe.submit(current_redis(), settings, spec, queue_name)
 
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``."""
+    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``.
+
+    An identical reproducible spec is answered with the job that has it already.
+    """
     spec = spec_from_request(request)
-    job_id = queue_render(spec, request.args.get("priority"))
-    status_url = url_for("api.job_status", job_id=job_id)
-    body = {
-        "id": job_id,
+    submission = queue_render(spec, request.args.get("priority"))
+    status_url = url_for("api.job_status", job_id=submission.job_id)
+    body: dict[str, Any] = {
+        "id": submission.job_id,
         "status_url": status_url,
-        "result_url": url_for("api.job_result", job_id=job_id),
+        "result_url": url_for("api.job_result", job_id=submission.job_id),
+        "events_url": url_for("api.job_events", job_id=submission.job_id),
+        "reused": submission.reused,
     }
-    return Response(json.dumps(body), mimetype="application/json"), 202, {"Location": status_url}
+    if submission.result is not None:
+        body["file_url"] = file_url(submission.result)
+    # 200: the result exists already; 202: a render is queued or running.
+    status = 200 if submission.finished else 202
+    return Response(json.dumps(body), mimetype="application/json"), status, {"Location": status_url}
 
 
 @blueprint.get("/jobs/<job_id>")
@@ -69,9 +79,36 @@ def job_spec(job_id: str) -> dict[str, Any]:
     return jobs.submitted_spec(jobs.fetch(current_redis(), job_id))
 
 
+def file_url(description: results.ResultDescription) -> str:
+    """The content-addressed URL of a stored file."""
+    return url_for("api.stored_file", name=f"{description['sha256']}.{description['format']}")
+
+
+@blueprint.get("/results/<name>")
+def stored_file(name: str) -> Response:
+    """A rendered file by its SHA-256 and format: the same bytes for every job that made them."""
+    digest, _, file_format = name.partition(".")
+    if file_format not in CONTENT_TYPES or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise FileNotFound(name)
+    data = results.load_digest(current_redis(), digest)
+    if data is None:
+        raise FileNotFound(name)
+    description = {"content_type": CONTENT_TYPES[file_format], "format": file_format, "sha256": digest}
+    return file_response(data, description, f"chart-{digest[:12]}")
+
+
+@blueprint.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-Sent Events: the job's status now, then at each change, until it ends."""
+    stream = events.open_stream(current_redis(), current_event_hub(), job_id)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream, mimetype="text/event-stream", headers=headers)
+
+
 def file_response(
     data: bytes, description: dict[str, Any], filename: str, *, download: bool = False
 ) -> Response:
+
     """The rendered file, cacheable forever: its ETag is the hash of its bytes."""
     response = Response(data, mimetype=description["content_type"])
     response.set_etag(description["sha256"])

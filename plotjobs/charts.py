@@ -317,6 +317,25 @@ def _demo_spec(spec: ChartSpec) -> ChartSpec:
     return spec.model_copy(update={"series": [demo], "x_type": "date"})
 
 
+def downsample_line(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` of a line that draw the same: each bucket's lowest and highest point.
+
+    A line of a million points covers a few thousand pixel columns; drawing one minimum and
+    one maximum per column keeps every peak and trough and makes the render cost follow the
+    picture's size instead of the data's.
+    """
+    count = len(y)
+    if count <= max_points or max_points < 4:
+        return x, y
+    buckets = max_points // 2
+    size = -(-count // buckets)
+    padded = np.pad(np.asarray(y, dtype=float), (0, buckets * size - count), mode="edge").reshape(buckets, size)
+    offsets = np.arange(buckets) * size
+    keep = np.concatenate(([0, count - 1], offsets + padded.argmin(axis=1), offsets + padded.argmax(axis=1)))
+    indices = np.unique(np.minimum(keep, count - 1))
+    return np.asarray(x)[indices], np.asarray(y)[indices]
+
+
 def _ignore_progress(fraction: float, stage: str) -> None:
     return None
 

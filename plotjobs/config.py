@@ -37,6 +37,7 @@ class Settings:
     dashboard_allow_delete: bool = False
     broker_url: str | None = field(default=None, repr=False)
     amqp_queue: str = "plotjobs.render"
+    redis_max_connections: int = 50
 
     @property
     def default_queue(self) -> str:
@@ -179,4 +180,5 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         dashboard_allow_delete=_flag(env, "DASHBOARD_ALLOW_DELETE"),
         broker_url=_broker_url(env.get("BROKER_URL")),
         amqp_queue=_amqp_queue(env.get("AMQP_QUEUE")),
+        redis_max_connections=_positive_int(env, "REDIS_MAX_CONNECTIONS", defaults.redis_max_connections),
     )

@@ -61,6 +61,16 @@ class ResultExpired(APIError):
         super().__init__(f"the result of job {job_id} has expired")
 
 
+class FileNotFound(APIError):
+    """No stored file has this content address (it never existed or has expired)."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no stored file {name!r} (unknown or expired)")
+
+
 class InvalidJSON(APIError):
     """The request body is not JSON we can parse."""
 

@@ -20,8 +20,12 @@ def _whole_number(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_whole_number('PORT', 8000)}"
 workers = _whole_number("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2, 8))
+# gthread: an open event stream holds one thread for its whole life, and the pool only
+# starts threads when connections need them, so a large ceiling costs nothing when idle.
 worker_class = "gthread"
-threads = _whole_number("GUNICORN_THREADS", 8)
+threads = _whole_number("GUNICORN_THREADS", 600)
+# Connections (idle keep-alive ones and streams) one process accepts at a time.
+worker_connections = _whole_number("GUNICORN_WORKER_CONNECTIONS", 1000)
 timeout = _whole_number("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _whole_number("GUNICORN_KEEPALIVE", 5)

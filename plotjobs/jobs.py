@@ -57,6 +57,11 @@ _TUTORIAL_STATES = {
 }
 
 
+TERMINAL_STATES = frozenset(
+    {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.CANCELED.value, JobStatus.STOPPED.value}
+)
+
+
 def queue(connection: Redis, name: str) -> Queue:
     """The RQ queue ``name`` with our job class and serializer."""
     return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
@@ -111,9 +116,37 @@ def enqueue_render_once(
     return True
 
 
+def is_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` has the shape of one of our job ids."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+    """The RQ status of each job in one round trip; None for a job that no longer exists."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.hget(Job.key_for(job_id), "status")
+        replies = pipeline.execute()
+    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies)}
+
+
+def is_terminal(state: str | None) -> bool:
+    """Whether a job in ``state`` will never change again (or is gone)."""
+    return state is None or state in TERMINAL_STATES
+
+
+def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
+    """The description of a finished job's file, or None once the file is gone."""
+    result = job.latest_result()
+    description = result.return_value if result else None
+    if not isinstance(description, dict) or not connection.exists(str(description.get("key", ""))):
+        return None
+    return description  # type: ignore[return-value]
+
+
 def fetch(connection: Redis, job_id: str) -> Job:
     """The job with ``job_id``; JobNotFound if the id is malformed, unknown or expired."""
-    if not _JOB_ID.match(job_id):
+    if not is_job_id(job_id):
         raise JobNotFound(job_id)
     try:
         return PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)

@@ -28,6 +28,12 @@ def store(connection: Redis, data: bytes, *, content_type: str, file_format: str
     return {"key": key, "content_type": content_type, "format": file_format, "size": len(data), "sha256": digest}
 
 
+def load_digest(connection: Redis, digest: str) -> bytes | None:
+    """The stored bytes whose SHA-256 is ``digest``, or None if none are stored."""
+    data: bytes | None = connection.get(KEY_PREFIX + digest)
+    return data
+
+
 def load(connection: Redis, description: ResultDescription) -> bytes | None:
     """The stored bytes, or None once they have expired."""
     key = description["key"]

@@ -35,8 +35,18 @@ def progress_meta(progress: float, stage: str) -> dict[str, object]:
 def report_progress(job: Job, progress: float, stage: str) -> None:
     """Record progress in ``job.meta`` and publish it to the job's events channel."""
     job.meta = progress_meta(progress, stage)
-    job.save_meta()
-    job.connection.publish(events_channel(job.id), json.dumps({"id": job.id, **job.meta}))
+    # What job.save_meta() writes, sent with the publish in one round trip.
+    with job.connection.pipeline(transaction=False) as pipeline:
+        pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
+        pipeline.publish(events_channel(job.id), json.dumps({"id": job.id, **job.meta}))
+        pipeline.execute()
+
+
+def announce_state(job: Job) -> None:
+    """Publish a job's final RQ status with its last progress (RQ itself publishes nothing)."""
+    state = job.get_status(refresh=False)
+    update = {"id": job.id, **(job.meta or {}), "state": state.value if state else None}
+    job.connection.publish(events_channel(job.id), json.dumps(update))
 
 
 class InvalidSpecError(ValueError):

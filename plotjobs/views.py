@@ -31,7 +31,7 @@ def job_page(job_id: str) -> str:
 @blueprint.get("/image_page")
 def image_page() -> str:
     """The tutorial's entry: queue the default chart and show the polling page."""
-    return render_template("job.html", job_id=queue_render(ChartSpec()))
+    return render_template("job.html", job_id=queue_render(ChartSpec()).job_id)
 
 
 def _job_from_query() -> Any | None:

@@ -6,9 +6,12 @@ import logging
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.queue import Queue
 from rq.worker import SimpleWorker
 
-from plotjobs import charts, jobs
+from plotjobs import charts, jobs, tasks
 from plotjobs.config import Settings
 from plotjobs.serialization import PlainDataSerializer
 
@@ -32,6 +35,17 @@ class RenderWorker(SimpleWorker):
         """Warm matplotlib, then process jobs as RQ does."""
         charts.warm_up()
         return super().work(*args, **kwargs)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job, then tell the job's event stream its final status at once."""
+        try:
+            super().execute_job(job, queue)
+        finally:
+            try:
+                tasks.announce_state(job)
+            except RedisError:
+                # Streams also re-read statuses on their own; a lost notice only delays them.
+                log.warning("could not publish the final status of job %s", job.id)
 
 
 def build_worker(connection: Redis, settings: Settings, name: str | None = None) -> RenderWorker:

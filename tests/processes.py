@@ -74,10 +74,10 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_gunicorn(redis_url: str, **env: str) -> Iterator[str]:
+def running_gunicorn(redis_url: str, workers: int = 2, **env: str) -> Iterator[str]:
     """A real gunicorn serving the app on a free port; yields its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
     process = subprocess.Popen(command, env=service_env(redis_url, **env), cwd=PROJECT_ROOT)
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -9,6 +9,7 @@ import sys
 from xml.etree import ElementTree
 
 import matplotlib.image
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -286,3 +287,21 @@ def test_a_histogram_of_one_huge_repeated_value_renders() -> None:
         {"kind": "histogram", "bins": 1, "series": [{"values": [4503599627370498.0, 4503599627370498.0]}]}
     )
     assert charts.render(spec).startswith(PNG_SIGNATURE)
+
+
+def test_downsample_line_keeps_short_lines_and_every_extreme_of_long_ones() -> None:
+    x = np.arange(10)
+    y = np.arange(10.0)
+    short_x, short_y = charts.downsample_line(x, y, 100)
+    assert short_x is x and short_y is y
+
+    x = np.arange(1_000_000)
+    y = np.sin(x / 1000.0)
+    y[123_457] = 5.0
+    y[876_543] = -5.0
+    small_x, small_y = charts.downsample_line(x, y, 2000)
+    assert len(small_x) <= 2002
+    assert small_x[0] == 0 and small_x[-1] == 999_999
+    assert list(small_x) == sorted(small_x)
+    assert small_y.max() == 5.0 and small_y.min() == -5.0
+    assert np.array_equal(small_y, y[small_x])

@@ -91,3 +91,17 @@ def test_bad_values_are_refused_with_the_setting_named(name: str, value: str, wo
         from_env({name: value})
     assert name in str(caught.value)
     assert words in str(caught.value)
+
+
+def test_the_web_app_bounds_its_redis_connections() -> None:
+    from redis import BlockingConnectionPool
+
+    from plotjobs import create_app
+    from plotjobs.connections import EXTENSION_KEY
+
+    settings = from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_MAX_CONNECTIONS": "7"})
+    assert settings.redis_max_connections == 7
+    pool = create_app(settings).extensions[EXTENSION_KEY]["redis"].connection_pool
+    assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7
+    with pytest.raises(ConfigError, match="REDIS_MAX_CONNECTIONS"):
+        from_env({"REDIS_MAX_CONNECTIONS": "0"})
