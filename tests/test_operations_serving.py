@@ -47,7 +47,7 @@ def private_redis() -> Iterator[EmbeddedRedis]:
 
 def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_connection: Redis) -> None:
     with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection):
-        submitted = [requests.post(f"{base_url}/api/jobs?priority={p}", json={"seed": 3}, timeout=5).json()["id"]
+        submitted = [requests.post(f"{base_url}/api/jobs?priority={p}", json={}, timeout=5).json()["id"]
                      for p in ("high", "default", "low", "default")]  # fmt: skip
         for job_id in submitted:
             wait_finished(base_url, job_id)
@@ -170,7 +170,7 @@ def test_rediss_urls_and_sentinel_settings_build_tls_clients() -> None:
 def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connection: Redis) -> None:
     app = create_app(Settings(redis_url=redis_url, secret_key="x"), redis=redis_connection)
     client = app.test_client()
-    ids = [client.post(f"/api/jobs?priority={p}", json={"seed": 5}).get_json()["id"] for p in ("high", "low")]
+    ids = [client.post(f"/api/jobs?priority={p}", json={}).get_json()["id"] for p in ("high", "low")]
     info = subprocess.run([str(VENV_BIN / "rq"), "info", "-u", redis_url, "--only-queues"],
                           capture_output=True, text=True, timeout=60, env=service_env(redis_url), check=False)  # fmt: skip
     assert info.returncode == 0, info.stderr
