@@ -34,6 +34,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         "settings": settings,
         "redis": redis or connections.redis_from_url(settings.redis_url),
     }
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Trust X-Forwarded-For from exactly the configured number of proxies, never more.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     errors.register_error_handlers(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)

@@ -7,15 +7,20 @@ from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 from pydantic import ValidationError
+from redis import Redis
+from redis.exceptions import RedisError
 
-from plotjobs import jobs
+from plotjobs import jobs, limits
 from plotjobs.charts import ChartSpec
+from plotjobs.config import Settings
 from plotjobs.connections import current_redis, current_settings
-from plotjobs.errors import APIError, InvalidJSON, InvalidSpec
+from plotjobs.errors import APIError, InvalidJSON, InvalidSpec, TooManyRequests
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Seconds a client is told to wait when the service or its own share is full: about a few renders.
+RETRY_AFTER_SECONDS = 5
 
 
 class UnsupportedMediaType(APIError):
@@ -54,11 +59,43 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
         raise spec_from_validation_error(error) from None
 
 
+def client_address() -> str:
+    """Who is asking: the peer address (the proxies' X-Forwarded-For only when PROXY_HOPS trusts them)."""
+    return request.remote_addr or "unknown"
+
+
+def admit(connection: Redis, settings: Settings, job_id: str) -> str:
+    """Refuse with 429 when the queues are full or the client has too many jobs; return the client."""
+    depth = jobs.queue_depth(connection, settings)
+    if depth >= settings.max_queue_depth:
+        raise TooManyRequests(
+            f"the service is busy: {depth} jobs are waiting (MAX_QUEUE_DEPTH is {settings.max_queue_depth})",
+            code="queue_full", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_queue_depth,
+        )  # fmt: skip
+    client = client_address()
+    held = limits.reserve(
+        connection, client, job_id, settings.max_jobs_per_client, lambda ids: jobs.active_flags(connection, ids)
+    )
+    if held is not None:
+        raise TooManyRequests(
+            f"you have {held} jobs waiting or running; MAX_JOBS_PER_CLIENT is {settings.max_jobs_per_client}",
+            code="too_many_jobs", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_jobs_per_client,
+        )  # fmt: skip
+    return client
+
+
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Validate a chart spec and queue its render."""
     spec = parse_spec(request.get_data(cache=False), request.content_type)
-    job = jobs.enqueue_render(current_redis(), current_settings(), spec)
+    connection, settings = current_redis(), current_settings()
+    job_id = jobs.new_job_id()
+    client = admit(connection, settings, job_id)
+    try:
+        job = jobs.enqueue_render(connection, settings, spec, job_id=job_id)
+    except RedisError:
+        limits.release(connection, client, job_id)
+        raise
     status_url = url_for("api.job_status", job_id=job.id)
     body = {
         "id": job.id,
@@ -72,6 +109,14 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
     return jobs.describe(jobs.fetch(current_redis(), job_id))
+
+
+@blueprint.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
+    """Cancel a waiting job or stop a running one: 200 once it has ended, 202 while it is still stopping."""
+    connection = current_redis()
+    job = jobs.cancel(connection, jobs.fetch(connection, job_id))
+    return jobs.describe(job), 200 if jobs.is_terminal(job) else 202
 
 
 def file_response(data: bytes, description: dict[str, Any], filename: str) -> Response:

@@ -12,6 +12,18 @@ from rq.job import Job
 from plotjobs import charts, results
 
 EVENTS_CHANNEL_PREFIX = "plotjobs:events:"
+CANCEL_KEY_PREFIX = "plotjobs:cancel:"
+# A cancel request outlives any render it could still stop (JOB_TIMEOUT is far below this).
+CANCEL_KEY_TTL = 24 * 3600
+
+
+class JobCanceled(Exception):
+    """The job was canceled on request while it ran; the worker records it as stopped."""
+
+
+def cancel_key(job_id: str) -> str:
+    """The key whose presence asks the worker running ``job_id`` to stop at its next stage."""
+    return CANCEL_KEY_PREFIX + job_id
 
 
 def events_channel(job_id: str) -> str:
@@ -28,11 +40,18 @@ def progress_meta(progress: float, stage: str) -> dict[str, object]:
     }
 
 
+def announce(job: Job) -> None:
+    """Publish the job's current ``meta`` on its events channel, so listeners re-read its status."""
+    job.connection.publish(events_channel(job.id), json.dumps({"id": job.id, **job.meta}))
+
+
 def report_progress(job: Job, progress: float, stage: str) -> None:
-    """Record progress in ``job.meta`` and publish it to the job's events channel."""
+    """Record progress in ``job.meta`` and publish it; raise JobCanceled if a cancel was requested."""
+    if job.connection.exists(cancel_key(job.id)):
+        raise JobCanceled("canceled on request")
     job.meta = progress_meta(progress, stage)
     job.save_meta()
-    job.connection.publish(events_channel(job.id), json.dumps({"id": job.id, **job.meta}))
+    announce(job)
 
 
 class InvalidSpecError(ValueError):
