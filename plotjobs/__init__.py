@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     """Build the web app from ``settings`` (the environment when None)."""
     from flask import Flask
 
-    from plotjobs import api, connections, errors, views
+    from plotjobs import api, connections, errors, headers, views
     from plotjobs import config as config_module
 
     settings = settings or config_module.from_env()
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         # Trust X-Forwarded-For from exactly the configured number of proxies, never more.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     errors.register_error_handlers(app)
+    headers.register_security_headers(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(views.blueprint)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -272,3 +273,40 @@ def test_supervisor_recycles_a_worker_above_worker_max_memory_mb(redis_url: str,
         assert not recovery.is_beating(redis_connection, name)
         wait_for(lambda: worker_processes(supervisor), what="the replacement worker")
         assert supervisor.poll() is None
+
+
+def test_churn_every_job_ends_none_stuck_none_lost(redis_url: str, redis_connection: Redis) -> None:
+    """200 jobs while workers are SIGKILLed at random; the supervisor restarts them, the sweeper recovers."""
+    rng = random.Random(6)
+    ids = [enqueue(redis_connection, ChartSpec(seed=number, width=400, height=300)) for number in range(200)]
+
+    def states() -> list[str]:
+        with redis_connection.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(f"rq:job:{job_id}", "status")
+            return [(status or b"lost").decode() for status in pipe.execute()]
+
+    def ended() -> int:
+        return sum(state in TERMINAL for state in states())
+
+    kills = 0
+    started_at = time.monotonic()
+    with running_worker(redis_url, redis_connection, WORKER_PROCESSES="2", **FAST) as supervisor:
+        while kills < 8:
+            target = min(len(ids), ended() + rng.randint(5, 25))
+            wait_for(lambda: ended() >= target and worker_processes(supervisor), timeout=60, what="progress")
+            if target >= len(ids):
+                break
+            victim = rng.choice(worker_processes(supervisor))
+            victim.kill()
+            kills += 1
+        wait_for(lambda: ended() == len(ids), timeout=120, what="every job to end")
+    elapsed = time.monotonic() - started_at
+    final = states()
+    counts = {state: final.count(state) for state in sorted(set(final))}
+    failed = [job_id for job_id, state in zip(ids, final) if state == "failed"]
+    reasons = {job_id: state_of(redis_connection, job_id)["error"] for job_id in failed}
+    retried = sum(1 for job_id in ids if redis_connection.exists(recovery.LOST_COUNT_KEY_PREFIX + job_id))
+    print(f"churn: {len(ids)} jobs, {kills} workers SIGKILLed, {retried} jobs retried, {elapsed:.0f} s: {counts}")
+    assert counts.get("finished", 0) + len(failed) == len(ids), counts
+    assert all(reason and "worker lost" in reason for reason in reasons.values()), reasons

@@ -64,7 +64,8 @@ def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
 
         def submitted() -> requests.Response | None:
             try:
-                return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=5)
+                # The first request may wait for gunicorn's workers to boot (slow on a busy machine).
+                return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=30)
             except requests.ConnectionError:
                 return None
 
