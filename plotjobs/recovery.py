@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.utils import parse_composite_key, utcformat
@@ -120,6 +121,13 @@ def _recover_lost(
     if not connection.set(RECOVERING_KEY_PREFIX + job.id, "1", nx=True, ex=30):
         return
     worker_name = job.worker_name or "unknown"
+    if connection.exists(tasks.cancel_key(job.id)):
+        log.info("job %s: worker %s lost after a cancel request; canceled", job.id, worker_name)
+        if registry_member is not None:
+            connection.zrem(queue.started_job_registry.key, registry_member)
+        job.cancel()
+        tasks.announce(job)
+        return
     count_key = LOST_COUNT_KEY_PREFIX + job.id
     attempts = int(connection.incr(count_key))
     connection.expire(count_key, max(job.failure_ttl or 0, settings.failure_ttl))
@@ -146,13 +154,31 @@ def _recover_lost(
     report.failed.append(job.id)
 
 
+def _holder(connection: Redis, job: Job, execution_id: str) -> str | None:
+    """The worker that registered this execution (the job's own record lags until it starts)."""
+    try:
+        return Execution.fetch(execution_id, job.id, connection).worker_name or job.worker_name
+    except ValueError:
+        return job.worker_name
+
+
 def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: set[str], report: SweepReport) -> None:
     registry = queue.started_job_registry
     for member in connection.zrange(registry.key, 0, -1):
-        job_id, _execution_id = parse_composite_key(member.decode())
+        job_id, execution_id = parse_composite_key(member.decode())
         job = _fetch(connection, job_id)
-        if job is not None and job.worker_name in dead and job.get_status(refresh=False) == JobStatus.STARTED:
+        if job is None or _holder(connection, job, execution_id) not in dead:
+            continue
+        status = job.get_status(refresh=False)
+        if status == JobStatus.STARTED:
             _recover_lost(connection, settings, queue, job, member, report)
+        elif status == JobStatus.QUEUED:
+            # Registered by a worker that died before marking the job started: it never ran.
+            log.warning("job %s: its worker died before starting it; back on queue %s", job_id, queue.name)
+            _requeue(connection, queue, job, "requeued: stranded after dequeue", member)
+            report.requeued.append(job_id)
+        else:
+            connection.zrem(registry.key, member)
     # Workers that never beat (stock ``rq worker``) are left to RQ's own expiry, run here often.
     registry.cleanup()
 

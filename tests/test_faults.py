@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import pytest
 from redis import Redis
+from rq.executions import Execution
 
 from plotjobs import jobs, recovery
 from plotjobs.charts import ChartSpec
@@ -235,6 +236,33 @@ def test_sweeper_requeues_an_orphan_that_no_queue_holds(redis_connection: Redis)
     assert report is not None and report.requeued == [job_id]
     assert queue.get_job_ids() == [job_id]
     assert state_of(redis_connection, job_id)["state"] == "queued"
+
+
+def test_sweeper_requeues_a_job_registered_by_a_worker_that_died_before_starting_it(redis_connection: Redis) -> None:
+    job_id = enqueue(redis_connection, ChartSpec())
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
+    job = jobs.fetch(redis_connection, job_id)
+    with redis_connection.pipeline() as pipe:  # what RQ's prepare_execution writes, then the worker died
+        Execution.create(job, ttl=120, pipeline=pipe, worker_name="ghost")
+        pipe.execute()
+    recovery.declare_dead(redis_connection, "ghost", FAST_SETTINGS)
+    report = recovery.sweep(redis_connection, FAST_SETTINGS, force=True)
+    assert report is not None and report.requeued == [job_id]
+    assert redis_connection.zcard(queue.started_job_registry.key) == 0  # RQ's expiry cannot fail it later
+    assert queue.get_job_ids() == [job_id]
+    assert redis_connection.llen(queue.intermediate_queue_key) == 0
+
+
+def test_stock_rq_worker_with_our_worker_class_beats_and_sweeps(redis_url: str, redis_connection: Redis) -> None:
+    rq_command = str(Path(sys.executable).parent / "rq")
+    command = [rq_command, "worker", "-u", redis_url, "-w", "plotjobs.workers.RenderWorker", "-n", "stock", "default"]
+    job_id = enqueue(redis_connection, ChartSpec())
+    with running_worker(redis_url, redis_connection, command=command, **FAST):
+        assert wait_for_end(redis_connection, job_id)["state"] == "finished"
+        assert recovery.is_beating(redis_connection, "stock")
+        wait_for(lambda: redis_connection.exists(recovery.SWEEP_LOCK_KEY), what="a sweep by the worker")
+    assert not recovery.is_beating(redis_connection, "stock")
 
 
 def test_sweeps_are_rate_limited_across_processes(redis_connection: Redis) -> None:
