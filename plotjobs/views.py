@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 
 from plotjobs import jobs
-from plotjobs.api import file_response
+from plotjobs.api import admit, file_response
 from plotjobs.charts import ChartSpec
 from plotjobs.connections import current_redis, current_settings
 from plotjobs.errors import JobNotFound
@@ -30,7 +30,10 @@ def job_page(job_id: str) -> str:
 @blueprint.get("/image_page")
 def image_page() -> str:
     """The tutorial's entry: queue the default chart and show the polling page."""
-    job = jobs.enqueue_render(current_redis(), current_settings(), ChartSpec())
+    connection, settings = current_redis(), current_settings()
+    job_id = jobs.new_job_id()
+    admit(connection, settings, job_id)  # the same backpressure as POST /api/jobs
+    job = jobs.enqueue_render(connection, settings, ChartSpec(), job_id=job_id)
     return render_template("job.html", job_id=job.id)
 
 

@@ -118,3 +118,10 @@ def test_forwarded_for_counts_only_behind_a_configured_proxy(settings: Settings,
     assert proxied.post("/api/jobs", headers=forged).status_code == 202
     assert proxied.post("/api/jobs", headers=forged).status_code == 429
     assert proxied.post("/api/jobs", headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 202
+
+
+def test_the_tutorial_entry_obeys_the_same_limits(settings: Settings, redis_connection: Redis) -> None:
+    client = create_app(settings.replace(max_jobs_per_client=1), redis=redis_connection).test_client()
+    assert client.get("/image_page").status_code == 200
+    response = client.get("/image_page")
+    assert response.status_code == 429 and response.get_json()["error"] == "too_many_jobs"
