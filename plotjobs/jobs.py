@@ -137,7 +137,7 @@ def cancel(connection: Redis, job: Job) -> Job:
 
 
 def _wait_until_ended(connection: Redis, job: Job) -> Job:
-    pubsub = connection.pubsub(ignore_subscribe_messages=True)
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     pubsub.subscribe(tasks.events_channel(job.id))
     try:
         deadline = time.monotonic() + STOP_WAIT_SECONDS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -22,6 +23,10 @@ RESERVATION_GRACE_SECONDS = 30
 ActiveFlags = Callable[[Sequence[str]], list[bool]]
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def client_key(client: str) -> str:
     """The key holding ``client``'s job ids."""
     return CLIENT_KEY_PREFIX + client
@@ -33,8 +38,9 @@ def reserve(connection: Redis, client: str, job_id: str, limit: int, active: Act
     with connection.pipeline() as pipe:
         while True:
             try:
-                pipe.watch(key)
-                entries = [(member.decode(), score) for member, score in pipe.zrange(key, 0, -1, withscores=True)]
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                scored = cast(list[tuple[Any, Any]], pipe.zrange(key, 0, -1, withscores=True))
+                entries = [(_text(member), float(score)) for member, score in scored]
                 flags = active([job_id for job_id, _ in entries])
                 now = time.time()
                 ended = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis import Redis
 from rq.exceptions import NoSuchJobError
@@ -87,7 +88,16 @@ def dead_workers(connection: Redis, settings: Settings, now: float) -> set[str]:
     """Workers that beat once and then fell silent for longer than the liveness timeout."""
     connection.zremrangebyscore(HEARTBEATS_KEY, 0, now - HEARTBEATS_TTL)
     silent = connection.zrangebyscore(HEARTBEATS_KEY, 0, now - settings.worker_liveness_timeout)
-    return {name.decode() for name in silent}
+    return {_text(name) for name in silent}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _members(connection: Redis, key: str) -> list[str]:
+    """The members of a sorted set, as text."""
+    return [_text(member) for member in connection.zrange(key, 0, -1)]
 
 
 def _fetch(connection: Redis, job_id: str) -> Job | None:
@@ -102,7 +112,7 @@ def _queues(connection: Redis, settings: Settings) -> list[Queue]:
     return [jobs.queue(connection, name) for name in sorted(names)]
 
 
-def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_member: bytes | None) -> None:
+def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_member: str | None) -> None:
     with connection.pipeline() as pipe:
         pipe.multi()  # RQ's enqueue_job expects an explicit transaction when handed a pipeline
         if registry_member is not None:
@@ -116,7 +126,7 @@ def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_mem
 
 
 def _recover_lost(
-    connection: Redis, settings: Settings, queue: Queue, job: Job, registry_member: bytes | None, report: SweepReport
+    connection: Redis, settings: Settings, queue: Queue, job: Job, registry_member: str | None, report: SweepReport
 ) -> None:
     if not connection.set(RECOVERING_KEY_PREFIX + job.id, "1", nx=True, ex=30):
         return
@@ -164,8 +174,8 @@ def _holder(connection: Redis, job: Job, execution_id: str) -> str | None:
 
 def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: set[str], report: SweepReport) -> None:
     registry = queue.started_job_registry
-    for member in connection.zrange(registry.key, 0, -1):
-        job_id, execution_id = parse_composite_key(member.decode())
+    for member in _members(connection, registry.key):
+        job_id, execution_id = parse_composite_key(member)
         job = _fetch(connection, job_id)
         if job is None or _holder(connection, job, execution_id) not in dead:
             continue
@@ -193,11 +203,9 @@ def _seen_long_enough(connection: Redis, job_id: str, now: float, grace: int) ->
 
 
 def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now: float, report: SweepReport) -> None:
-    started = {
-        parse_composite_key(member.decode())[0] for member in connection.zrange(queue.started_job_registry.key, 0, -1)
-    }
+    started = {parse_composite_key(member)[0] for member in _members(connection, queue.started_job_registry.key)}
     for raw_id in connection.lrange(queue.intermediate_queue_key, 0, -1):
-        job_id = raw_id.decode()
+        job_id = _text(raw_id)
         if job_id in started:
             continue
         job = _fetch(connection, job_id)
@@ -212,8 +220,7 @@ def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now
 
 
 def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[str], report: SweepReport) -> None:
-    for raw_id in connection.zrange(jobs.INFLIGHT_KEY, 0, -1):
-        job_id = raw_id.decode()
+    for job_id in _members(connection, jobs.INFLIGHT_KEY):
         job = _fetch(connection, job_id)
         status = job.get_status(refresh=False) if job is not None else None
         if job is None or status not in _LIVE_STATES:
@@ -222,8 +229,7 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
         queue = jobs.queue(connection, job.origin)
         if status == JobStatus.STARTED:
             registered = any(
-                parse_composite_key(member.decode())[0] == job_id
-                for member in connection.zrange(queue.started_job_registry.key, 0, -1)
+                parse_composite_key(member)[0] == job_id for member in _members(connection, queue.started_job_registry.key)
             )
             if not registered and job.worker_name in dead:
                 _recover_lost(connection, settings, queue, job, None, report)
