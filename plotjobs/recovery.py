@@ -38,6 +38,8 @@ SWEEP_LOCK_KEY = "plotjobs:sweeper:lock"
 LIMBO_KEY_PREFIX = "plotjobs:limbo:"
 LOST_COUNT_KEY_PREFIX = "plotjobs:lost:"
 RECOVERING_KEY_PREFIX = "plotjobs:recovering:"
+# Long enough to cover overlapping sweeps (each takes milliseconds), short against the recovery bound.
+CLAIM_SECONDS = 5
 WORKER_LOST = "WorkerLostError"
 _LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED}
 
@@ -125,10 +127,15 @@ def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_mem
     tasks.announce(job)
 
 
+def _claim(connection: Redis, job_id: str) -> bool:
+    """Whether this sweep may recover the job (a forced sweep can overlap a periodic one)."""
+    return bool(connection.set(RECOVERING_KEY_PREFIX + job_id, "1", nx=True, ex=CLAIM_SECONDS))
+
+
 def _recover_lost(
     connection: Redis, settings: Settings, queue: Queue, job: Job, registry_member: str | None, report: SweepReport
 ) -> None:
-    if not connection.set(RECOVERING_KEY_PREFIX + job.id, "1", nx=True, ex=30):
+    if not _claim(connection, job.id):
         return
     worker_name = job.worker_name or "unknown"
     if connection.exists(tasks.cancel_key(job.id)):
@@ -183,6 +190,8 @@ def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: se
         if status == JobStatus.STARTED:
             _recover_lost(connection, settings, queue, job, member, report)
         elif status == JobStatus.QUEUED:
+            if not _claim(connection, job_id):
+                continue
             # Registered by a worker that died before marking the job started: it never ran.
             log.warning("job %s: its worker died before starting it; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: stranded after dequeue", member)
@@ -212,7 +221,7 @@ def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now
         if job is None or job.get_status(refresh=False) not in _LIVE_STATES:
             connection.lrem(queue.intermediate_queue_key, 0, job_id)
             continue
-        if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout):
+        if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
             log.warning("job %s: stranded after dequeue; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: stranded after dequeue", None)
             connection.delete(LIMBO_KEY_PREFIX + job_id)
@@ -238,7 +247,7 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
         held = held or connection.lpos(queue.intermediate_queue_key, job_id) is not None
         if held:
             connection.delete(LIMBO_KEY_PREFIX + job_id)
-        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout):
+        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
             log.warning("job %s: queued but on no queue; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: lost between dequeue and start", None)
             connection.delete(LIMBO_KEY_PREFIX + job_id)
