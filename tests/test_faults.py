@@ -18,7 +18,7 @@ import pytest
 from redis import Redis
 from rq.executions import Execution
 
-from plotjobs import jobs, recovery
+from plotjobs import jobs, recovery, tasks
 from plotjobs.charts import ChartSpec
 from plotjobs.config import Settings
 from tests.processes import PROJECT_ROOT, running_worker, service_env
@@ -269,6 +269,23 @@ def test_stock_rq_worker_with_our_worker_class_beats_and_sweeps(redis_url: str, 
         assert recovery.is_beating(redis_connection, "stock")
         wait_for(lambda: redis_connection.exists(recovery.SWEEP_LOCK_KEY), what="a sweep by the worker")
     assert not recovery.is_beating(redis_connection, "stock")
+
+
+def test_a_lost_job_that_was_asked_to_cancel_is_canceled_not_requeued(redis_connection: Redis) -> None:
+    job_id = enqueue(redis_connection, ChartSpec())
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
+    job = jobs.fetch(redis_connection, job_id)
+    with redis_connection.pipeline() as pipe:  # what a worker writes when it starts the job
+        Execution.create(job, ttl=120, pipeline=pipe, worker_name="ghost")
+        job.prepare_for_execution("ghost", pipeline=pipe)
+        pipe.execute()
+    redis_connection.set(tasks.cancel_key(job_id), "1", ex=60)
+    recovery.declare_dead(redis_connection, "ghost", FAST_SETTINGS)
+    report = recovery.sweep(redis_connection, FAST_SETTINGS, force=True)
+    assert report == recovery.SweepReport()
+    assert state_of(redis_connection, job_id)["state"] == "canceled"
+    assert queue.get_job_ids() == [] and redis_connection.zcard(queue.started_job_registry.key) == 0
 
 
 def test_sweeps_are_rate_limited_across_processes(redis_connection: Redis) -> None:
