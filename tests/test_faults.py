@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -318,7 +319,7 @@ def test_supervisor_recycles_a_worker_above_worker_max_memory_mb(redis_url: str,
     # Every worker holds matplotlib (far above 1 MB), so each is replaced once it is idle.
     with running_worker(redis_url, redis_connection, WORKER_MAX_MEMORY_MB="1", **FAST) as supervisor:
         first = worker_processes(supervisor)[0]
-        name = first.cmdline()[first.cmdline().index("--name") + 1]
+        name = f"{socket.gethostname()}.{supervisor.pid}.1.1"  # the supervisor's name for its first worker
         first.wait(timeout=30)
         # A warm stop: the worker removed its own heartbeat; it was not declared dead.
         assert not recovery.is_beating(redis_connection, name)
