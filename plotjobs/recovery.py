@@ -243,10 +243,10 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
             if not registered and job.worker_name in dead:
                 _recover_lost(connection, settings, queue, job, None, report)
             continue
-        held = connection.lpos(queue.key, job_id) is not None
-        held = held or connection.lpos(queue.intermediate_queue_key, job_id) is not None
-        if held:
+        if connection.lpos(queue.key, job_id) is not None:
             connection.delete(LIMBO_KEY_PREFIX + job_id)
+        elif connection.lpos(queue.intermediate_queue_key, job_id) is not None:
+            continue  # the intermediate-queue sweep above owns it, and its first-seen mark
         elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
             log.warning("job %s: queued but on no queue; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: lost between dequeue and start", None)

@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 
-from plotjobs import create_app, jobs, tasks
+from plotjobs import create_app, jobs, recovery, tasks
 from plotjobs.config import Settings
 from tests.processes import running_worker
-from tests.test_faults import BIG, FAST, freeze, wait_until_started, watching
+from tests.test_faults import BIG, FAST, FAST_SETTINGS, freeze, wait_until_started, watching
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -125,3 +125,17 @@ def test_the_tutorial_entry_obeys_the_same_limits(settings: Settings, redis_conn
     assert client.get("/image_page").status_code == 200
     response = client.get("/image_page")
     assert response.status_code == 429 and response.get_json()["error"] == "too_many_jobs"
+
+
+def test_every_key_plotjobs_creates_expires(client: FlaskClient, redis_connection: Redis) -> None:
+    first = client.post("/api/jobs").get_json()
+    client.post("/api/jobs")
+    client.delete(first["status_url"])
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # a stranded job leaves a first-seen mark
+    recovery.beat(redis_connection, "some-worker")
+    recovery.sweep(redis_connection, FAST_SETTINGS)
+    keys = list(redis_connection.scan_iter("plotjobs:*"))
+    assert {key.decode().split(":")[1] for key in keys} >= {"inflight", "client", "cancel", "heartbeats", "limbo",
+                                                            "sweeper"}  # fmt: skip
+    assert all(redis_connection.ttl(key) > 0 for key in keys), {key: redis_connection.ttl(key) for key in keys}

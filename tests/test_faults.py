@@ -222,7 +222,9 @@ def test_sweeper_requeues_a_job_stranded_in_the_intermediate_queue(redis_connect
     redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # a worker dequeued it, then vanished
     settings = FAST_SETTINGS
     assert recovery.sweep(redis_connection, settings, force=True) == recovery.SweepReport()
-    first_seen = float(redis_connection.get(recovery.LIMBO_KEY_PREFIX + job_id) or 0)
+    marked = redis_connection.get(recovery.LIMBO_KEY_PREFIX + job_id)
+    assert marked is not None, "the first sweep marks when it first saw the job stranded"
+    first_seen = float(marked)
     redis_connection.set(recovery.LIMBO_KEY_PREFIX + job_id, first_seen - settings.worker_liveness_timeout)
     report = recovery.sweep(redis_connection, settings, force=True)
     assert report is not None and report.requeued == [job_id]
@@ -237,7 +239,9 @@ def test_sweeper_requeues_an_orphan_that_no_queue_holds(redis_connection: Redis)
     redis_connection.lpop(queue.key)  # popped by BLPOP (several queues), then the worker died
     settings = FAST_SETTINGS
     recovery.sweep(redis_connection, settings, force=True)
-    first_seen = float(redis_connection.get(recovery.LIMBO_KEY_PREFIX + job_id) or 0)
+    marked = redis_connection.get(recovery.LIMBO_KEY_PREFIX + job_id)
+    assert marked is not None, "the first sweep marks when it first saw the job stranded"
+    first_seen = float(marked)
     redis_connection.set(recovery.LIMBO_KEY_PREFIX + job_id, first_seen - settings.worker_liveness_timeout)
     report = recovery.sweep(redis_connection, settings, force=True)
     assert report is not None and report.requeued == [job_id]
