@@ -238,7 +238,8 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
         queue = jobs.queue(connection, job.origin)
         if status == JobStatus.STARTED:
             registered = any(
-                parse_composite_key(member)[0] == job_id for member in _members(connection, queue.started_job_registry.key)
+                parse_composite_key(member)[0] == job_id
+                for member in _members(connection, queue.started_job_registry.key)
             )
             if not registered and job.worker_name in dead:
                 _recover_lost(connection, settings, queue, job, None, report)
@@ -247,7 +248,9 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
             connection.delete(LIMBO_KEY_PREFIX + job_id)
         elif connection.lpos(queue.intermediate_queue_key, job_id) is not None:
             continue  # the intermediate-queue sweep above owns it, and its first-seen mark
-        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
+        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(
+            connection, job_id
+        ):
             log.warning("job %s: queued but on no queue; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: lost between dequeue and start", None)
             connection.delete(LIMBO_KEY_PREFIX + job_id)

@@ -72,7 +72,7 @@ class RenderWorker(SimpleWorker):
                 report = recovery.sweep(self.connection, settings)
                 if report and (report.requeued or report.failed):
                     log.info("sweep: requeued %s, failed %s", report.requeued, report.failed)
-            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one bad sweep or Redis outage
+            except Exception:  # the heartbeat must outlive any one bad sweep or Redis outage
                 log.exception("worker %s: heartbeat or sweep failed; retrying", self.name)
 
     def handle_job_failure(

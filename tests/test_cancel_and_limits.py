@@ -53,9 +53,10 @@ def test_cancel_a_finished_job_is_409(client: FlaskClient, redis_url: str, redis
 def test_cancel_a_running_job_stops_it(client: FlaskClient, redis_url: str, redis_connection: Redis) -> None:
     job_id = jobs.new_job_id()
     answers: list[Any] = []
-    with watching(redis_connection, job_id) as events, running_worker(
-        redis_url, redis_connection, **FAST
-    ) as supervisor:
+    with (
+        watching(redis_connection, job_id) as events,
+        running_worker(redis_url, redis_connection, **FAST) as supervisor,
+    ):
         jobs.enqueue_render(redis_connection, Settings(), BIG, job_id=job_id)
         wait_until_started(events)
         [worker] = psutil.Process(supervisor.pid).children()

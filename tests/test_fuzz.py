@@ -19,8 +19,11 @@ SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True),
     st.text(max_size=300), st.sampled_from(["line", "png", "svg", "pdf", "2026-01-31", "1999-02-30"]),
 )  # fmt: skip
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                          max_size=3), max_leaves=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 SPECS = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), VALUES, max_size=6)
 SMALL_VALID = st.fixed_dictionaries(
     {},
