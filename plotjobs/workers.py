@@ -79,8 +79,11 @@ class RenderWorker(SimpleWorker):
         self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = ""
     ) -> None:
         """Record a canceled job as stopped (RQ's state for a job stopped on request), others as failed."""
-        if self.connection.exists(tasks.cancel_key(job.id)):
-            self._stopped_job_id = job.id
+        try:
+            if self.connection.exists(tasks.cancel_key(job.id)):
+                self._stopped_job_id = job.id
+        except RedisError:
+            log.warning("job %s: could not check for a cancel request; recording the failure as RQ would", job.id)
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
         try:
             tasks.announce(job)
