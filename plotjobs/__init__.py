@@ -54,6 +54,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         # The hub's thread starts with the first event stream, in the process that serves it.
         "events": EventHub(connection),
     }
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Trust X-Forwarded-For from exactly the configured number of proxies, never more.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     errors.register_error_handlers(app)
     logging_setup.init_app(app, settings.log_level)
     monitoring.init_app(app)

@@ -6,11 +6,14 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
+from redis import Redis
+from redis.exceptions import RedisError
 
-from plotjobs import accepted, dedupe, events, jobs, openapi, results
+from plotjobs import accepted, dedupe, events, jobs, limits, openapi, results
 from plotjobs.charts import CONTENT_TYPES, ChartSpec
+from plotjobs.config import Settings
 from plotjobs.connections import current_event_hub, current_redis, current_settings
-from plotjobs.errors import FileNotFound, JobNotFound, ResultNotReady
+from plotjobs.errors import BrokerUnavailable, FileNotFound, JobNotFound, ResultNotReady, TooManyRequests
 
 # The spec parsing lives in specs_http; these names stay importable from here.
 from plotjobs.specs_http import UnsupportedMediaType, parse_spec, spec_from_request, spec_from_validation_error
@@ -18,21 +21,61 @@ from plotjobs.specs_http import UnsupportedMediaType, parse_spec, spec_from_requ
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Seconds a client is told to wait when the service or its own share is full: about a few renders.
+RETRY_AFTER_SECONDS = 5
 
 __all__ = ["UnsupportedMediaType", "blueprint", "parse_spec", "spec_from_validation_error"]
 
 
 def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submission:
-    """Queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set) and say which job has it."""
-    settings = current_settings()
-    # Refuse a priority no queue serves now, before anything is queued or published.
+    """Admit, then queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set); say which job has it."""
+    connection, settings = current_redis(), current_settings()
+    # Refuse a priority no queue serves now, before anything is counted, queued or published.
     queue_name = jobs.queue_for_priority(settings, priority)
-    if settings.broker_url:
-        from plotjobs import broker_amqp
+    job_id = jobs.new_job_id()
+    client = admit(connection, settings, job_id)
+    try:
+        if settings.broker_url:
+            from plotjobs import broker_amqp
 
-        job_id = broker_amqp.submit_render(current_redis(), broker_amqp.current_publisher(), spec, queue_name)
-        return dedupe.Submission(job_id, reused=False)
-    return dedupe.submit(current_redis(), settings, spec, queue_name)
+            publisher = broker_amqp.current_publisher()
+            broker_amqp.submit_render(connection, publisher, spec, queue_name, job_id=job_id)
+            return dedupe.Submission(job_id, reused=False)
+        submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
+    except (RedisError, BrokerUnavailable):
+        limits.release(connection, client, job_id)
+        raise
+    if submission.reused:
+        # Sharing a job that exists adds no work: the client's share is not spent.
+        limits.release(connection, client, job_id)
+    elif submission.job_id != job_id:
+        limits.transfer(connection, client, job_id, submission.job_id)
+    return submission
+
+
+def client_address() -> str:
+    """Who is asking: the peer address (the proxies' X-Forwarded-For only when PROXY_HOPS trusts them)."""
+    return request.remote_addr or "unknown"
+
+
+def admit(connection: Redis, settings: Settings, job_id: str) -> str:
+    """Refuse with 429 when the queues are full or the client has too many jobs; return the client."""
+    depth = jobs.queue_depth(connection, settings)
+    if depth >= settings.max_queue_depth:
+        raise TooManyRequests(
+            f"the service is busy: {depth} jobs are waiting (MAX_QUEUE_DEPTH is {settings.max_queue_depth})",
+            code="queue_full", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_queue_depth,
+        )  # fmt: skip
+    client = client_address()
+    held = limits.reserve(
+        connection, client, job_id, settings.max_jobs_per_client, lambda ids: jobs.active_flags(connection, ids)
+    )
+    if held is not None:
+        raise TooManyRequests(
+            f"you have {held} jobs waiting or running; MAX_JOBS_PER_CLIENT is {settings.max_jobs_per_client}",
+            code="too_many_jobs", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_jobs_per_client,
+        )  # fmt: skip
+    return client
 
 
 @blueprint.post("/jobs")
@@ -77,6 +120,14 @@ def job_status(job_id: str) -> dict[str, Any]:
 def job_spec(job_id: str) -> dict[str, Any]:
     """The chart spec a job was submitted with, so a client can show or resubmit it."""
     return jobs.submitted_spec(jobs.fetch(current_redis(), job_id))
+
+
+@blueprint.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
+    """Cancel a waiting job or stop a running one: 200 once it has ended, 202 while it is still stopping."""
+    connection = current_redis()
+    job = jobs.cancel(connection, jobs.fetch(connection, job_id))
+    return jobs.describe(job), 200 if jobs.is_terminal(job.get_status(refresh=False)) else 202
 
 
 def file_url(description: results.ResultDescription) -> str:

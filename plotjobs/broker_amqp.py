@@ -298,9 +298,11 @@ def current_publisher() -> Publisher:
     return publisher
 
 
-def submit_render(connection: Redis, publisher: Publisher, spec: ChartSpec, priority: str | None = None) -> str:
-    """Publish a render of ``spec`` to RabbitMQ and return the job id it will keep."""
-    job_id = str(uuid.uuid4())
+def submit_render(
+    connection: Redis, publisher: Publisher, spec: ChartSpec, priority: str | None = None, *, job_id: str | None = None
+) -> str:
+    """Publish a render of ``spec`` to RabbitMQ and return the job id it will keep (``job_id`` if given)."""
+    job_id = job_id or str(uuid.uuid4())
     try:
         accepted.record(connection, job_id)
     except RedisError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+import threading
 from types import FrameType
 from typing import Any, BinaryIO
 
@@ -32,8 +34,8 @@ def main() -> None:
     """plotjobs: charts rendered by background workers."""
 
 
-def run_worker(name: str | None = None, burst: bool = False) -> None:
-    """Run one render worker until it is told to stop."""
+def run_single_worker(name: str | None = None, burst: bool = False) -> None:
+    """Run one render worker in this process until it is told to stop or has done WORKER_MAX_JOBS jobs."""
     from plotjobs.connections import redis_from_settings
     from plotjobs.logging_setup import configure
     from plotjobs.workers import build_worker
@@ -41,15 +43,68 @@ def run_worker(name: str | None = None, burst: bool = False) -> None:
     settings = _settings()
     configure(settings.log_level)
     worker = build_worker(redis_from_settings(settings), settings, name=name)
-    worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+    worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False, max_jobs=settings.worker_max_jobs)
+
+
+def run_worker(name: str | None = None, burst: bool = False, processes: int | None = None) -> None:
+    """Run the supervisor, which keeps WORKER_PROCESSES render workers alive, until it is told to stop."""
+    from plotjobs.connections import redis_from_settings
+    from plotjobs.logging_setup import configure
+    from plotjobs.supervisor import Supervisor
+
+    settings = _settings()
+    configure(settings.log_level)
+    supervisor = Supervisor(
+        settings, redis_from_settings(settings), processes=processes, burst=burst, name_prefix=name
+    )
+    sys.exit(supervisor.run())
 
 
 @main.command()
-@click.option("--name", help="Worker name shown in rq info and the dashboard.")
+@click.option("--name", help="Worker name (with --single) or prefix of the workers' names, shown in rq info.")
 @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
-def worker(name: str | None, burst: bool) -> None:
-    """Run a render worker on the configured queues."""
-    run_worker(name=name, burst=burst)
+@click.option("--processes", type=click.IntRange(1, 64), help="Worker processes (default: $WORKER_PROCESSES).")
+@click.option("--single", is_flag=True, help="Run one worker in this process, without the supervisor.")
+def worker(name: str | None, burst: bool, processes: int | None, single: bool) -> None:
+    """Run render workers on the configured queues, supervised (or one, with --single)."""
+    if single:
+        run_single_worker(name=name, burst=burst)
+    else:
+        run_worker(name=name, burst=burst, processes=processes)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sweep once, print what was recovered, and exit.")
+def sweeper(once: bool) -> None:
+    """Recover jobs whose worker died or that no queue holds; runs every SWEEP_INTERVAL seconds."""
+    from redis.exceptions import RedisError
+
+    from plotjobs import recovery
+    from plotjobs.connections import redis_from_settings
+    from plotjobs.logging_setup import configure
+
+    settings = _settings()
+    configure(settings.log_level)
+    connection = redis_from_settings(settings)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopped.set())
+    while True:
+        try:
+            report = recovery.sweep(connection, settings, force=once)
+        except RedisError as error:
+            if once:
+                raise click.ClickException(f"Redis is unreachable: {error}") from None
+            logging.getLogger(__name__).warning("sweep skipped, Redis unreachable: %s", error)
+            report = None
+        if once:
+            assert report is not None
+            click.echo(f"requeued {len(report.requeued)} job(s), failed {len(report.failed)} job(s)")
+            return
+        if report and (report.requeued or report.failed):
+            logging.getLogger(__name__).info("requeued %s, failed %s", report.requeued, report.failed)
+        if stopped.wait(settings.sweep_interval):
+            return
 
 
 @main.command()
@@ -102,7 +157,7 @@ def amqp_bridge(idle_without_broker: bool) -> None:
     import logging
 
     from plotjobs.bridge import Bridge
-    from plotjobs.connections import redis_from_url
+    from plotjobs.connections import redis_from_settings
 
     settings = _settings()
     if not settings.broker_url and idle_without_broker:
@@ -116,7 +171,7 @@ def amqp_bridge(idle_without_broker: bool) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pika narrates every socket step at INFO; its warnings and errors are what an operator needs.
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
-    bridge = Bridge(settings, redis_from_url(settings.redis_url))
+    bridge = Bridge(settings, redis_from_settings(settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         bridge.stop()
@@ -160,9 +215,9 @@ def dev(port: int | None, worker_count: int) -> None:
     web = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.gunicorn_config",
            "--bind", f"127.0.0.1:{port}", "--workers", "2", "plotjobs:create_app()"]  # fmt: skip
     processes = [subprocess.Popen(web, env=env)]
-    for number in range(worker_count):
-        command = [sys.executable, "-m", "plotjobs", "worker", "--name", f"dev-{os.getpid()}-{number + 1}"]
-        processes.append(subprocess.Popen(command, env=env))
+    command = [sys.executable, "-m", "plotjobs", "worker", "--name", f"dev-{os.getpid()}", "--processes",
+               str(worker_count)]  # fmt: skip
+    processes.append(subprocess.Popen(command, env=env))
     if settings.broker_url:
         processes.append(subprocess.Popen([sys.executable, "-m", "plotjobs", "amqp-bridge"], env=env))
         click.echo(f"submissions go through RabbitMQ queue {settings.amqp_queue!r}; an amqp-bridge moves them")

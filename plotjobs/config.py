@@ -38,6 +38,20 @@ class Settings:
     broker_url: str | None = field(default=None, repr=False)
     amqp_queue: str = "plotjobs.render"
     redis_max_connections: int = 50
+    worker_processes: int = 1
+    worker_max_jobs: int = 500
+    worker_max_memory_mb: int = 512
+    worker_liveness_timeout: int = 15
+    sweep_interval: int = 5
+    lost_job_retries: int = 2
+    max_queue_depth: int = 1000
+    max_jobs_per_client: int = 20
+    proxy_hops: int = 0
+
+    @property
+    def recovery_bound(self) -> int:
+        """Seconds after a worker's death by which its job is requeued or failed (while any sweeper runs)."""
+        return self.worker_liveness_timeout + self.sweep_interval
 
     @property
     def default_queue(self) -> str:
@@ -64,6 +78,19 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
+def _non_negative_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
     return value
 
 
@@ -181,4 +208,21 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         broker_url=_broker_url(env.get("BROKER_URL")),
         amqp_queue=_amqp_queue(env.get("AMQP_QUEUE")),
         redis_max_connections=_positive_int(env, "REDIS_MAX_CONNECTIONS", defaults.redis_max_connections),
+        worker_processes=_positive_int(env, "WORKER_PROCESSES", defaults.worker_processes),
+        worker_max_jobs=_positive_int(env, "WORKER_MAX_JOBS", defaults.worker_max_jobs),
+        worker_max_memory_mb=_positive_int(env, "WORKER_MAX_MEMORY_MB", defaults.worker_max_memory_mb),
+        worker_liveness_timeout=_liveness_timeout(env),
+        sweep_interval=_positive_int(env, "SWEEP_INTERVAL", defaults.sweep_interval),
+        lost_job_retries=_non_negative_int(env, "LOST_JOB_RETRIES", defaults.lost_job_retries),
+        max_queue_depth=_positive_int(env, "MAX_QUEUE_DEPTH", defaults.max_queue_depth),
+        max_jobs_per_client=_positive_int(env, "MAX_JOBS_PER_CLIENT", defaults.max_jobs_per_client),
+        proxy_hops=_non_negative_int(env, "PROXY_HOPS", defaults.proxy_hops),
     )
+
+
+def _liveness_timeout(environ: Mapping[str, str]) -> int:
+    # Workers beat every third of the timeout; below 3 s a busy host could miss beats and be declared dead.
+    value = _positive_int(environ, "WORKER_LIVENESS_TIMEOUT", Settings.worker_liveness_timeout)
+    if value < 3:
+        raise ConfigError(f"WORKER_LIVENESS_TIMEOUT must be at least 3 seconds, got {value}")
+    return value

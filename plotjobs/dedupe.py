@@ -106,30 +106,38 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
             return
 
 
-def submit(connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None = None) -> Submission:
-    """Queue a render of ``spec`` on ``priority``'s queue, or answer with the job that has it already."""
+def submit(
+    connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None = None, job_id: str | None = None
+) -> Submission:
+    """Queue a render of ``spec`` on ``priority``'s queue, or answer with the job that has it already.
+
+    A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
+    one gets the id derived from the spec.
+    """
     spec = pinned(spec)
     if not is_reproducible(spec):
-        return Submission(_enqueue(connection, settings, spec, priority), reused=False)
+        return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
     digest = spec_digest(spec)
     key = KEY_PREFIX + digest
     # The generation must outlive every job it names, finished or failed.
     ttl = max(settings.result_ttl, settings.failure_ttl)
     for _ in range(_ATTEMPTS):
         generation = _generation(connection, key)
-        job_id = job_id_for(digest, generation)
-        existing = _reusable(connection, job_id)
+        derived_id = job_id_for(digest, generation)
+        existing = _reusable(connection, derived_id)
         if existing is None:
-            if jobs.enqueue_render_once(connection, settings, spec, job_id, priority):
+            if jobs.enqueue_render_once(connection, settings, spec, derived_id, priority):
                 connection.set(key, generation, ex=ttl)
-                return Submission(job_id, reused=False)
+                return Submission(derived_id, reused=False)
             continue  # another request enqueued this id a moment ago: look at it again
         reusable, stored = existing
         if reusable:
-            return Submission(job_id, reused=True, result=stored)
+            return Submission(derived_id, reused=True, result=stored)
         _advance(connection, key, generation, ttl)
-    return Submission(_enqueue(connection, settings, spec, priority), reused=False)
+    return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
 
 
-def _enqueue(connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None) -> str:
-    return str(jobs.enqueue_render(connection, settings, spec, priority).id)
+def _enqueue(
+    connection: Redis, settings: Settings, spec: ChartSpec, priority: str | None, job_id: str | None
+) -> str:
+    return str(jobs.enqueue_render(connection, settings, spec, priority, job_id=job_id).id)

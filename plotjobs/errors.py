@@ -51,6 +51,28 @@ class ResultNotReady(APIError):
         super().__init__(f"job {job_id} has no result: it is {state}", state=state)
 
 
+class JobAlreadyEnded(APIError):
+    """A cancel for a job that has already reached its end state."""
+
+    status = 409
+    code = "already_ended"
+
+    def __init__(self, job_id: str, state: str) -> None:
+        super().__init__(f"job {job_id} has already ended: it is {state}", state=state)
+
+
+class TooManyRequests(APIError):
+    """Backpressure: the queue is full or the client has too many jobs; retry after ``retry_after`` seconds."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, code: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.code = code
+        self.retry_after = retry_after
+
+
 class ResultExpired(APIError):
     """The job finished but its file is gone (its result TTL passed)."""
 
@@ -148,6 +170,8 @@ def _json_error(error: APIError) -> Response:
     response.headers.update(error.headers)
     if error.status == 503:
         response.headers["Retry-After"] = "5"
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
+import uuid
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.command import send_stop_job_command
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
 from plotjobs import metrics, results, tasks
 from plotjobs.charts import ChartSpec
 from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
-from plotjobs.errors import InvalidPriority, JobNotFound, ResultExpired, ResultNotReady
+from plotjobs.errors import InvalidPriority, JobAlreadyEnded, JobNotFound, ResultExpired, ResultNotReady
 from plotjobs.serialization import PlainDataSerializer
 
 # RQ's own ids are UUID4 strings; anything else is not a job of ours and never reaches Redis.
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 JOB_DESCRIPTION = "plotjobs.render_chart"
+
+# Ids of jobs accepted through plotjobs and not yet seen ended: the sweeper looks for orphans here.
+INFLIGHT_KEY = "plotjobs:inflight"
+INFLIGHT_TTL = 24 * 3600
+TERMINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
+ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
+# How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
+STOP_WAIT_SECONDS = 3.0
 
 
 class ForbiddenTaskError(RuntimeError):
@@ -57,14 +69,16 @@ _TUTORIAL_STATES = {
 }
 
 
-TERMINAL_STATES = frozenset(
-    {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.CANCELED.value, JobStatus.STOPPED.value}
-)
 
 
 def queue(connection: Redis, name: str) -> Queue:
     """The RQ queue ``name`` with our job class and serializer."""
     return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
+
+
+def new_job_id() -> str:
+    """A random, unguessable job id (UUID4, as RQ makes)."""
+    return str(uuid.uuid4())
 
 
 def queue_for_priority(settings: Settings, priority: str | None) -> str:
@@ -97,10 +111,14 @@ def enqueue_render(
         # A constant description: user text must never reach RQ's description field.
         description=JOB_DESCRIPTION,
         meta=tasks.progress_meta(0.0, "queued"),
-        job_id=job_id,
+        job_id=job_id or new_job_id(),
         # RQ checks and enqueues atomically (one Lua script), so two deliveries cannot both enqueue.
         unique=job_id is not None,
     )
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(INFLIGHT_KEY, {job.id: time.time()})
+        pipe.expire(INFLIGHT_KEY, INFLIGHT_TTL)
+        pipe.execute()
     metrics.count_job(connection, "submitted", spec.kind)
     return job
 
@@ -142,6 +160,60 @@ def stored_result(connection: Redis, job: Job) -> results.ResultDescription | No
     if not isinstance(description, dict) or not connection.exists(str(description.get("key", ""))):
         return None
     return description  # type: ignore[return-value]
+
+
+
+def queue_depth(connection: Redis, settings: Settings) -> int:
+    """How many jobs wait in the configured queues."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in settings.queues:
+            pipe.llen(queue(connection, name).key)
+        return sum(int(length) for length in pipe.execute())
+
+
+def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool]:
+    """For each id, whether its job still waits or runs (False once ended or expired)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(Job.key_for(job_id), "status")
+        statuses = pipe.execute()
+    return [status is not None and status.decode() in ACTIVE_STATES for status in statuses]
+
+
+def cancel(connection: Redis, job: Job) -> Job:
+    """Cancel a waiting job, or ask the worker running it to stop; JobAlreadyEnded if it has ended."""
+    status = job.get_status()
+    if status in TERMINAL_STATES:
+        raise JobAlreadyEnded(job.id, status.value)
+    # Set first: a worker that dequeues the job in the meantime stops at its first stage.
+    connection.set(tasks.cancel_key(job.id), "1", ex=tasks.CANCEL_KEY_TTL)
+    if status != JobStatus.STARTED:
+        try:
+            job.cancel()
+        except InvalidJobOperation:
+            pass  # canceled by a concurrent request
+        tasks.announce(job)
+        return fetch(connection, job.id)
+    try:
+        # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
+        send_stop_job_command(connection, job.id, serializer=PlainDataSerializer)
+    except InvalidJobOperation:
+        pass  # it ended or was requeued meanwhile; the cancel flag still applies
+    return _wait_until_ended(connection, job)
+
+
+def _wait_until_ended(connection: Redis, job: Job) -> Job:
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(tasks.events_channel(job.id))
+    try:
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while True:
+            current = fetch(connection, job.id)
+            if current.get_status(refresh=False) in TERMINAL_STATES or time.monotonic() >= deadline:
+                return current
+            pubsub.get_message(timeout=0.1)
+    finally:
+        pubsub.close()
 
 
 def fetch(connection: Redis, job_id: str) -> Job:

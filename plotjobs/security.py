@@ -39,6 +39,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# API answers (JSON, images, SVG files) never need to load anything, nor run script.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 def csrf_token() -> str:
@@ -74,7 +76,8 @@ def check_csrf() -> None:
 def add_headers(response: Response) -> Response:
     """Security headers on every response; set the CSRF cookie when a page minted a token."""
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    csp = API_CONTENT_SECURITY_POLICY if request.path.startswith("/api/") else CONTENT_SECURITY_POLICY
+    response.headers.setdefault("Content-Security-Policy", csp)
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     new_token = g.get("csrf_new_token")

@@ -16,6 +16,18 @@ from plotjobs import charts, logging_setup, metrics, results
 from plotjobs.config import log_level_from_env
 
 EVENTS_CHANNEL_PREFIX = "plotjobs:events:"
+CANCEL_KEY_PREFIX = "plotjobs:cancel:"
+# A cancel request outlives any render it could still stop (JOB_TIMEOUT is far below this).
+CANCEL_KEY_TTL = 24 * 3600
+
+
+class JobCanceled(Exception):
+    """The job was canceled on request while it ran; the worker records it as stopped."""
+
+
+def cancel_key(job_id: str) -> str:
+    """The key whose presence asks the worker running ``job_id`` to stop at its next stage."""
+    return CANCEL_KEY_PREFIX + job_id
 
 
 def events_channel(job_id: str) -> str:
@@ -32,21 +44,29 @@ def progress_meta(progress: float, stage: str) -> dict[str, object]:
     }
 
 
+def _event(job: Job) -> str:
+    state = job.get_status(refresh=False)
+    return json.dumps({"id": job.id, **(job.meta or {}), "state": state.value if state else None})
+
+
+def announce(job: Job) -> None:
+    """Publish the job's state and ``meta`` on its events channel, so listeners re-read its status.
+
+    RQ publishes nothing when a job ends, is canceled or is recovered; we do.
+    """
+    job.connection.publish(events_channel(job.id), _event(job))
+
+
 def report_progress(job: Job, progress: float, stage: str) -> None:
-    """Record progress in ``job.meta`` and publish it to the job's events channel."""
+    """Record progress in ``job.meta`` and publish it; raise JobCanceled if a cancel was requested."""
+    if job.connection.exists(cancel_key(job.id)):
+        raise JobCanceled("canceled on request")
     job.meta = progress_meta(progress, stage)
     # What job.save_meta() writes, sent with the publish in one round trip.
     with job.connection.pipeline(transaction=False) as pipeline:
         pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
-        pipeline.publish(events_channel(job.id), json.dumps({"id": job.id, **job.meta}))
+        pipeline.publish(events_channel(job.id), _event(job))
         pipeline.execute()
-
-
-def announce_state(job: Job) -> None:
-    """Publish a job's final RQ status with its last progress (RQ itself publishes nothing)."""
-    state = job.get_status(refresh=False)
-    update = {"id": job.id, **(job.meta or {}), "state": state.value if state else None}
-    job.connection.publish(events_channel(job.id), json.dumps(update))
 
 
 class InvalidSpecError(ValueError):

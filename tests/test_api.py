@@ -234,3 +234,12 @@ def test_exception_text_keeps_type_and_whole_message() -> None:
     )
     assert jobs.exception_text(traceback_text) == "JobTimeoutException: Task exceeded maximum timeout value (5 seconds)"
     assert jobs.exception_text("ValueError: boom\n  detail") == "ValueError: boom\n  detail"
+
+
+def test_responses_carry_strict_headers(fake_client: FlaskClient) -> None:
+    for response in (fake_client.get("/"), fake_client.post("/api/jobs"), fake_client.get("/api/jobs/x")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert fake_client.get("/api/jobs/x").headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert not fake_client.application.debug

@@ -42,6 +42,23 @@ def test_values_are_read_and_converted() -> None:
     assert settings.log_level == "DEBUG"
 
 
+def test_fault_handling_settings() -> None:
+    defaults = from_env({})
+    assert (defaults.worker_processes, defaults.worker_max_jobs, defaults.worker_max_memory_mb) == (1, 500, 512)
+    assert (defaults.worker_liveness_timeout, defaults.sweep_interval, defaults.recovery_bound) == (15, 5, 20)
+    assert (defaults.lost_job_retries, defaults.max_queue_depth, defaults.max_jobs_per_client) == (2, 1000, 20)
+    assert defaults.proxy_hops == 0
+    settings = from_env({
+        "WORKER_PROCESSES": "3", "WORKER_MAX_JOBS": "10", "WORKER_MAX_MEMORY_MB": "256",
+        "WORKER_LIVENESS_TIMEOUT": "6", "SWEEP_INTERVAL": "2", "LOST_JOB_RETRIES": "0",
+        "MAX_QUEUE_DEPTH": "50", "MAX_JOBS_PER_CLIENT": "4", "PROXY_HOPS": "1",
+    })  # fmt: skip
+    assert (settings.worker_processes, settings.worker_max_jobs, settings.worker_max_memory_mb) == (3, 10, 256)
+    assert (settings.worker_liveness_timeout, settings.sweep_interval, settings.recovery_bound) == (6, 2, 8)
+    assert (settings.lost_job_retries, settings.max_queue_depth, settings.max_jobs_per_client) == (0, 50, 4)
+    assert settings.proxy_hops == 1
+
+
 def test_secret_key_is_hidden_from_repr() -> None:
     assert "s3cret" not in repr(from_env({"SECRET_KEY": "s3cret"}))
 
@@ -84,6 +101,11 @@ def test_dashboard_credentials_sentinels_and_flags() -> None:
         ("REDIS_SENTINELS", "s:99999", "host:port"),
         ("REDIS_SENTINELS", "s:26379", "REDIS_SENTINEL_MASTER"),
         ("REDIS_SENTINEL_MASTER", "mymaster", "REDIS_SENTINELS"),
+        ("WORKER_PROCESSES", "0", "greater than 0"),
+        ("WORKER_LIVENESS_TIMEOUT", "2", "at least 3"),
+        ("LOST_JOB_RETRIES", "-1", "0 or more"),
+        ("PROXY_HOPS", "many", "whole number"),
+        ("MAX_QUEUE_DEPTH", "0", "greater than 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(name: str, value: str, words: str) -> None:

@@ -8,8 +8,9 @@ import sys
 
 from tests.processes import PROJECT_ROOT
 
-# The worker runtime (workers) and the queue layer (jobs, tasks) speak RQ; nothing else does.
-RQ_SPEAKERS = {"jobs", "tasks", "workers"}
+# The worker runtime (workers, and recovery: the sweeper that repairs RQ's registries and queues
+# after a worker dies) and the queue layer (jobs, tasks) speak RQ; nothing else does.
+RQ_SPEAKERS = {"jobs", "tasks", "workers", "recovery"}
 
 
 def _imported_modules(source: str) -> set[str]:
