@@ -33,7 +33,13 @@ def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submiss
     # Refuse a priority no queue serves now, before anything is counted, queued or published.
     queue_name = jobs.queue_for_priority(settings, priority)
     job_id = jobs.new_job_id()
-    client = admit(connection, settings, job_id)
+    try:
+        client: str | None = admit(connection, settings, job_id)
+    except RedisError:
+        if not settings.broker_url:
+            raise
+        # RabbitMQ holds the job until Redis is back; admission needs Redis, so it waits too.
+        client = None
     try:
         if settings.broker_url:
             from plotjobs import broker_amqp
@@ -43,8 +49,11 @@ def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submiss
             return dedupe.Submission(job_id, reused=False)
         submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
     except (RedisError, BrokerUnavailable):
-        limits.release(connection, client, job_id)
+        if client is not None:
+            limits.release(connection, client, job_id)
         raise
+    if client is None:
+        return submission
     if submission.reused:
         # Sharing a job that exists adds no work: the client's share is not spent.
         limits.release(connection, client, job_id)

@@ -179,6 +179,14 @@ class ChartSpec(BaseModel):
         """The media type of the rendered bytes."""
         return CONTENT_TYPES[self.format]
 
+    @field_validator("start")
+    @classmethod
+    def _start_leaves_room_for_the_demo_days(cls, value: dt.date | None) -> dt.date | None:
+        # The demo data spans 10 days from start; every one must be a date the axis can draw.
+        if value is not None and not (MIN_YEAR <= value.year and (value + dt.timedelta(days=9)).year <= MAX_YEAR):
+            raise ValueError(f"start must fall in the years {MIN_YEAR}..{MAX_YEAR} (with 9 days to spare)")
+        return value
+
     @model_validator(mode="after")
     def _data_fits_the_kind(self) -> ChartSpec:
         if self.series is None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,6 +17,12 @@ from redis import Redis
 from plotjobs import create_app
 from plotjobs.config import Settings
 from plotjobs.redis_embedded import EmbeddedRedis
+
+# Locally each run explores new examples; under CI they are fixed, so a CI run is repeatable
+# (what a local run finds is kept as an explicit regression test).
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI") == "true":
+    hypothesis.settings.load_profile("ci")
 
 # Tests never touch database 0 of a shared server: they own this one and flush it.
 TEST_DATABASE = int(os.environ.get("PLOTJOBS_TEST_REDIS_DB", "13"))

@@ -345,10 +345,11 @@ def test_a_browser_post_without_the_csrf_token_is_refused(page: Page, redis_conn
 
 
 def test_the_page_headers_forbid_foreign_code(base_url: str) -> None:
-    for path in ("/", "/static/js/index.js", "/api/workers"):
+    for path, policy in (("/", "default-src 'self'"), ("/static/js/index.js", "default-src 'self'"),
+                         ("/api/workers", "default-src 'none'")):  # fmt: skip
         response = requests.get(base_url + path, timeout=5)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert response.headers["Content-Security-Policy"].startswith(policy)
     assert requests.get(base_url + "/static/js/index.js", timeout=5).headers["Content-Type"].startswith(
         "text/javascript"
     )

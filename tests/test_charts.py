@@ -271,6 +271,8 @@ def test_usetex_stays_off_whatever_the_rc() -> None:
         ({"series": [{"x": ["c" * 101], "y": [1]}]}, "series.0.x.0"),
         ({"series": [{"y": [1], "y_column": "a"}]}, "series.0.y_column"),
         ({"x_label": "x" * 201}, "x_label"),
+        ({"start": "0999-01-01"}, "start"),
+        ({"start": "8999-12-30"}, "start"),
         ({"theme": "blue"}, "theme"),
         ({"legend": "yes"}, "legend"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -28,9 +29,9 @@ SPECS = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), VALUES, 
 SMALL_VALID = st.fixed_dictionaries(
     {},
     optional={
-        "title": st.text(max_size=200), "seed": st.integers(0, 2**32 - 1), "format": st.sampled_from(["png", "svg", "pdf"]),
+        "title": st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=200), "seed": st.integers(0, 2**32 - 1), "format": st.sampled_from(["png", "svg", "pdf"]),
         "width": st.integers(100, 600), "height": st.integers(100, 600), "dpi": st.integers(50, 120),
-        "start": st.dates().map(str),
+        "start": st.dates(dt.date(1000, 1, 1), dt.date(8999, 12, 20)).map(str),
     },
 )  # fmt: skip
 
