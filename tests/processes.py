@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from redis import Redis
 
 from plotjobs.redis_embedded import free_port
@@ -88,3 +90,62 @@ def running_gunicorn(redis_url: str, workers: int = 2, **env: str) -> Iterator[s
         yield base_url
     finally:
         stop(process)
+
+
+DEV_BANNER = "plotjobs is running"
+
+
+@contextmanager
+def running_dev(**env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+    """``plotjobs dev`` on a free port without REDIS_URL; yields the process, its URL and its output so far.
+
+    Its output is drained all along: the service logs a line per request and per job, and an
+    unread pipe would fill up and stall every process writing to it.
+    """
+    port = free_port()
+    child_env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    child_env.update(PORT=str(port), **env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plotjobs", "dev"], env=child_env, cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    banner = threading.Event()
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if DEV_BANNER in line:
+                banner.set()
+        banner.set()
+
+    reader = threading.Thread(target=drain, name="plotjobs-dev-output", daemon=True)
+    reader.start()
+    try:
+        assert banner.wait(timeout=60), lines
+        assert process.poll() is None, lines
+        yield process, f"http://127.0.0.1:{port}", lines
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def post_when_ready(base_url: str, spec: dict[str, object]) -> requests.Response:
+    """POST a spec once the server answers: gunicorn listens before its workers have booted."""
+
+    def answered() -> requests.Response | None:
+        try:
+            return requests.post(base_url + "/api/jobs", json=spec, timeout=10)
+        except (requests.ConnectionError, requests.Timeout):
+            return None
+
+    return wait_for(answered, timeout=60, what="the dev server to accept a job")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +23,7 @@ from plotjobs.charts import ChartSpec
 from plotjobs.config import Settings
 from plotjobs.redis_embedded import EmbeddedRedis, free_port
 from tests.amqp import amqp_channel, in_rq, publish, queue_state, running_bridge, start_bridge, take_all, via_port
-from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker, stop
+from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker, stop
 from tests.proxy import TcpProxy
 from tests.test_integration import wait_for_end
 from tests.waiting import wait_for
@@ -313,35 +310,13 @@ def test_gunicorn_serves_concurrent_submissions_through_rabbitmq(
 
 
 def test_plotjobs_dev_runs_a_bridge_when_a_broker_is_configured(amqp_url: str, amqp_queue: str) -> None:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    env.update(PORT=str(port), BROKER_URL=amqp_url, AMQP_QUEUE=amqp_queue)
-    command = [sys.executable, "-m", "plotjobs", "dev"]
-    process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "plotjobs is running" in line:
-                break
+    with running_dev(BROKER_URL=amqp_url, AMQP_QUEUE=amqp_queue) as (process, base_url, lines):
         assert any(amqp_queue in line for line in lines), lines
-        response = wait_for(lambda: _post_or_none(base_url), timeout=60, what="the dev server to accept a job")
+        response = post_when_ready(base_url, {"seed": 7})
         assert response.status_code == 202
         with amqp_channel(amqp_url) as channel:
             wait_for(lambda: queue_state(channel, amqp_queue)[1] > 0, timeout=30, what="the bridge to consume")
         status_url = base_url + response.json()["status_url"]
         wait_for(lambda: requests.get(status_url, timeout=5).json()["state"] == "finished", timeout=60, what="the job")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    finally:
-        stop(process)
-
-
-def _post_or_none(base_url: str) -> requests.Response | None:
-    # Gunicorn listens before its workers have booted: early requests may wait or be refused.
-    try:
-        return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=10)
-    except (requests.ConnectionError, requests.Timeout):
-        return None
+        assert process.wait(timeout=60) == 0, lines[-20:]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 from typing import Any
 
 import matplotlib.image
@@ -14,8 +11,7 @@ import pytest
 import requests
 from redis import Redis
 
-from plotjobs.redis_embedded import free_port
-from tests.processes import PROJECT_ROOT, running_gunicorn, running_worker, stop
+from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.serving
@@ -45,34 +41,10 @@ def test_gunicorn_serves_the_api_end_to_end(redis_url: str, redis_connection: Re
 
 
 def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    env["PORT"] = str(port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plotjobs", "dev"], env=env, cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "plotjobs is running" in line:
-                break
+    with running_dev() as (process, base_url, lines):
         assert any("started a private Redis" in line for line in lines), lines
-
-        def submitted() -> requests.Response | None:
-            try:
-                return requests.post(base_url + "/api/jobs", json={"seed": 7}, timeout=5)
-            except (requests.ConnectionError, requests.Timeout):
-                # gunicorn accepts connections before its workers have booted on a busy machine
-                return None
-
-        response = wait_for(submitted, timeout=60, what="the dev server to accept a job")
+        response = post_when_ready(base_url, {"seed": 7})
         poll_until_finished(base_url, response.json()["status_url"])
         assert requests.get(base_url + response.json()["result_url"], timeout=5).content.startswith(b"\x89PNG")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    finally:
-        stop(process)
+        assert process.wait(timeout=60) == 0, lines[-20:]
