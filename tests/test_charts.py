@@ -307,3 +307,13 @@ def test_downsample_line_keeps_short_lines_and_every_extreme_of_long_ones() -> N
     assert list(small_x) == sorted(small_x)
     assert small_y.max() == 5.0 and small_y.min() == -5.0
     assert np.array_equal(small_y, y[small_x])
+
+
+def test_a_long_line_is_drawn_downsampled_with_its_extremes() -> None:
+    y = [float(index % 97) for index in range(20_000)]
+    y[12_345] = 500.0
+    spec = ChartSpec.model_validate({"series": [{"y": y}], "format": "svg", "width": 400, "height": 300})
+    drawn = charts.render(spec)
+    assert ElementTree.fromstring(drawn).tag.endswith("svg")
+    # The y axis reaches the spike: downsampling kept it.
+    assert b"500" in drawn
