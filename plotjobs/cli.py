@@ -194,6 +194,8 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            name = " ".join(str(part) for part in process.args[1:4])  # type: ignore[index]
+            click.echo(f"{name} did not stop within {STOP_GRACE_SECONDS:.0f} s; killed", err=True)
             process.kill()
             process.wait()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -137,6 +138,15 @@ def running_dev(**env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[s
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop_dev(process: subprocess.Popen[str], lines: list[str]) -> int:
+    """Ctrl-C ``plotjobs dev`` and return its exit code; its last output explains a slow stop."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("plotjobs dev did not stop within 120 s:\n" + "".join(lines[-30:])) from None
 
 
 def post_when_ready(base_url: str, spec: dict[str, object]) -> requests.Response:

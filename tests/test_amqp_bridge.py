@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from plotjobs.charts import ChartSpec
 from plotjobs.config import Settings
 from plotjobs.redis_embedded import EmbeddedRedis, free_port
 from tests.amqp import amqp_channel, in_rq, publish, queue_state, running_bridge, start_bridge, take_all, via_port
-from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker, stop
+from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker, stop, stop_dev
 from tests.proxy import TcpProxy
 from tests.test_integration import wait_for_end
 from tests.waiting import wait_for
@@ -318,5 +317,4 @@ def test_plotjobs_dev_runs_a_bridge_when_a_broker_is_configured(amqp_url: str, a
             wait_for(lambda: queue_state(channel, amqp_queue)[1] > 0, timeout=30, what="the bridge to consume")
         status_url = base_url + response.json()["status_url"]
         wait_for(lambda: requests.get(status_url, timeout=5).json()["state"] == "finished", timeout=60, what="the job")
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, lines[-20:]
+        assert stop_dev(process, lines) == 0, lines[-20:]

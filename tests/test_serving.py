@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import signal
 from typing import Any
 
 import matplotlib.image
@@ -11,7 +10,7 @@ import pytest
 import requests
 from redis import Redis
 
-from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker
+from tests.processes import post_when_ready, running_dev, running_gunicorn, running_worker, stop_dev
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.serving
@@ -46,5 +45,4 @@ def test_plotjobs_dev_runs_everything_on_a_private_redis() -> None:
         response = post_when_ready(base_url, {"seed": 7})
         poll_until_finished(base_url, response.json()["status_url"])
         assert requests.get(base_url + response.json()["result_url"], timeout=5).content.startswith(b"\x89PNG")
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, lines[-20:]
+        assert stop_dev(process, lines) == 0, lines[-20:]
