@@ -106,7 +106,9 @@ class RedisCollector(Collector):
         yield from families.values()
 
         yield _histogram(
-            HistogramMetricFamily("plotjobs_render_duration_seconds", "Time a worker spent on one render.", labels=["kind"]),
+            HistogramMetricFamily(
+                "plotjobs_render_duration_seconds", "Time a worker spent on one render.", labels=["kind"]
+            ),
             render_raw,
             RENDER_BUCKETS,
             {kind: [kind] for kind in _labels(render_raw)},
