@@ -38,6 +38,8 @@ from pydantic_core import PydanticCustomError
 
 ProgressCallback = Callable[[float, str], None]
 
+# A full date as JSON Schema's "date" format means it (RFC 3339), the only form start accepts.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 
 # Bounds that keep every accepted spec renderable well inside the job timeout.
@@ -178,6 +180,16 @@ class ChartSpec(BaseModel):
     def content_type(self) -> str:
         """The media type of the rendered bytes."""
         return CONTENT_TYPES[self.format]
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start_is_an_iso_date(cls, value: Any) -> Any:
+        # The document promises a YYYY-MM-DD string: no timestamps or other forms pydantic would also read.
+        if value is None or isinstance(value, dt.date):
+            return value
+        if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+            raise ValueError("start must be a date as YYYY-MM-DD")
+        return value
 
     @field_validator("start")
     @classmethod

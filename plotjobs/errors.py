@@ -181,6 +181,10 @@ def _http_error(error: HTTPException) -> Response | HTTPException:
     body = {"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description or ""}
     response = jsonify(body)
     response.status_code = error.code or 500
+    # Keep what the error itself says in headers, e.g. the Allow list of a 405 (RFC 9110).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response
 
 

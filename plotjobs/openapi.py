@@ -19,6 +19,9 @@ class SubmittedJob(BaseModel):
     id: str
     status_url: str
     result_url: str
+    events_url: str
+    reused: bool = Field(description="An identical reproducible spec was already queued or rendered: this is its job.")
+    file_url: str | None = Field(default=None, description="The content-addressed file, when it exists already.")
 
 
 class JobStatus(BaseModel):
@@ -33,6 +36,12 @@ class JobStatus(BaseModel):
     created_at: str | None
     started_at: str | None
     ended_at: str | None
+
+
+class Workers(BaseModel):
+    """How many render workers are alive."""
+
+    alive: int = Field(ge=0)
 
 
 class ErrorDetail(BaseModel):
@@ -58,6 +67,7 @@ def component_schemas() -> dict[str, Any]:
         (ChartSpec, "validation"),
         (SubmittedJob, "serialization"),
         (JobStatus, "serialization"),
+        (Workers, "serialization"),
         (ErrorBody, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=REF_TEMPLATE)
@@ -83,6 +93,22 @@ def _version() -> str:
     except metadata.PackageNotFoundError:
         return "0+unknown"
 
+
+_UNAVAILABLE = _error("Redis is unreachable; retry after Retry-After seconds.")
+
+_FILES = {
+    media_type: {"schema": {"type": "string", "contentMediaType": media_type}} for media_type in CONTENT_TYPES.values()
+}
+
+_FILE_NAME_PATTERN = "^[0-9a-f]{64}\\.(" + "|".join(CONTENT_TYPES) + ")$"
+
+_PRIORITY = {
+    "name": "priority",
+    "in": "query",
+    "required": False,
+    "description": "The queue to render on; a priority no worker serves here is refused with 422.",
+    "schema": {"type": "string", "enum": ["high", "default", "low"], "default": "default"},
+}
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 
@@ -118,6 +144,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "submitJob",
                     "summary": "Validate a chart spec and queue its render; an empty body is the demo chart.",
+                    "parameters": [_PRIORITY],
                     "requestBody": {
                         "required": False,
                         "content": {
@@ -129,15 +156,20 @@ def document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "200": {
+                            **_json(SubmittedJob, "An identical reproducible spec is rendered already: file_url."),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
                         "202": {
                             **_json(SubmittedJob, "Queued; follow status_url."),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
-                        "400": _error("The spec is not valid JSON."),
+                        "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
                         "413": _error("The request is larger than MAX_REQUEST_BYTES."),
                         "415": _error("The body is neither JSON nor a multipart form."),
-                        "422": _error("The spec or its CSV breaks a rule; field and details say which and why."),
-                        "503": _error("Redis is unreachable; retry later."),
+                        "422": _error("The spec or its CSV breaks a rule, or no worker serves the priority."),
+                        "429": _error("The queues are full, or this client has MAX_JOBS_PER_CLIENT jobs; Retry-After."),
+                        "503": _UNAVAILABLE,
                     },
                 }
             },
@@ -149,6 +181,50 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(JobStatus, "The job's status."),
                         "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "operationId": "cancelJob",
+                    "summary": "Cancel a waiting job or stop a running one.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json(JobStatus, "The job has ended (canceled or stopped)."),
+                        "202": _json(JobStatus, "The job is still stopping; follow its status."),
+                        "404": _error("Unknown, expired or malformed id."),
+                        "409": _error("The job had already ended; state says how."),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/jobs/{job_id}/spec": {
+                "get": {
+                    "operationId": "jobSpec",
+                    "summary": "The chart spec the job was submitted with.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The submitted spec, as JSON.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/jobs/{job_id}/events": {
+                "get": {
+                    "operationId": "jobEvents",
+                    "summary": "Server-Sent Events: `event: status` with the job's status now, then at each change, "
+                    "until it ends.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The stream; each data line is the JSON of GET /api/jobs/{job_id}.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
                     },
                 }
             },
@@ -156,19 +232,51 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "jobResult",
                     "summary": "The rendered file, in the format the spec asked for.",
-                    "parameters": [_JOB_ID],
-                    "responses": {
-                        "200": {
-                            "description": "The file, with a download filename and an ETag.",
-                            "content": {
-                                media_type: {"schema": {"type": "string", "contentMediaType": media_type}}
-                                for media_type in CONTENT_TYPES.values()
-                            },
+                    "parameters": [
+                        _JOB_ID,
+                        {
+                            "name": "download",
+                            "in": "query",
+                            "required": False,
+                            "description": "1, true or yes: ask the browser to save the file.",
+                            "schema": {"type": "string"},
                         },
+                    ],
+                    "responses": {
+                        "200": {"description": "The file, with a download filename and an ETag.", "content": _FILES},
                         "304": {"description": "Not modified (If-None-Match matched the ETag)."},
                         "404": _error("Unknown job, or its file has expired."),
                         "409": _error("The job has not finished; state says where it is."),
+                        "503": _UNAVAILABLE,
                     },
+                }
+            },
+            "/api/results/{name}": {
+                "get": {
+                    "operationId": "storedFile",
+                    "summary": "A rendered file by its content address, the same bytes for every job that made them.",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "description": "The file's SHA-256 (64 lowercase hex digits), a dot and its format.",
+                            "schema": {"type": "string", "pattern": _FILE_NAME_PATTERN},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The file, cached forever; its ETag is its SHA-256.", "content": _FILES},
+                        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                        "404": _error("No stored file has this name, or it has expired."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/workers": {
+                "get": {
+                    "operationId": "workers",
+                    "summary": "How many render workers are alive.",
+                    "responses": {"200": _json(Workers, "The count of live workers."), "503": _UNAVAILABLE},
                 }
             },
             "/api/openapi.json": {

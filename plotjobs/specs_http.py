@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Request
 from pydantic import ValidationError
+from werkzeug.datastructures import FileStorage, MultiDict
 
 from plotjobs import charts, tables
 from plotjobs.charts import ChartSpec
@@ -21,6 +22,13 @@ class UnsupportedMediaType(APIError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class InvalidForm(APIError):
+    """A multipart body that cannot be parsed into parts (a well-formed empty form is the default chart)."""
+
+    status = 400
+    code = "invalid_form"
 
 
 def spec_from_validation_error(error: ValidationError) -> InvalidSpec:
@@ -64,19 +72,36 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
     return validate_document(_json_document(body, "body"))
 
 
-def _form_part(request: Request, name: str) -> bytes | None:
-    upload = request.files.get(name)
+def _form_parts(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
+    # Werkzeug's own loading reads a malformed body as an empty form, which would queue the default chart.
+    parser = request.make_form_data_parser()
+    parser.silent = False
+    try:
+        _, form, files = parser.parse(request.stream, request.mimetype, request.content_length, request.mimetype_params)
+    except ValueError as error:
+        raise InvalidForm(f"the multipart body cannot be parsed: {error}", field="body") from None
+    return form, files
+
+
+def _form_part(form: MultiDict[str, str], files: MultiDict[str, FileStorage], name: str) -> bytes | None:
+    upload = files.get(name)
     if upload is not None:
         data: bytes = upload.read()
         return data
-    text = request.form.get(name)
+    text = form.get(name)
     return text.encode() if text is not None else None
 
 
 def parse_form(request: Request) -> ChartSpec:
     """The chart spec of a multipart form: a JSON ``spec`` part, and a ``csv`` file its series may name."""
-    spec_part = _form_part(request, SPEC_PART)
-    csv_part = _form_part(request, CSV_PART)
+    form, files = _form_parts(request)
+    try:
+        spec_part = _form_part(form, files, SPEC_PART)
+        csv_part = _form_part(form, files, CSV_PART)
+    finally:
+        # Parsed here rather than into request.files, so the request's end does not close them.
+        for _, upload in files.items(multi=True):
+            upload.close()
     document = _json_document(spec_part, SPEC_PART) if spec_part and spec_part.strip() else {}
     try:
         table = tables.parse_csv(csv_part) if csv_part is not None else None

@@ -171,6 +171,12 @@ def test_unknown_api_path_and_wrong_method_are_json(fake_client: FlaskClient) ->
     assert response.is_json
 
 
+def test_wrong_method_on_the_api_says_which_methods_are_allowed(fake_client: FlaskClient) -> None:
+    response = fake_client.open("/api/jobs/00000000-0000-4000-8000-000000000000", method="TRACE")
+    assert response.status_code == 405 and response.get_json()["error"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "DELETE"}
+
+
 def test_redis_down_is_503_json_not_a_traceback() -> None:
     app = create_app(Settings(redis_url="redis://127.0.0.1:1/0", secret_key="k"))
     client = app.test_client()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 from xml.etree import ElementTree
 
 import matplotlib.image
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_openapi
@@ -227,6 +229,21 @@ def test_openapi_document_is_valid_and_carries_the_spec_schema(fake_client: Flas
     assert set(post["responses"]) >= {"202", "400", "413", "415", "422"}
 
 
+def test_the_document_lists_every_api_route_of_the_app(fake_app: Flask) -> None:
+    documented = {
+        (method.upper(), path)
+        for path, operations in openapi.document()["paths"].items()
+        for method in operations
+    }
+    routed = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in fake_app.url_map.iter_rules()
+        if rule.rule.startswith("/api/")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert documented == routed
+
+
 def schema_validator(document: dict[str, Any], name: str) -> OAS31Validator:
     schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
     return OAS31Validator(schema)
@@ -251,3 +268,24 @@ def test_a_spec_field_may_be_as_large_as_any_request(fake_client: FlaskClient) -
     spec = json.dumps({"series": [{"y": [1.5] * 20_000}]}, indent=8)
     assert 600_000 < len(spec) < Settings().max_request_bytes - 10_000
     assert post_form(fake_client, spec, None).status_code == 202
+
+
+@pytest.mark.parametrize("start", [0, 1_700_000_000, True, "1700000000", "20260131", "2026-01-31T00:00:00"])
+def test_start_is_only_a_yyyy_mm_dd_date_as_documented(fake_client: FlaskClient, start: Any) -> None:
+    response = fake_client.post("/api/jobs", json={"start": start})
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "start"
+    assert fake_client.post("/api/jobs", json={"start": "2026-01-31"}).status_code == 202
+
+
+def test_a_malformed_multipart_body_is_refused_not_read_as_an_empty_form(
+    fake_client: FlaskClient, fake_redis: Redis
+) -> None:
+    for body in (b"--b\r\n[]--b--\r\n", b"not multipart at all"):
+        response = fake_client.post("/api/jobs", data=body, content_type="multipart/form-data; boundary=b")
+        assert response.status_code == 400
+        assert response.get_json()["error"] == "invalid_form" and response.get_json()["field"] == "body"
+    assert not list(fake_redis.scan_iter("rq:job:*"))
+    # A well-formed form without parts is still the default chart.
+    empty = fake_client.post("/api/jobs", data=b"--b--\r\n", content_type="multipart/form-data; boundary=b")
+    assert empty.status_code == 202
