@@ -33,6 +33,8 @@ DEADLINE_MS = 30_000
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # First the Debian packages: Playwright's driver itself needs one of them (libatomic1).
+    ensure_chromium()
     with sync_playwright() as driver:
         yield driver
 
