@@ -165,19 +165,13 @@ def stored_result(connection: Redis, job: Job) -> results.ResultDescription | No
 
 def queue_depth(connection: Redis, settings: Settings) -> int:
     """How many jobs wait in the configured queues."""
-    with connection.pipeline(transaction=False) as pipe:
-        for name in settings.queues:
-            pipe.llen(queue(connection, name).key)
-        return sum(int(length) for length in pipe.execute())
+    return sum(queue_depths(connection, settings.queues).values())
 
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool]:
     """For each id, whether its job still waits or runs (False once ended or expired)."""
-    with connection.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = pipe.execute()
-    return [status is not None and status.decode() in ACTIVE_STATES for status in statuses]
+    current = states(connection, list(job_ids))
+    return [current[job_id] in ACTIVE_STATES for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:
@@ -302,8 +296,11 @@ def result_file(connection: Redis, job: Job) -> tuple[bytes, results.ResultDescr
 
 
 def queue_depths(connection: Redis, names: tuple[str, ...]) -> dict[str, int]:
-    """How many jobs wait in each named queue."""
-    return {name: queue(connection, name).count for name in names}
+    """How many jobs wait in each named queue, read in one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(queue(connection, name).key)
+        return {name: int(length) for name, length in zip(names, pipe.execute())}
 
 
 def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
