@@ -17,4 +17,4 @@ RUN pip install --no-deps . \
 USER plotjobs
 
 EXPOSE 8000
-CMD ["gunicorn", "-c", "python:plotjobs.gunicorn_config", "wsgi:app"]
+CMD ["gunicorn", "-c", "python:plotjobs.web.gunicorn_config", "wsgi:app"]

@@ -1,6 +1,6 @@
 """Run one render worker: ``python worker.py`` (settings from the environment)."""
 
-from plotjobs.cli import run_worker
+from plotjobs.cli.main import run_worker
 
 if __name__ == "__main__":
     run_worker()

@@ -1,5 +1,5 @@
 """The WSGI entry point: ``gunicorn wsgi:app``."""
 
-from plotjobs import create_app
+from plotjobs.web import create_app
 
 app = create_app()

@@ -16,7 +16,9 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from redis import Redis
 
-from plotjobs import charts, results
+from plotjobs.queue import results
+from plotjobs.render import chart as charts
+from plotjobs.spec.chart import ChartSpec
 
 app = Celery(
     "plotjobs_bench",
@@ -46,7 +48,7 @@ def _warm(**_: Any) -> None:
 @app.task(bind=True, name="bench.render")
 def render(self: Task, spec: dict[str, Any]) -> dict[str, Any]:
     """Validate, render with progress, store the bytes, describe them."""
-    chart = charts.ChartSpec.model_validate(spec)
+    chart = ChartSpec.model_validate(spec)
 
     def progress(fraction: float, stage: str) -> None:
         self.update_state(state="PROGRESS", meta={"progress": fraction, "stage": stage})

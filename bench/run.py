@@ -41,10 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from plotjobs import charts, jobs, tasks  # noqa: E402
-from plotjobs.charts import ChartSpec  # noqa: E402
+from plotjobs import keys
+from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from plotjobs.config import Settings  # noqa: E402
-from plotjobs.redis_embedded import EmbeddedRedis, free_port  # noqa: E402
+from plotjobs.queue import jobs, tasks
+from plotjobs.render import chart as charts  # noqa: E402
+from plotjobs.spec.chart import ChartSpec  # noqa: E402
 
 SEEDED = {"title": "cached", "seed": 42, "start": "2026-01-01"}
 # Workers listen so that a job on queue sN is served by exactly N of them.
@@ -118,7 +120,7 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
 def start_gunicorn(processes: Processes, redis_url: str, workers: int, queue: str) -> tuple[str, psutil.Process]:
     """gunicorn with the production settings module; returns host:port and its master."""
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.gunicorn_config",
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config",
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]  # fmt: skip
     process = processes.start(argv, service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING"))
 
@@ -283,7 +285,7 @@ def sse_delay(connection: Redis, redis_url: str, address: str, samples: int) -> 
     """Delays from a worker's progress update to a bare subscriber (baseline) and to the SSE client."""
     job = idle_job(connection, redis_url)
     subscriber = connection.pubsub(ignore_subscribe_messages=True)
-    subscriber.subscribe(tasks.events_channel(job.id))
+    subscriber.subscribe(keys.events(job.id))
     reader = SSEReader(address, job.id)
     reader.wait_for(1)
     bare, streamed = [], []
@@ -391,8 +393,10 @@ def load(
     if shutil.which("wrk"):
         script = None
         if method == "POST":
-            script = f'wrk.method = "POST"\nwrk.body = {json.dumps((body or b"").decode())}\n' \
-                     'wrk.headers["Content-Type"] = "application/json"\n'
+            script = (
+                f'wrk.method = "POST"\nwrk.body = {json.dumps((body or b"").decode())}\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+            )
         return wrk(f"http://{address}{path}", seconds, connections, script)
     return python_load(address, method, path, body, seconds, min(connections, 16))
 

@@ -1,5 +1,5 @@
 """``python -m plotjobs`` is the ``plotjobs`` command."""
 
-from plotjobs.cli import main
+from plotjobs.cli.main import main
 
 main()

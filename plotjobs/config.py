@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
 PRIORITIES = ("high", "default", "low")
 DEFAULT_PRIORITY = "default"
 

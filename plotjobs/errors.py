@@ -1,16 +1,17 @@
-"""Error classes that carry their HTTP status, and the handlers that turn them into JSON."""
+"""Every error plotjobs raises on purpose, in one hierarchy free of any framework.
+
+Each class carries the HTTP status and the short code a web answer uses; the web layer
+(``plotjobs.web.http_errors``) turns them into JSON. Worker-side errors end up, by name, in a
+failed job's ``error``.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flask import Flask, Response, current_app, jsonify, request
-from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
 
-
-class APIError(Exception):
-    """Base of every error we answer on purpose; subclasses set ``status`` and ``code``."""
+class PlotjobsError(Exception):
+    """Base of every error we raise on purpose; subclasses set ``status`` and ``code``."""
 
     status = 500
     code = "internal_error"
@@ -31,7 +32,7 @@ class APIError(Exception):
         return body
 
 
-class JobNotFound(APIError):
+class JobNotFound(PlotjobsError):
     """No job has this id: it never existed, is malformed, or has expired."""
 
     status = 404
@@ -41,7 +42,7 @@ class JobNotFound(APIError):
         super().__init__(f"no job with id {job_id!r} (unknown or expired)")
 
 
-class ResultNotReady(APIError):
+class ResultNotReady(PlotjobsError):
     """The job exists but has no result to serve yet (or will never have one)."""
 
     status = 409
@@ -51,7 +52,7 @@ class ResultNotReady(APIError):
         super().__init__(f"job {job_id} has no result: it is {state}", state=state)
 
 
-class JobAlreadyEnded(APIError):
+class JobAlreadyEnded(PlotjobsError):
     """A cancel for a job that has already reached its end state."""
 
     status = 409
@@ -61,7 +62,7 @@ class JobAlreadyEnded(APIError):
         super().__init__(f"job {job_id} has already ended: it is {state}", state=state)
 
 
-class TooManyRequests(APIError):
+class TooManyRequests(PlotjobsError):
     """Backpressure: the queue is full or the client has too many jobs; retry after ``retry_after`` seconds."""
 
     status = 429
@@ -73,7 +74,7 @@ class TooManyRequests(APIError):
         self.retry_after = retry_after
 
 
-class ResultExpired(APIError):
+class ResultExpired(PlotjobsError):
     """The job finished but its file is gone (its result TTL passed)."""
 
     status = 404
@@ -83,7 +84,7 @@ class ResultExpired(APIError):
         super().__init__(f"the result of job {job_id} has expired")
 
 
-class FileNotFound(APIError):
+class FileNotFound(PlotjobsError):
     """No stored file has this content address (it never existed or has expired)."""
 
     status = 404
@@ -93,28 +94,28 @@ class FileNotFound(APIError):
         super().__init__(f"no stored file {name!r} (unknown or expired)")
 
 
-class InvalidJSON(APIError):
+class InvalidJSON(PlotjobsError):
     """The request body is not JSON we can parse."""
 
     status = 400
     code = "invalid_json"
 
 
-class InvalidSpec(APIError):
+class InvalidSpec(PlotjobsError):
     """The chart spec parsed but breaks the spec's rules; ``details`` lists each violation."""
 
     status = 422
     code = "invalid_spec"
 
 
-class InvalidPriority(APIError):
+class InvalidPriority(PlotjobsError):
     """The requested priority is not one this service has a queue for."""
 
     status = 422
     code = "invalid_priority"
 
 
-class AuthenticationRequired(APIError):
+class AuthenticationRequired(PlotjobsError):
     """The request carries no valid credentials for a protected page."""
 
     status = 401
@@ -122,21 +123,21 @@ class AuthenticationRequired(APIError):
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Basic realm="plotjobs operations", charset="UTF-8"'}
 
 
-class ActionForbidden(APIError):
+class ActionForbidden(PlotjobsError):
     """The credentials are fine but this action is turned off or was not asked for the safe way."""
 
     status = 403
     code = "forbidden"
 
 
-class UnknownPage(APIError):
+class UnknownPage(PlotjobsError):
     """A page that does not exist on this service."""
 
     status = 404
     code = "not_found"
 
 
-class MethodNotAllowed(APIError):
+class MethodNotAllowed(PlotjobsError):
     """The action changes state, so it is taken only by POST."""
 
     status = 405
@@ -144,14 +145,14 @@ class MethodNotAllowed(APIError):
     headers: ClassVar[dict[str, str]] = {"Allow": "POST"}
 
 
-class CSRFFailed(APIError):
+class CSRFFailed(PlotjobsError):
     """A browser's state-changing request without the CSRF token of its own page."""
 
     status = 403
     code = "csrf_failed"
 
 
-class ServiceUnavailable(APIError):
+class ServiceUnavailable(PlotjobsError):
     """A backing service (Redis) does not answer; the client may retry later."""
 
     status = 503
@@ -164,44 +165,41 @@ class BrokerUnavailable(ServiceUnavailable):
     code = "broker_unavailable"
 
 
-def _json_error(error: APIError) -> Response:
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    if error.status == 503:
-        response.headers["Retry-After"] = "5"
-    if isinstance(error, TooManyRequests):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
+class UnsupportedMediaType(PlotjobsError):
+    """A non-empty body that is neither JSON nor a multipart form."""
+
+    status = 415
+    code = "unsupported_media_type"
 
 
-def _http_error(error: HTTPException) -> Response | HTTPException:
-    if not request.path.startswith("/api/"):
-        return error
-    body = {"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description or ""}
-    response = jsonify(body)
-    response.status_code = error.code or 500
-    # Keep what the error itself says in headers, e.g. the Allow list of a 405 (RFC 9110).
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+class InvalidForm(PlotjobsError):
+    """A multipart body that cannot be parsed into parts (a well-formed empty form is the default chart)."""
+
+    status = 400
+    code = "invalid_form"
 
 
-def _redis_error(error: RedisError) -> Response:
-    return _json_error(ServiceUnavailable(f"the job store is unavailable: {error.__class__.__name__}"))
+class InvalidSpecError(PlotjobsError):
+    """The worker's own validation refused a spec (it bypassed or outlived the API's check)."""
+
+    status = 422
+    code = "invalid_spec"
 
 
-def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    if request.path.startswith("/api/"):
-        return _json_error(APIError("an unexpected error happened; it has been logged"))
-    return "Internal server error", 500
+class UnknownGeneratorError(PlotjobsError):
+    """A job or request names a generator this service does not serve."""
+
+    status = 422
+    code = "unknown_generator"
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Answer our errors, HTTP errors under /api/ and Redis outages as JSON."""
-    app.register_error_handler(Exception, _unexpected_error)
-    app.register_error_handler(APIError, _json_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(RedisError, _redis_error)
+class ForbiddenTaskError(PlotjobsError):
+    """A job in our queue names a function that is not one of our registered tasks."""
+
+    code = "forbidden_task"
+
+
+class JobCanceled(PlotjobsError):
+    """The job was canceled on request while it ran; the worker records it as stopped."""
+
+    code = "canceled"

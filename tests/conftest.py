@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 
-from plotjobs import create_app
+from plotjobs.cli.embedded_redis import EmbeddedRedis
 from plotjobs.config import Settings
-from plotjobs.redis_embedded import EmbeddedRedis
+from plotjobs.web import create_app
 
 # Locally each run explores new examples; under CI they are fixed, so a CI run is repeatable
 # (what a local run finds is kept as an explicit regression test).
@@ -99,7 +99,7 @@ def fake_client(fake_app: Flask) -> FlaskClient:
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     """The test RabbitMQ (AMQP_URL or the local guest account); skip without one, fail under CI."""
-    from tests.amqp import amqp_url_from_env, unreachable_reason
+    from tests.support.amqp import amqp_url_from_env, unreachable_reason
 
     url = amqp_url_from_env()
     reason = unreachable_reason(url)
@@ -113,7 +113,7 @@ def amqp_url() -> str:
 @pytest.fixture
 def amqp_queue(amqp_url: str) -> Iterator[str]:
     """A submissions queue name unique to this test; its queues and exchange are deleted afterwards."""
-    from tests.amqp import delete_topology
+    from tests.support.amqp import delete_topology
 
     name = f"plotjobs-test-{uuid.uuid4().hex[:12]}"
     try:

@@ -1,0 +1,1 @@
+"""The optional RabbitMQ adapter (``pika``): imported only when BROKER_URL is set. See docs/rabbitmq.md."""

@@ -1,0 +1,5 @@
+"""The ``plotjobs`` command."""
+
+from plotjobs.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,103 @@
+"""Every Redis key and channel plotjobs creates, with how long each lives. RQ's own keys are RQ's.
+
+Every key here expires (docs/design.md, "What lives in Redis").
+"""
+
+from __future__ import annotations
+
+PREFIX = "plotjobs:"
+
+DAY = 24 * 3600
+
+RESULT_PREFIX = PREFIX + "result:"
+"""Rendered bytes by SHA-256; they live as long as the job's result TTL."""
+
+ACCEPTED_PREFIX = PREFIX + "accepted:"
+ACCEPTED_TTL = DAY
+"""A submission published to RabbitMQ and not yet in RQ; a day covers a bridge or Redis outage."""
+
+INFLIGHT = PREFIX + "inflight"
+INFLIGHT_TTL = DAY
+"""Ids of jobs accepted and not yet seen ended: the sweeper looks for orphans here."""
+
+EVENTS_PREFIX = PREFIX + "events:"
+"""Pub/sub channel per job: progress and final states (channels hold nothing)."""
+
+CANCEL_PREFIX = PREFIX + "cancel:"
+CANCEL_TTL = DAY
+"""A cancel request outlives any render it could still stop (JOB_TIMEOUT is far below this)."""
+
+CLIENT_PREFIX = PREFIX + "client:"
+CLIENT_TTL = DAY
+"""A client's active job ids; the set lives a day past its last job."""
+
+SPEC_PREFIX = PREFIX + "spec:"
+"""The generation of a reproducible spec's renders; lives as long as the jobs it names."""
+
+HEARTBEATS = PREFIX + "heartbeats"
+HEARTBEATS_TTL = DAY
+"""Worker name -> Redis time of its last beat; a worker silent for a day is forgotten."""
+
+SWEEP_LOCK = PREFIX + "sweeper:lock"
+"""Held for SWEEP_INTERVAL by the process that sweeps, so one sweep runs per interval."""
+
+LIMBO_PREFIX = PREFIX + "limbo:"
+"""When a stranded job was first seen (two sightings apart trigger its requeue)."""
+
+LOST_COUNT_PREFIX = PREFIX + "lost:"
+"""How often a job's worker was lost; lives as long as a failed job."""
+
+RECOVERING_PREFIX = PREFIX + "recovering:"
+RECOVERING_TTL = 5
+"""One sweep's claim on a job it recovers: covers overlapping sweeps, short against the bound."""
+
+METRICS_JOBS = PREFIX + "metrics:jobs"
+METRICS_RENDER = PREFIX + "metrics:render_seconds"
+METRICS_REQUESTS = PREFIX + "metrics:request_seconds"
+METRICS_TTL = 90 * DAY
+"""Counters outlive scrapes and restarts; each write pushes the expiry back."""
+
+
+def result(digest: str) -> str:
+    """The key of the rendered bytes whose SHA-256 is ``digest``."""
+    return RESULT_PREFIX + digest
+
+
+def accepted(job_id: str) -> str:
+    """The marker of a submission on its way through RabbitMQ."""
+    return ACCEPTED_PREFIX + job_id
+
+
+def events(job_id: str) -> str:
+    """The pub/sub channel of a job's updates."""
+    return EVENTS_PREFIX + job_id
+
+
+def cancel(job_id: str) -> str:
+    """The key whose presence asks the worker running ``job_id`` to stop at its next stage."""
+    return CANCEL_PREFIX + job_id
+
+
+def client(address: str) -> str:
+    """The sorted set of a client's job ids."""
+    return CLIENT_PREFIX + address
+
+
+def spec(digest: str) -> str:
+    """The generation counter of a reproducible spec."""
+    return SPEC_PREFIX + digest
+
+
+def limbo(job_id: str) -> str:
+    """When a stranded job was first seen."""
+    return LIMBO_PREFIX + job_id
+
+
+def lost_count(job_id: str) -> str:
+    """How often a job's worker was lost."""
+    return LOST_COUNT_PREFIX + job_id
+
+
+def recovering(job_id: str) -> str:
+    """A sweep's short claim on a job."""
+    return RECOVERING_PREFIX + job_id

@@ -1,0 +1,53 @@
+"""Submissions accepted through RabbitMQ but not yet in RQ: a short-lived marker gives them a status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from redis import Redis
+
+from plotjobs import keys
+
+STAGE = "submitted"
+
+
+def record(connection: Redis, job_id: str) -> None:
+    """Remember that ``job_id`` was accepted and is on its way to the queue."""
+    moment = dt.datetime.now(dt.timezone.utc).isoformat()
+    connection.set(keys.accepted(job_id), json.dumps({"accepted_at": moment}), ex=keys.ACCEPTED_TTL)
+
+
+def forget(connection: Redis, job_id: str) -> None:
+    """Drop the marker of ``job_id``: RQ now holds the job (or it was never sent)."""
+    connection.delete(keys.accepted(job_id))
+
+
+def _is_uuid(job_id: str) -> bool:
+    try:
+        return str(uuid.UUID(job_id)) == job_id
+    except ValueError:
+        return False
+
+
+def status(connection: Redis, job_id: str) -> dict[str, Any] | None:
+    """The status of an accepted job that RQ does not have yet (same shape as ``jobs.describe``)."""
+    if not _is_uuid(job_id):
+        return None
+    raw = connection.get(keys.accepted(job_id))
+    if raw is None:
+        return None
+    accepted_at = json.loads(raw).get("accepted_at")
+    return {
+        "id": job_id,
+        "state": "queued",
+        "progress": 0.0,
+        "stage": STAGE,
+        "error": None,
+        "position": None,
+        "created_at": accepted_at,
+        "started_at": None,
+        "ended_at": None,
+    }

@@ -1,0 +1,131 @@
+"""No work twice: identical reproducible specs share one job, its render and its stored file.
+
+A spec is reproducible when its output is a function of the spec alone: one that carries
+its own data (``series``), or whose demo data is seeded. The demo data is random unless
+``seed`` is given, so an unseeded demo chart never qualifies; a seeded spec without
+``start`` is pinned to today's date at submission, so the job renders exactly what its
+key names. The key is the SHA-256 of the whole validated spec (``model_dump_json``), so
+every field the model has, now or later, takes part in it.
+
+The job id is derived from that key and a generation number, and the enqueue is atomic
+and unique (RQ refuses a second job with the same id), so identical specs submitted at
+the same moment get one job. A job that failed, was stopped or whose file expired is not
+reused: the generation moves on and the next submission renders again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.exceptions import WatchError
+
+from plotjobs import keys
+from plotjobs.config import Settings
+from plotjobs.errors import JobNotFound
+from plotjobs.queue import jobs, results
+from plotjobs.spec.base import GeneratorSpec
+
+REUSABLE_STATES = frozenset({"queued", "started", "deferred", "scheduled", "finished"})
+# Enough for a handful of concurrent failed generations; beyond that we render without sharing.
+_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The job answering a request, and whether it already existed."""
+
+    job_id: str
+    reused: bool
+    result: results.ResultDescription | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the answer's file exists already."""
+        return self.result is not None
+
+
+def spec_digest(spec: GeneratorSpec) -> str:
+    """The SHA-256 of the generator's name and the whole validated spec."""
+    return hashlib.sha256(f"{spec.generator_name}:{spec.model_dump_json()}".encode()).hexdigest()
+
+
+def job_id_for(digest: str, generation: int) -> str:
+    """The job id of one generation of renders of a spec."""
+    return str(uuid.UUID(hex=hashlib.sha256(f"{digest}:{generation}".encode()).hexdigest()[:32], version=4))
+
+
+def _generation(connection: Redis, key: str) -> int:
+    raw = connection.get(key)
+    return int(raw) if raw else 0
+
+
+def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescription | None] | None:
+    """(reusable, its file if finished) for an existing job; None when there is no such job."""
+    try:
+        job = jobs.fetch(connection, job_id)
+    except JobNotFound:
+        return None
+    state = job.get_status(refresh=False)
+    state_name = state.value if state else None
+    if state_name not in REUSABLE_STATES:
+        return False, None
+    if state_name != "finished":
+        return True, None
+    stored = jobs.stored_result(connection, job)
+    return stored is not None, stored
+
+
+def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
+    """Move the spec to the next generation unless another request already did."""
+    with connection.pipeline() as pipeline:
+        try:
+            pipeline.watch(key)
+            current = pipeline.get(key)
+            if (int(current) if current else 0) != generation:
+                return
+            pipeline.multi()
+            pipeline.set(key, generation + 1, ex=ttl)
+            pipeline.execute()
+        except WatchError:
+            return
+
+
+def submit(
+    connection: Redis, settings: Settings, spec: GeneratorSpec, priority: str | None = None, job_id: str | None = None
+) -> Submission:
+    """Queue a render of ``spec`` on ``priority``'s queue, or answer with the job that has it already.
+
+    A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
+    one gets the id derived from the spec.
+    """
+    spec = spec.pinned(dt.datetime.now(dt.timezone.utc).date())
+    if not spec.is_reproducible():
+        return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
+    digest = spec_digest(spec)
+    key = keys.spec(digest)
+    # The generation must outlive every job it names, finished or failed.
+    ttl = max(settings.result_ttl, settings.failure_ttl)
+    for _ in range(_ATTEMPTS):
+        generation = _generation(connection, key)
+        derived_id = job_id_for(digest, generation)
+        existing = _reusable(connection, derived_id)
+        if existing is None:
+            if jobs.enqueue_render_once(connection, settings, spec, derived_id, priority):
+                connection.set(key, generation, ex=ttl)
+                return Submission(derived_id, reused=False)
+            continue  # another request enqueued this id a moment ago: look at it again
+        reusable, stored = existing
+        if reusable:
+            return Submission(derived_id, reused=True, result=stored)
+        _advance(connection, key, generation, ttl)
+    return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
+
+
+def _enqueue(
+    connection: Redis, settings: Settings, spec: GeneratorSpec, priority: str | None, job_id: str | None
+) -> str:
+    return str(jobs.enqueue_render(connection, settings, spec, priority, job_id=job_id).id)

@@ -1,0 +1,333 @@
+"""Enqueue renders, fetch jobs and describe them: how the web app, bridge and CLI speak RQ (docs/design.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.worker import Worker
+
+from plotjobs import keys
+from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
+from plotjobs.errors import (
+    ForbiddenTaskError,
+    InvalidPriority,
+    JobAlreadyEnded,
+    JobNotFound,
+    ResultExpired,
+    ResultNotReady,
+)
+from plotjobs.queue import metrics, results, tasks
+from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.spec.base import GeneratorSpec
+
+# RQ's own ids are UUID4 strings; anything else is not a job of ours and never reaches Redis.
+_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+TERMINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
+ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
+# How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
+STOP_WAIT_SECONDS = 3.0
+
+
+class PlotJob(Job):
+    """An RQ job that will only run plotjobs' registered task functions."""
+
+    @property
+    def func(self) -> Any:
+        if self.func_name not in tasks.REGISTERED_TASKS:
+            raise ForbiddenTaskError(f"{self.func_name!r} is not a plotjobs task; refusing to run it")
+        return super().func
+
+
+class TutorialState(str, Enum):
+    """The states the original Flask + Celery tutorial's page understands."""
+
+    PENDING = "PENDING"
+    PROGRESS = "PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+
+_TUTORIAL_STATES = {
+    JobStatus.STARTED: TutorialState.PROGRESS,
+    JobStatus.FINISHED: TutorialState.SUCCESS,
+    JobStatus.FAILED: TutorialState.FAILURE,
+    JobStatus.STOPPED: TutorialState.FAILURE,
+    JobStatus.CANCELED: TutorialState.FAILURE,
+}
+
+
+def queue(connection: Redis, name: str) -> Queue:
+    """The RQ queue ``name`` with our job class and serializer."""
+    return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
+
+
+def new_job_id() -> str:
+    """A random, unguessable job id (UUID4, as RQ makes)."""
+    return str(uuid.uuid4())
+
+
+def queue_for_priority(settings: Settings, priority: str | None) -> str:
+    """The queue for a priority (``high``, ``default``, ``low``); InvalidPriority if none serves it."""
+    if priority is None or priority == DEFAULT_PRIORITY:
+        return settings.default_queue
+    if priority not in PRIORITIES:
+        raise InvalidPriority(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", field="priority")
+    if priority not in settings.queues:
+        served = ", ".join(settings.queues)
+        raise InvalidPriority(f"no workers serve priority {priority!r} here (queues: {served})", field="priority")
+    return priority
+
+
+def enqueue_render(
+    connection: Redis,
+    settings: Settings,
+    spec: GeneratorSpec,
+    priority: str | None = None,
+    *,
+    job_id: str | None = None,
+) -> Job:
+    """Put a render of ``spec`` on the queue of ``priority`` and return its job; a given ``job_id`` is used once."""
+    job = queue(connection, queue_for_priority(settings, priority)).enqueue(
+        tasks.generate,
+        spec.generator_name,
+        spec.model_dump(mode="json"),
+        job_timeout=settings.job_timeout,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        # Names the generator only: user text must never reach RQ's description field.
+        description=job_description(spec.generator_name),
+        meta=tasks.progress_meta(0.0, "queued"),
+        job_id=job_id or new_job_id(),
+        # RQ checks and enqueues atomically (one Lua script), so two deliveries cannot both enqueue.
+        unique=job_id is not None,
+    )
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.INFLIGHT, {job.id: time.time()})
+        pipe.expire(keys.INFLIGHT, keys.INFLIGHT_TTL)
+        pipe.execute()
+    metrics.count_job(connection, "submitted", spec.metric_label)
+    return job
+
+
+def enqueue_render_once(
+    connection: Redis, settings: Settings, spec: GeneratorSpec, job_id: str, priority: str | None = None
+) -> bool:
+    """Enqueue a render under ``job_id`` unless a job with that id exists; True when this call enqueued it."""
+    try:
+        enqueue_render(connection, settings, spec, priority, job_id=job_id)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` has the shape of one of our job ids."""
+    return bool(_JOB_ID.match(job_id))
+
+
+def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+    """The RQ status of each job in one round trip; None for a job that no longer exists."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.hget(Job.key_for(job_id), "status")
+        replies = pipeline.execute()
+    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies)}
+
+
+def is_terminal(state: str | None) -> bool:
+    """Whether a job in ``state`` will never change again (or is gone)."""
+    return state is None or state in TERMINAL_STATES
+
+
+def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
+    """The description of a finished job's file, or None once the file is gone."""
+    result = job.latest_result()
+    description = result.return_value if result else None
+    if not isinstance(description, dict) or not connection.exists(str(description.get("key", ""))):
+        return None
+    return description  # type: ignore[return-value]
+
+
+def queue_depth(connection: Redis, settings: Settings) -> int:
+    """How many jobs wait in the configured queues."""
+    return sum(queue_depths(connection, settings.queues).values())
+
+
+def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool]:
+    """For each id, whether its job still waits or runs (False once ended or expired)."""
+    current = states(connection, list(job_ids))
+    return [current[job_id] in ACTIVE_STATES for job_id in job_ids]
+
+
+def cancel(connection: Redis, job: Job) -> Job:
+    """Cancel a waiting job, or ask the worker running it to stop; JobAlreadyEnded if it has ended."""
+    status = job.get_status()
+    if status in TERMINAL_STATES:
+        raise JobAlreadyEnded(job.id, status.value)
+    # Set first: a worker that dequeues the job in the meantime stops at its first stage.
+    connection.set(keys.cancel(job.id), "1", ex=keys.CANCEL_TTL)
+    if status != JobStatus.STARTED:
+        try:
+            job.cancel()
+        except InvalidJobOperation:
+            pass  # canceled by a concurrent request
+        tasks.announce(job)
+        return fetch(connection, job.id)
+    try:
+        # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
+        send_stop_job_command(connection, job.id, serializer=PlainDataSerializer)
+    except InvalidJobOperation:
+        pass  # it ended or was requeued meanwhile; the cancel flag still applies
+    return _wait_until_ended(connection, job)
+
+
+def _wait_until_ended(connection: Redis, job: Job) -> Job:
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(keys.events(job.id))
+    try:
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while True:
+            current = fetch(connection, job.id)
+            if current.get_status(refresh=False) in TERMINAL_STATES or time.monotonic() >= deadline:
+                return current
+            pubsub.get_message(timeout=0.1)
+    finally:
+        pubsub.close()
+
+
+def fetch(connection: Redis, job_id: str) -> Job:
+    """The job with ``job_id``; JobNotFound if the id is malformed, unknown or expired."""
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id)
+    try:
+        return PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)
+    except NoSuchJobError:
+        raise JobNotFound(job_id) from None
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def exception_text(traceback_text: str) -> str:
+    """The exception part of a formatted traceback (type and message), without module paths."""
+    lines = traceback_text.rstrip().splitlines()
+    frames = [index for index, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) - 1 and lines[start].startswith("    "):
+        start += 1
+    text = "\n".join(lines[start:]).strip()
+    head, separator, rest = text.partition(":")
+    return head.rsplit(".", 1)[-1] + separator + rest if " " not in head else text
+
+
+def error_message(job: Job) -> str | None:
+    """Why a job failed: its exception's type and message."""
+    result = job.latest_result()
+    if result is None or not result.exc_string:
+        return None
+    return exception_text(result.exc_string)
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """The public view of a job: RQ's state plus our progress and stage."""
+    status = job.get_status(refresh=False)
+    meta = job.meta or {}
+    progress = float(meta.get("progress", 0.0))
+    if status == JobStatus.FINISHED:
+        progress = 1.0
+    return {
+        "id": job.id,
+        "state": status.value if status else None,
+        "progress": progress,
+        "stage": meta.get("stage"),
+        "error": error_message(job) if status in (JobStatus.FAILED, JobStatus.STOPPED) else None,
+        "position": job.get_position() if status == JobStatus.QUEUED else None,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "ended_at": _iso(job.ended_at),
+    }
+
+
+def workers_alive(connection: Redis) -> int:
+    """How many workers are registered and still heartbeating (their key has not expired)."""
+    return len(Worker.all(connection=connection))
+
+
+def submitted_spec(job: Job) -> dict[str, Any]:
+    """The spec a job was given, as plain JSON data."""
+    spec = job.args[1] if len(job.args) > 1 else {}
+    return dict(spec) if isinstance(spec, dict) else {}
+
+
+def job_description(generator_name: str) -> str:
+    """RQ's description of our jobs: the generator's name, never user text (monitoring tools render it)."""
+    return f"plotjobs.{generator_name}"
+
+
+def tutorial_state(job: Job) -> TutorialState:
+    """Map RQ's status to the tutorial's four states."""
+    return _TUTORIAL_STATES.get(job.get_status(refresh=False), TutorialState.PENDING)
+
+
+def result_file(connection: Redis, job: Job) -> tuple[bytes, results.ResultDescription]:
+    """The rendered bytes of a finished job and their description."""
+    status = job.get_status(refresh=False)
+    if status != JobStatus.FINISHED:
+        raise ResultNotReady(job.id, status.value if status else "unknown")
+    result = job.latest_result()
+    description = result.return_value if result else None
+    if not isinstance(description, dict):
+        raise ResultExpired(job.id)
+    data = results.load(connection, description)  # type: ignore[arg-type]
+    if data is None:
+        raise ResultExpired(job.id)
+    return data, description  # type: ignore[return-value]
+
+
+def queue_depths(connection: Redis, names: tuple[str, ...]) -> dict[str, int]:
+    """How many jobs wait in each named queue, read in one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(queue(connection, name).key)
+        return {name: int(length) for name, length in zip(names, pipe.execute())}
+
+
+def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
+    """Every registered RQ worker with its queues, state and seconds since its last heartbeat.
+
+    RQ keeps a worker's key alive only while it heartbeats, so a worker that died
+    vanishes from this list once its key expires.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    described = []
+    for worker in Worker.all(connection=connection):
+        heartbeat = worker.last_heartbeat
+        if heartbeat is not None and heartbeat.tzinfo is None:
+            heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
+        described.append(
+            {
+                "name": worker.name,
+                "hostname": worker.hostname,
+                "pid": worker.pid,
+                "state": str(worker.get_state()),
+                "queues": worker.queue_names(),
+                "current_job": worker.get_current_job_id(),
+                "last_heartbeat": _iso(heartbeat),
+                "seconds_since_heartbeat": round((now - heartbeat).total_seconds(), 1) if heartbeat else None,
+            }
+        )
+    return sorted(described, key=lambda item: item["name"])

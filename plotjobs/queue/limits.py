@@ -1,0 +1,72 @@
+"""Per-client limits on jobs that are waiting or running, so one client cannot starve the others.
+
+Each client has a sorted set ``plotjobs:client:<address>`` of its job ids (score: when it was
+accepted). Counting its active jobs reads their states, and ended or expired ones are dropped
+on the way, so nothing has to decrement a counter when a job ends (a crashed worker could not).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from redis import Redis
+from redis.exceptions import WatchError
+
+from plotjobs import keys
+
+# A reservation whose job hash is not written yet still counts for this long.
+RESERVATION_GRACE_SECONDS = 30
+
+ActiveFlags = Callable[[Sequence[str]], list[bool]]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def reserve(connection: Redis, client: str, job_id: str, limit: int, active: ActiveFlags) -> int | None:
+    """Count ``job_id`` against ``client`` if it has fewer than ``limit`` active jobs; else its count."""
+    key = keys.client(client)
+    with connection.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                scored = cast(list[tuple[Any, Any]], pipe.zrange(key, 0, -1, withscores=True))
+                entries = [(_text(member), float(score)) for member, score in scored]
+                flags = active([job_id for job_id, _ in entries])
+                now = time.time()
+                ended = [
+                    entry_id
+                    for (entry_id, accepted_at), alive in zip(entries, flags)
+                    if not alive and now - accepted_at > RESERVATION_GRACE_SECONDS
+                ]
+                count = len(entries) - len(ended)
+                pipe.multi()
+                if ended:
+                    pipe.zrem(key, *ended)
+                if count >= limit:
+                    pipe.execute()
+                    return count
+                pipe.zadd(key, {job_id: now})
+                pipe.expire(key, keys.CLIENT_TTL)
+                pipe.execute()
+                return None
+            except WatchError:
+                continue
+
+
+def release(connection: Redis, client: str, job_id: str) -> None:
+    """Give back a reservation whose job was never queued."""
+    connection.zrem(keys.client(client), job_id)
+
+
+def transfer(connection: Redis, client: str, reserved_id: str, job_id: str) -> None:
+    """Count ``job_id`` in place of the reservation ``reserved_id`` (the job got another id)."""
+    key = keys.client(client)
+    with connection.pipeline() as pipe:
+        pipe.zrem(key, reserved_id)
+        pipe.zadd(key, {job_id: time.time()})
+        pipe.expire(key, keys.CLIENT_TTL)
+        pipe.execute()

@@ -1,0 +1,108 @@
+"""The one task RQ workers run: validate a generator's spec again, render it with progress, store the file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+
+from redis.exceptions import RedisError
+from rq import get_current_job
+from rq.job import Job
+
+from plotjobs import generators, keys
+from plotjobs import logs as logging_setup
+from plotjobs.config import log_level_from_env
+from plotjobs.errors import JobCanceled
+from plotjobs.queue import metrics, results
+
+
+def progress_meta(progress: float, stage: str) -> dict[str, object]:
+    """The whole of ``job.meta``: this is its only shape."""
+    return {
+        "progress": round(progress, 3),
+        "stage": stage,
+        "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+
+
+def _event(job: Job) -> str:
+    state = job.get_status(refresh=False)
+    return json.dumps({"id": job.id, **(job.meta or {}), "state": state.value if state else None})
+
+
+def announce(job: Job) -> None:
+    """Publish the job's state and ``meta`` on its events channel, so listeners re-read its status.
+
+    RQ publishes nothing when a job ends, is canceled or is recovered; we do.
+    """
+    job.connection.publish(keys.events(job.id), _event(job))
+
+
+def report_progress(job: Job, progress: float, stage: str) -> None:
+    """Record progress in ``job.meta`` and publish it; raise JobCanceled if a cancel was requested."""
+    if job.connection.exists(keys.cancel(job.id)):
+        raise JobCanceled("canceled on request")
+    job.meta = progress_meta(progress, stage)
+    # What job.save_meta() writes, sent with the publish in one round trip.
+    with job.connection.pipeline(transaction=False) as pipeline:
+        pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
+        pipeline.publish(keys.events(job.id), _event(job))
+        pipeline.execute()
+
+
+# A spec that fails validation has no trustworthy kind; user text never becomes a label.
+INVALID_KIND = "invalid"
+
+
+def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: BaseException | None = None) -> None:
+    """Count the job's outcome and render time in Redis and log one line for it."""
+    if not logging_setup.is_configured():
+        # A stock `rq worker` runs our task without our start-up code.
+        logging_setup.configure(log_level_from_env())
+    fields: dict[str, object] = {
+        "job_id": job.id, "kind": kind, "queue": job.origin, "outcome": outcome,
+        "duration_ms": round(seconds * 1000, 2),
+    }  # fmt: skip
+    if error is not None:
+        fields["error"] = error.__class__.__name__
+    try:
+        metrics.count_job(job.connection, outcome, kind)
+        if outcome == "finished":
+            metrics.observe_render(job.connection, kind, seconds)
+    except RedisError as redis_error:
+        fields["metrics"] = f"not recorded: {redis_error.__class__.__name__}"
+    logging_setup.log_event(
+        logging_setup.JOB_LOGGER, "job", logging.INFO if error is None else logging.WARNING, **fields
+    )
+
+
+def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDescription:
+    """Validate the spec again, render it with its generator, store the file and describe it."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("generate runs inside an RQ worker; call the generator's render directly instead")
+    started = time.perf_counter()
+    label = INVALID_KIND
+    try:
+        report_progress(job, 0.05, "started")
+        generator = generators.get(generator_name)
+        validated = generator.validate(spec)
+        label = validated.metric_label
+        data = generator.render()(validated, lambda fraction, stage: report_progress(job, fraction, stage))
+        report_progress(job, 0.9, "storing")
+        ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
+        description = results.store(
+            job.connection, data, content_type=validated.content_type, file_format=validated.output_format, ttl=ttl
+        )
+        report_progress(job, 1.0, "done")
+    except BaseException as error:
+        # Counted and logged, then re-raised untouched: RQ records the failure on the job.
+        record_outcome(job, label, "failed", time.perf_counter() - started, error)
+        raise
+    record_outcome(job, label, "finished", time.perf_counter() - started)
+    return description
+
+
+REGISTERED_TASKS = frozenset({f"{generate.__module__}.{generate.__name__}"})

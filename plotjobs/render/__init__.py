@@ -1,0 +1,1 @@
+"""Generators' renders: pure functions, spec in, bytes out (matplotlib lives here only)."""

@@ -1,0 +1,221 @@
+"""The chart generator's render: a validated ChartSpec in, the encoded file out (matplotlib, Agg).
+
+Pure: no Redis, no queue, no web; ``progress(fraction, stage)`` marks each step. See docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import itertools
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import matplotlib.style
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+from matplotlib.figure import Figure
+
+from plotjobs.generators import ProgressCallback
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, parse_date, x_axis
+
+DAY_TICKS_BELOW = 5
+
+# Fixed metadata keeps output byte-identical for an identical spec (no creation dates).
+_SAVE_METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+}
+
+# User text is never typeset by TeX, whatever the host's matplotlibrc says.
+_BASE_RC: dict[str, Any] = {"text.usetex": False, "svg.hashsalt": "plotjobs"}
+_THEMES: dict[str, list[Any]] = {"light": ["default", _BASE_RC], "dark": ["default", "dark_background", _BASE_RC]}
+
+
+def _demo_spec(spec: ChartSpec) -> ChartSpec:
+    """The spec with the demo data filled in: 10 random values over 10 days from ``start``."""
+    rng = np.random.default_rng(spec.seed)
+    start = spec.start or dt.datetime.now(dt.timezone.utc).date()
+    days = [(start + dt.timedelta(days=offset)).isoformat() for offset in range(10)]
+    values = [float(value) for value in rng.random(10)]
+    data = {"values": values} if spec.kind == "histogram" else {"x": days, "y": values}
+    demo = Series.model_validate(data)
+    return spec.model_copy(update={"series": [demo], "x_type": "date"})
+
+
+def downsample_line(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` of a line that draw the same: each bucket's lowest and highest point.
+
+    A line of a million points covers a few thousand pixel columns; drawing one minimum and
+    one maximum per column keeps every peak and trough and makes the render cost follow the
+    picture's size instead of the data's.
+    """
+    count = len(y)
+    if count <= max_points or max_points < 4:
+        return x, y
+    buckets = max_points // 2
+    size = -(-count // buckets)
+    padded = np.pad(np.asarray(y, dtype=float), (0, buckets * size - count), mode="edge").reshape(buckets, size)
+    offsets = np.arange(buckets) * size
+    keep = np.concatenate(([0, count - 1], offsets + padded.argmin(axis=1), offsets + padded.argmax(axis=1)))
+    indices = np.unique(np.minimum(keep, count - 1))
+    return np.asarray(x)[indices], np.asarray(y)[indices]
+
+
+def _ignore_progress(fraction: float, stage: str) -> None:
+    return None
+
+
+def _x_positions(axis: XAxis, series: Series, count: int) -> list[Any]:
+    if series.x is None:
+        return list(range(count))
+    if axis.kind == "date":
+        return [parse_date(str(value), "x") for value in series.x]
+    if axis.kind == "category":
+        return [axis.categories[category_label(value)] for value in series.x]
+    return list(series.x)
+
+
+def _display_name(series: Series, number: int) -> str:
+    return series.name or f"series {number + 1}"
+
+
+def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: XAxis, show_legend: bool) -> None:
+    count = len(series_list)
+    positions = [_x_positions(axis, series, len(series.y or ())) for series in series_list]
+    # Bars fill 80% of the narrowest step between x values, shared among the series side by side.
+    bar_width: Any = _bar_step(axis, positions) * (0.8 / count)
+    for number, (series, x) in enumerate(zip(series_list, positions, strict=True)):
+        assert series.y is not None
+        label = _display_name(series, number) if show_legend else None
+        if spec.kind == "line":
+            # A pixel column shows at most its lowest and highest point; drawing more only costs time.
+            xs, ys = downsample_line(np.asarray(x), np.asarray(series.y, dtype=float), 2 * spec.width)
+            axes.plot(xs, ys, marker="o" if len(x) <= 50 else None, label=label)
+        elif spec.kind == "scatter":
+            axes.scatter(x, series.y, s=16, label=label)
+        elif spec.kind == "area":
+            order = sorted(range(len(x)), key=lambda index: x[index])
+            xs, ys = [x[index] for index in order], [series.y[index] for index in order]
+            line = axes.plot(xs, ys, label=label)[0]
+            axes.fill_between(xs, ys, alpha=0.3, color=line.get_color())
+        else:
+            offset = bar_width * (number - (count - 1) / 2)
+            axes.bar([value + offset for value in x], series.y, width=bar_width, label=label)
+    if axis.kind == "date":
+        _format_dates(axes, series_list)
+    elif axis.kind == "category":
+        axes.set_xticks(list(axis.categories.values()), labels=list(axis.categories), parse_math=False)
+        if any(len(label) > 3 for label in axis.categories) or len(axis.categories) > 12:
+            axes.tick_params(axis="x", labelrotation=45)
+            for tick in axes.get_xticklabels():
+                tick.set_horizontalalignment("right")
+
+
+def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
+    """The narrowest step between distinct x values of all series (a day or 1 when there is none)."""
+    unit: Any = dt.timedelta(days=1) if axis.kind == "date" else 1.0
+    distinct = sorted({value for values in positions for value in values})
+    return min((b - a for a, b in itertools.pairwise(distinct)), default=unit)
+
+
+def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
+    texts = [str(value) for series in series_list for value in series.x or []]
+    if all(len(text) == 10 for text in texts):
+        days = [dt.date.fromisoformat(text) for text in texts]
+        # Over a few days the automatic locator picks hours, and every tick would repeat its day.
+        few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW
+        axes.xaxis.set_major_locator(DayLocator() if few_days else AutoDateLocator())
+        axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+        axes.figure.autofmt_xdate()
+    else:
+        locator = AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _draw_pie(axes: Axes, series: Series, show_legend: bool) -> None:
+    assert series.y is not None
+    labels = [category_label(value) for value in series.x] if series.x is not None else None
+    text_props = {"parse_math": False}
+    if show_legend:
+        wedges = axes.pie(series.y, textprops=text_props)[0]
+        if labels is not None:
+            _plain_legend(axes, wedges, labels)
+    else:
+        axes.pie(series.y, labels=labels, textprops=text_props)
+    axes.set_aspect("equal")
+
+
+def _plain_legend(axes: Axes, handles: Sequence[Any] | None = None, labels: Sequence[str] = ()) -> None:
+    legend = axes.legend(handles, labels) if handles is not None else axes.legend()
+    for text in legend.get_texts():
+        text.set_parse_math(False)
+
+
+def _histogram_range(samples: list[np.ndarray]) -> tuple[float, float]:
+    """The binned range, widened when all values (nearly) coincide.
+
+    numpy widens a zero-width range by ±0.5, which is lost to rounding for large values
+    (e.g. 4.5e15) and then fails with "too many bins"; a relative margin always survives.
+    """
+    low = min(float(values.min()) for values in samples)
+    high = max(float(values.max()) for values in samples)
+    margin = max(abs(low), abs(high), 1.0) * 1e-6
+    if high - low < margin:
+        return low - margin, high + margin
+    return low, high
+
+
+def _draw(figure: Figure, spec: ChartSpec) -> None:
+    assert spec.series is not None
+    axes = figure.add_subplot()
+    show_legend = spec.legend if spec.legend is not None else any(series.name for series in spec.series)
+    if spec.kind == "pie":
+        _draw_pie(axes, spec.series[0], show_legend)
+    elif spec.kind == "histogram":
+        samples = [np.asarray(series.values, dtype=float) for series in spec.series]
+        names = [_display_name(series, number) for number, series in enumerate(spec.series)]
+        axes.hist(samples, bins=spec.bins, range=_histogram_range(samples), label=names if show_legend else None)
+    else:
+        _draw_xy(axes, spec, spec.series, x_axis(spec), show_legend)
+    if show_legend and spec.kind != "pie":
+        handles, _ = axes.get_legend_handles_labels()
+        if handles:
+            _plain_legend(axes)
+    if spec.title:
+        axes.set_title(spec.title, parse_math=False)
+    if spec.x_label:
+        axes.set_xlabel(spec.x_label, parse_math=False)
+    if spec.y_label:
+        axes.set_ylabel(spec.y_label, parse_math=False)
+
+
+def render(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
+    """Draw ``spec`` and return the encoded file; ``progress(fraction, stage)`` marks each step."""
+    report = progress or _ignore_progress
+    report(0.1, "preparing data")
+    chart = spec if spec.series is not None else _demo_spec(spec)
+
+    report(0.3, "drawing")
+    buffer = io.BytesIO()
+    with matplotlib.style.context(_THEMES[spec.theme]), warnings.catch_warnings():
+        # Text in a script the bundled fonts lack is drawn as boxes: expected, not worth a log line per job.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        figure = Figure(figsize=(spec.width / spec.dpi, spec.height / spec.dpi), dpi=spec.dpi)
+        FigureCanvasAgg(figure)
+        _draw(figure, chart)
+        report(0.7, "encoding")
+        figure.savefig(buffer, format=spec.format, metadata=_SAVE_METADATA[spec.format])
+    return buffer.getvalue()
+
+
+def warm_up() -> None:
+    """Load fonts and caches once, so the first real job pays no start-up cost."""
+    for file_format in CONTENT_TYPES:
+        render(ChartSpec.model_validate({"format": file_format, "seed": 0, "title": "warm-up"}))

@@ -1,0 +1,199 @@
+"""The JSON API: submit a chart, read a job's state, fetch its file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request, url_for
+from redis import Redis
+from redis.exceptions import RedisError
+
+from plotjobs.config import Settings
+from plotjobs.errors import BrokerUnavailable, FileNotFound, JobNotFound, ResultNotReady, TooManyRequests
+from plotjobs.queue import accepted, dedupe, jobs, limits, results
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.web import events, openapi
+from plotjobs.web.extension import current_event_hub, current_publisher, current_redis, current_settings
+from plotjobs.web.spec_input import spec_from_request
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Seconds a client is told to wait when the service or its own share is full: about a few renders.
+RETRY_AFTER_SECONDS = 5
+
+
+def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submission:
+    """Admit, then queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set); say which job has it."""
+    connection, settings = current_redis(), current_settings()
+    # Refuse a priority no queue serves now, before anything is counted, queued or published.
+    queue_name = jobs.queue_for_priority(settings, priority)
+    job_id = jobs.new_job_id()
+    try:
+        client: str | None = admit(connection, settings, job_id)
+    except RedisError:
+        if not settings.broker_url:
+            raise
+        # RabbitMQ holds the job until Redis is back; admission needs Redis, so it waits too.
+        client = None
+    try:
+        if settings.broker_url:
+            from plotjobs.broker import amqp as broker_amqp
+
+            publisher = current_publisher()
+            broker_amqp.submit_render(connection, publisher, spec, queue_name, job_id=job_id)
+            return dedupe.Submission(job_id, reused=False)
+        submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
+    except (RedisError, BrokerUnavailable):
+        if client is not None:
+            limits.release(connection, client, job_id)
+        raise
+    if client is None:
+        return submission
+    if submission.reused:
+        # Sharing a job that exists adds no work: the client's share is not spent.
+        limits.release(connection, client, job_id)
+    elif submission.job_id != job_id:
+        limits.transfer(connection, client, job_id, submission.job_id)
+    return submission
+
+
+def client_address() -> str:
+    """Who is asking: the peer address (the proxies' X-Forwarded-For only when PROXY_HOPS trusts them)."""
+    return request.remote_addr or "unknown"
+
+
+def admit(connection: Redis, settings: Settings, job_id: str) -> str:
+    """Refuse with 429 when the queues are full or the client has too many jobs; return the client."""
+    depth = jobs.queue_depth(connection, settings)
+    if depth >= settings.max_queue_depth:
+        raise TooManyRequests(
+            f"the service is busy: {depth} jobs are waiting (MAX_QUEUE_DEPTH is {settings.max_queue_depth})",
+            code="queue_full", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_queue_depth,
+        )  # fmt: skip
+    client = client_address()
+    held = limits.reserve(
+        connection, client, job_id, settings.max_jobs_per_client, lambda ids: jobs.active_flags(connection, ids)
+    )
+    if held is not None:
+        raise TooManyRequests(
+            f"you have {held} jobs waiting or running; MAX_JOBS_PER_CLIENT is {settings.max_jobs_per_client}",
+            code="too_many_jobs", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_jobs_per_client,
+        )  # fmt: skip
+    return client
+
+
+@blueprint.post("/jobs")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``.
+
+    An identical reproducible spec is answered with the job that has it already.
+    """
+    spec = spec_from_request(request)
+    submission = queue_render(spec, request.args.get("priority"))
+    status_url = url_for("api.job_status", job_id=submission.job_id)
+    body: dict[str, Any] = {
+        "id": submission.job_id,
+        "status_url": status_url,
+        "result_url": url_for("api.job_result", job_id=submission.job_id),
+        "events_url": url_for("api.job_events", job_id=submission.job_id),
+        "reused": submission.reused,
+    }
+    if submission.result is not None:
+        body["file_url"] = file_url(submission.result)
+    # 200: the result exists already; 202: a render is queued or running.
+    status = 200 if submission.finished else 202
+    return Response(json.dumps(body), mimetype="application/json"), status, {"Location": status_url}
+
+
+@blueprint.get("/jobs/<job_id>")
+def job_status(job_id: str) -> dict[str, Any]:
+    """A job's state, progress, stage, queue position and times."""
+    connection = current_redis()
+    try:
+        return jobs.describe(jobs.fetch(connection, job_id))
+    except JobNotFound:
+        # Accepted through RabbitMQ, not yet moved into RQ by the bridge.
+        pending = accepted.status(connection, job_id)
+        if pending is not None:
+            return pending
+    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
+    return jobs.describe(jobs.fetch(connection, job_id))
+
+
+@blueprint.get("/jobs/<job_id>/spec")
+def job_spec(job_id: str) -> dict[str, Any]:
+    """The chart spec a job was submitted with, so a client can show or resubmit it."""
+    return jobs.submitted_spec(jobs.fetch(current_redis(), job_id))
+
+
+@blueprint.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
+    """Cancel a waiting job or stop a running one: 200 once it has ended, 202 while it is still stopping."""
+    connection = current_redis()
+    job = jobs.cancel(connection, jobs.fetch(connection, job_id))
+    return jobs.describe(job), 200 if jobs.is_terminal(job.get_status(refresh=False)) else 202
+
+
+def file_url(description: results.ResultDescription) -> str:
+    """The content-addressed URL of a stored file."""
+    return url_for("api.stored_file", name=f"{description['sha256']}.{description['format']}")
+
+
+@blueprint.get("/results/<name>")
+def stored_file(name: str) -> Response:
+    """A rendered file by its SHA-256 and format: the same bytes for every job that made them."""
+    digest, _, file_format = name.partition(".")
+    if file_format not in CONTENT_TYPES or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise FileNotFound(name)
+    data = results.load_digest(current_redis(), digest)
+    if data is None:
+        raise FileNotFound(name)
+    description = {"content_type": CONTENT_TYPES[file_format], "format": file_format, "sha256": digest}
+    return file_response(data, description, f"chart-{digest[:12]}")
+
+
+@blueprint.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-Sent Events: the job's status now, then at each change, until it ends."""
+    stream = events.open_stream(current_redis(), current_event_hub(), job_id)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream, mimetype="text/event-stream", headers=headers)
+
+
+def file_response(data: bytes, description: dict[str, Any], filename: str, *, download: bool = False) -> Response:
+    """The rendered file, cacheable forever: its ETag is the hash of its bytes."""
+    response = Response(data, mimetype=description["content_type"])
+    response.set_etag(description["sha256"])
+    response.headers["Cache-Control"] = RESULT_CACHE_CONTROL
+    disposition = "attachment" if download else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}.{description["format"]}"'
+    return response.make_conditional(request)
+
+
+@blueprint.get("/jobs/<job_id>/result")
+def job_result(job_id: str) -> Response:
+    """The rendered file of a finished job; ``?download=1`` asks the browser to save it."""
+    connection = current_redis()
+    try:
+        job = jobs.fetch(connection, job_id)
+    except JobNotFound:
+        if accepted.status(connection, job_id) is not None:
+            raise ResultNotReady(job_id, "queued") from None
+        job = jobs.fetch(connection, job_id)
+    data, description = jobs.result_file(connection, job)
+    download = request.args.get("download", "") in {"1", "true", "yes"}
+    return file_response(data, dict(description), f"chart-{job_id}", download=download)
+
+
+@blueprint.get("/workers")
+def workers() -> dict[str, int]:
+    """How many render workers are alive, so a page can say why a job waits."""
+    return {"alive": jobs.workers_alive(current_redis())}
+
+
+@blueprint.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 description of this API, built from the models that validate."""
+    return Response(json.dumps(openapi.document(), indent=1), mimetype="application/json")

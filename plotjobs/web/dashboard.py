@@ -1,0 +1,148 @@
+"""rq-dashboard mounted at /rq: behind HTTP Basic auth, off without credentials, hardened.
+
+rq-dashboard 0.9.0 ships no authentication in its blueprint, renders job fields into its
+pages without escaping (a stored XSS), requeues every failed job on a plain GET and
+deletes jobs on request. Mounted here it answers only to the configured credentials,
+its JSON is escaped before its templates see it, every action that changes state needs
+a same-origin POST, and deleting is off unless DASHBOARD_ALLOW_DELETE is set.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from redis import Redis
+
+from plotjobs.config import Settings
+from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
+from plotjobs.queue import jobs
+from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.web.extension import current_redis, current_settings
+
+URL_PREFIX = "/rq"
+BLUEPRINT = "rq_dashboard"
+
+# Every view of rq-dashboard that changes state; it accepts GET for the first one.
+STATE_CHANGING = frozenset({"requeue_all", "requeue_job_view", "delete_job_view", "empty_queue", "compact_queue"})
+DELETING = frozenset({"delete_job_view", "empty_queue"})
+
+# The JSON views whose strings the dashboard's templates insert as raw HTML, with the keys
+# those templates already escape themselves (escaping them again would show entities).
+ESCAPED_JSON = {
+    "job_info": frozenset(),
+    "list_jobs": frozenset({"description", "exc_info"}),
+    "list_workers": frozenset({"description"}),
+    "list_queues": frozenset(),
+}
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _authenticate(settings: Settings) -> None:
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or auth.username is None or auth.password is None:
+        raise AuthenticationRequired("the dashboard needs the operator's username and password")
+    # Both comparisons always run, so the time taken does not tell which one failed.
+    username_ok = _same(auth.username, settings.dashboard_username or "")
+    password_ok = _same(auth.password, settings.dashboard_password or "")
+    if not (username_ok and password_ok):
+        raise AuthenticationRequired("wrong username or password for the dashboard")
+
+
+def _guard() -> None:
+    """Runs before every dashboard view, in place of rq-dashboard's own connection hook."""
+    settings = current_settings()
+    _authenticate(settings)
+    if (request.view_args or {}).get("instance_number", 0) != 0:
+        raise UnknownPage("this dashboard shows one Redis: instance 0")
+    action = (request.endpoint or "").partition(".")[2]
+    if action in STATE_CHANGING:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{action} changes state: use POST")
+        # A cross-site form cannot set this header; rq-dashboard's own pages (jQuery) always do.
+        if request.headers.get("X-Requested-With") != "XMLHttpRequest":
+            raise ActionForbidden("dashboard actions must come from the dashboard's own page")
+        if action in DELETING and not settings.dashboard_allow_delete:
+            raise ActionForbidden("deleting jobs from the dashboard is turned off (DASHBOARD_ALLOW_DELETE)")
+
+
+def _escaped(value: Any, keep: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, list):
+        return [_escaped(item, keep) for item in value]
+    if isinstance(value, dict):
+        return {key: item if key in keep else _escaped(item, keep) for key, item in value.items()}
+    return value
+
+
+# rq-dashboard's pages run inline scripts and compile underscore templates (new Function);
+# they get their own policy, still limited to this origin, instead of our pages' stricter one.
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+
+
+def _harden(response: Response) -> Response:
+    # No framing (its buttons cannot be clickjacked), no caching of job data, no referrer leaks.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DASHBOARD_CSP
+    return response
+
+
+def _escape_json(response: Response) -> Response:
+    keep = ESCAPED_JSON.get((request.endpoint or "").partition(".")[2])
+    if keep is not None and response.status_code == 200 and response.is_json:
+        response.set_data(json.dumps(_escaped(response.get_json(), keep)))
+    return response
+
+
+def _known_job_first(view: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(instance_number: int, job_id: str) -> Any:
+        # Our fetch refuses malformed ids (404) and job data that is not plain data.
+        jobs.fetch(current_redis(), job_id)
+        return view(instance_number=instance_number, job_id=job_id)
+
+    return checked
+
+
+def _display_name(settings: Settings) -> str:
+    if settings.redis_sentinels:
+        return f"sentinel master {settings.redis_sentinel_master}"
+    return settings.redis_url or "redis://localhost:6379/0"
+
+
+def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
+    """Mount rq-dashboard at /rq when DASHBOARD_USERNAME and DASHBOARD_PASSWORD are set; else nothing."""
+    if not settings.dashboard_enabled:
+        return
+    import rq_dashboard
+    import rq_dashboard.web
+
+    # rq-dashboard reads job data through this one module-level setting; ours loads only plain data.
+    rq_dashboard.web.config.serializer = PlainDataSerializer
+    app.config.update(
+        RQ_DASHBOARD_REDIS_URL=(_display_name(settings),),
+        RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_allow_delete,
+        RQ_DASHBOARD_SHOW_FULL_ARGS=False,
+    )
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
+    # The blueprint's own hook builds a new client from the URL on every request; the
+    # dashboard uses the app's client instead, and the guard takes the hook's place.
+    app.redis_conn = connection  # type: ignore[attr-defined]
+    app.before_request_funcs[BLUEPRINT] = [_guard]
+    app.after_request_funcs.setdefault(BLUEPRINT, []).extend([_escape_json, _harden])
+    for endpoint in ("job_view", "job_info"):
+        name = f"{BLUEPRINT}.{endpoint}"
+        app.view_functions[name] = _known_job_first(app.view_functions[name])

@@ -1,0 +1,89 @@
+"""The Prometheus collector of the counters that workers and web processes keep in Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis import Redis
+
+from plotjobs import keys
+from plotjobs.queue import metrics
+
+
+def _decoded(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def _histogram(
+    family: HistogramMetricFamily,
+    fields: Mapping[str, str],
+    buckets: tuple[float, ...],
+    labels_of: dict[str, list[str]],
+) -> HistogramMetricFamily:
+    for label, label_values in sorted(labels_of.items()):
+        cumulative = [(str(bound), float(fields.get(f"{label}{metrics.SEPARATOR}le={bound}", 0))) for bound in buckets]
+        count = float(fields.get(f"{label}{metrics.SEPARATOR}count", 0))
+        family.add_metric(
+            label_values,
+            buckets=[*cumulative, ("+Inf", count)],
+            sum_value=float(fields.get(f"{label}{metrics.SEPARATOR}sum", 0)),
+        )
+    return family
+
+
+def _labels(fields: Iterable[str]) -> set[str]:
+    return {field.rsplit(metrics.SEPARATOR, 1)[0] for field in fields if field.endswith(f"{metrics.SEPARATOR}count")}
+
+
+class RedisCollector(Collector):
+    """Reads the totals from Redis at scrape time, plus the live queue depths and worker count."""
+
+    def __init__(self, connection: Redis, queue_depths: Mapping[str, int], workers_alive: int) -> None:
+        self.connection = connection
+        self.queue_depths = queue_depths
+        self.workers_alive = workers_alive
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families of one scrape."""
+        pipeline = self.connection.pipeline(transaction=False)
+        for key in (keys.METRICS_JOBS, keys.METRICS_RENDER, keys.METRICS_REQUESTS):
+            pipeline.hgetall(key)
+        jobs_raw, render_raw, requests_raw = (_decoded(raw) for raw in pipeline.execute())
+
+        families = {
+            outcome: CounterMetricFamily(f"plotjobs_jobs_{outcome}", f"Chart jobs {outcome}, by kind.", labels=["kind"])
+            for outcome in metrics.JOB_OUTCOMES
+        }
+        for field, value in sorted(jobs_raw.items()):
+            outcome, _, kind = field.partition(metrics.SEPARATOR)
+            if outcome in families:
+                families[outcome].add_metric([kind], float(value))
+        yield from families.values()
+
+        yield _histogram(
+            HistogramMetricFamily(
+                "plotjobs_render_duration_seconds", "Time a worker spent on one render.", labels=["kind"]
+            ),
+            render_raw,
+            metrics.RENDER_BUCKETS,
+            {kind: [kind] for kind in _labels(render_raw)},
+        )
+        yield _histogram(
+            HistogramMetricFamily(
+                "plotjobs_http_request_duration_seconds", "Time the web app spent on one request.",
+                labels=["method", "endpoint"],
+            ),
+            requests_raw,
+            metrics.REQUEST_BUCKETS,
+            {label: label.split(" ", 1) for label in _labels(requests_raw)},
+        )  # fmt: skip
+
+        depth = GaugeMetricFamily("plotjobs_queue_depth", "Jobs waiting in each queue.", labels=["queue"])
+        for name, count in sorted(self.queue_depths.items()):
+            depth.add_metric([name], count)
+        yield depth
+        yield GaugeMetricFamily(
+            "plotjobs_workers_alive", "RQ workers whose heartbeat keeps them registered.", value=self.workers_alive
+        )

@@ -1,0 +1,291 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the same models that validate requests."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+class SubmittedJob(BaseModel):
+    """The answer to a submitted chart."""
+
+    id: str
+    status_url: str
+    result_url: str
+    events_url: str
+    reused: bool = Field(description="An identical reproducible spec was already queued or rendered: this is its job.")
+    file_url: str | None = Field(default=None, description="The content-addressed file, when it exists already.")
+
+
+class JobStatus(BaseModel):
+    """A job's state (RQ's own), progress and stage."""
+
+    id: str
+    state: Literal["queued", "started", "finished", "failed", "canceled", "stopped", "deferred", "scheduled"] | None
+    progress: float = Field(ge=0, le=1)
+    stage: str | None
+    error: str | None = Field(description="The exception of a failed job.")
+    position: int | None = Field(description="Jobs ahead while queued.")
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+
+
+class Workers(BaseModel):
+    """How many render workers are alive."""
+
+    alive: int = Field(ge=0)
+
+
+class ErrorDetail(BaseModel):
+    """One bad field of a refused spec."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers on purpose."""
+
+    error: str = Field(description="A short code, e.g. invalid_spec.")
+    message: str
+    field: str | None = Field(default=None, description="The input at fault, as a dotted path (series.0.y).")
+    details: list[ErrorDetail] | None = Field(default=None, description="Every bad field of a refused spec.")
+    state: str | None = Field(default=None, description="The job's state, when its result is not ready.")
+
+
+def component_schemas() -> dict[str, Any]:
+    """JSON Schemas of the request and response models, keyed by model name."""
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (ChartSpec, "validation"),
+        (SubmittedJob, "serialization"),
+        (JobStatus, "serialization"),
+        (Workers, "serialization"),
+        (ErrorBody, "serialization"),
+    ]
+    _, top = models_json_schema(models, ref_template=REF_TEMPLATE)
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(ErrorBody, description)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("plotjobs")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+_UNAVAILABLE = _error("Redis is unreachable; retry after Retry-After seconds.")
+
+_FILES = {
+    media_type: {"schema": {"type": "string", "contentMediaType": media_type}} for media_type in CONTENT_TYPES.values()
+}
+
+_FILE_NAME_PATTERN = "^[0-9a-f]{64}\\.(" + "|".join(CONTENT_TYPES) + ")$"
+
+_PRIORITY = {
+    "name": "priority",
+    "in": "query",
+    "required": False,
+    "description": "The queue to render on; a priority no worker serves here is refused with 422.",
+    "schema": {"type": "string", "enum": ["high", "default", "low"], "default": "default"},
+}
+
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+_SPEC_FORM = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": _ref(ChartSpec),
+            "description": "The chart spec; its series name CSV columns with x_column, y_column, values_column.",
+        },
+        "csv": {
+            "type": "string",
+            "contentMediaType": "text/csv",
+            "description": "UTF-8 CSV, first row the column names.",
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "plotjobs",
+            "version": _version(),
+            "description": "Charts rendered in the background: submit a spec, follow the job, fetch the file.",
+        },
+        "paths": {
+            "/api/jobs": {
+                "post": {
+                    "operationId": "submitJob",
+                    "summary": "Validate a chart spec and queue its render; an empty body is the demo chart.",
+                    "parameters": [_PRIORITY],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": _ref(ChartSpec)},
+                            "multipart/form-data": {
+                                "schema": _SPEC_FORM,
+                                "encoding": {"spec": {"contentType": "application/json"}},
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            **_json(SubmittedJob, "An identical reproducible spec is rendered already: file_url."),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "202": {
+                            **_json(SubmittedJob, "Queued; follow status_url."),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
+                        "413": _error("The request is larger than MAX_REQUEST_BYTES."),
+                        "415": _error("The body is neither JSON nor a multipart form."),
+                        "422": _error("The spec or its CSV breaks a rule, or no worker serves the priority."),
+                        "429": _error("The queues are full, or this client has MAX_JOBS_PER_CLIENT jobs; Retry-After."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/jobs/{job_id}": {
+                "get": {
+                    "operationId": "jobStatus",
+                    "summary": "A job's state, progress, stage and queue position.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json(JobStatus, "The job's status."),
+                        "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+                "delete": {
+                    "operationId": "cancelJob",
+                    "summary": "Cancel a waiting job or stop a running one.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json(JobStatus, "The job has ended (canceled or stopped)."),
+                        "202": _json(JobStatus, "The job is still stopping; follow its status."),
+                        "404": _error("Unknown, expired or malformed id."),
+                        "409": _error("The job had already ended; state says how."),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+            },
+            "/api/jobs/{job_id}/spec": {
+                "get": {
+                    "operationId": "jobSpec",
+                    "summary": "The chart spec the job was submitted with.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The submitted spec, as JSON.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/jobs/{job_id}/events": {
+                "get": {
+                    "operationId": "jobEvents",
+                    "summary": "Server-Sent Events: `event: status` with the job's status now, then at each change, "
+                    "until it ends.",
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The stream; each data line is the JSON of GET /api/jobs/{job_id}.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "404": _error("Unknown, expired or malformed id."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/jobs/{job_id}/result": {
+                "get": {
+                    "operationId": "jobResult",
+                    "summary": "The rendered file, in the format the spec asked for.",
+                    "parameters": [
+                        _JOB_ID,
+                        {
+                            "name": "download",
+                            "in": "query",
+                            "required": False,
+                            "description": "1, true or yes: ask the browser to save the file.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "The file, with a download filename and an ETag.", "content": _FILES},
+                        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                        "404": _error("Unknown job, or its file has expired."),
+                        "409": _error("The job has not finished; state says where it is."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/results/{name}": {
+                "get": {
+                    "operationId": "storedFile",
+                    "summary": "A rendered file by its content address, the same bytes for every job that made them.",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "description": "The file's SHA-256 (64 lowercase hex digits), a dot and its format.",
+                            "schema": {"type": "string", "pattern": _FILE_NAME_PATTERN},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The file, cached forever; its ETag is its SHA-256.", "content": _FILES},
+                        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                        "404": _error("No stored file has this name, or it has expired."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/api/workers": {
+                "get": {
+                    "operationId": "workers",
+                    "summary": "How many render workers are alive.",
+                    "responses": {"200": _json(Workers, "The count of live workers."), "503": _UNAVAILABLE},
+                }
+            },
+            "/api/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+        },
+        "components": {"schemas": component_schemas()},
+    }

@@ -1,0 +1,73 @@
+"""HTML pages, and the original tutorial's routes kept for clients written against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request
+
+from plotjobs.errors import JobNotFound, ResultNotReady
+from plotjobs.queue import accepted, jobs
+from plotjobs.spec.chart import ChartSpec
+from plotjobs.web.api import file_response, queue_render
+from plotjobs.web.extension import current_redis
+from plotjobs.web.form import form_fields
+
+blueprint = Blueprint("views", __name__)
+
+
+@blueprint.get("/")
+def index() -> str:
+    """The page to ask for a chart and watch it render."""
+    return render_template("index.html", fields=form_fields(ChartSpec.model_json_schema()))
+
+
+@blueprint.get("/jobs/<job_id>")
+def job_page(job_id: str) -> str:
+    """A bookmarkable page that follows one job until its image appears."""
+    return render_template("job.html", job_id=job_id)
+
+
+@blueprint.get("/image_page")
+def image_page() -> str:
+    """The tutorial's entry: queue the default chart and show the polling page."""
+    return render_template("job.html", job_id=queue_render(ChartSpec()).job_id)
+
+
+def _job_from_query() -> Any | None:
+    """The job named by ``?jobid=``, or None while it is accepted through RabbitMQ but not yet in RQ."""
+    connection, job_id = current_redis(), request.args.get("jobid", "")
+    try:
+        return jobs.fetch(connection, job_id)
+    except JobNotFound:
+        if accepted.status(connection, job_id) is not None:
+            return None
+    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
+    return jobs.fetch(connection, job_id)
+
+
+@blueprint.get("/progress")
+def progress() -> tuple[dict[str, Any], int]:
+    """The tutorial's progress endpoint: its four states and a fraction, plus the error."""
+    try:
+        job = _job_from_query()
+    except JobNotFound as error:
+        return {"state": jobs.TutorialState.FAILURE.value, "progress": 0.0, "error": error.message}, 404
+    if job is None:
+        return {"state": jobs.TutorialState.PENDING.value, "progress": 0.0, "error": None}, 200
+    described = jobs.describe(job)
+    return {
+        "state": jobs.tutorial_state(job).value,
+        "progress": described["progress"],
+        "error": described["error"],
+    }, 200
+
+
+@blueprint.get("/result.png")
+def result_png() -> Response:
+    """The tutorial's image endpoint."""
+    job = _job_from_query()
+    if job is None:
+        raise ResultNotReady(request.args.get("jobid", ""), "queued")
+    data, description = jobs.result_file(current_redis(), job)
+    return file_response(data, dict(description), f"chart-{job.id}")

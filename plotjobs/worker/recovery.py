@@ -1,0 +1,263 @@
+"""The sweeper: finds jobs whose worker died, or that no queue holds any more, and recovers them.
+
+RQ marks a job abandoned only when its started-registry entry expires (JOB_TIMEOUT + 60 s
+for our workers) and a worker happens to run maintenance (every 10 minutes). Instead, every
+RenderWorker beats in ``plotjobs:heartbeats`` (a sorted set: worker name -> Redis server
+time) every third of WORKER_LIVENESS_TIMEOUT. A sweep, run by every worker's watchdog
+thread, by the supervisor and by ``plotjobs sweeper`` (at most once per SWEEP_INTERVAL
+across all of them), requeues the job of a worker whose beat is older than the timeout
+(rendering is idempotent), up to LOST_JOB_RETRIES times, then fails it with "worker lost".
+It also puts back on their queue jobs stranded between a dequeue and their start (in RQ's
+intermediate queue, or popped by BLPOP and then nowhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.utils import parse_composite_key, utcformat
+
+from plotjobs import keys
+from plotjobs.config import Settings
+from plotjobs.queue import jobs, tasks
+from plotjobs.queue.serialization import PlainDataSerializer
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = "WorkerLostError"
+_LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED}
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, by job id."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def server_time(connection: Redis) -> float:
+    """Redis's clock, shared by every host, in seconds since the epoch."""
+    seconds, microseconds = connection.time()
+    return float(seconds) + microseconds / 1_000_000
+
+
+def beat(connection: Redis, worker_name: str) -> None:
+    """Record that ``worker_name`` is alive now."""
+    now = server_time(connection)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.HEARTBEATS, {worker_name: now})
+        pipe.expire(keys.HEARTBEATS, keys.HEARTBEATS_TTL)
+        pipe.execute()
+
+
+def declare_dead(connection: Redis, worker_name: str, settings: Settings) -> None:
+    """Mark ``worker_name`` as dead at once (its process is known to be gone)."""
+    stale = server_time(connection) - settings.worker_liveness_timeout - 1
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.HEARTBEATS, {worker_name: stale})
+        pipe.expire(keys.HEARTBEATS, keys.HEARTBEATS_TTL)
+        pipe.execute()
+
+
+def is_beating(connection: Redis, worker_name: str) -> bool:
+    """Whether ``worker_name`` has beaten (it has started up) and has not been forgotten."""
+    return connection.zscore(keys.HEARTBEATS, worker_name) is not None
+
+
+def forget(connection: Redis, worker_name: str) -> None:
+    """Remove a worker that stopped cleanly (it holds no job)."""
+    connection.zrem(keys.HEARTBEATS, worker_name)
+
+
+def dead_workers(connection: Redis, settings: Settings, now: float) -> set[str]:
+    """Workers that beat once and then fell silent for longer than the liveness timeout."""
+    connection.zremrangebyscore(keys.HEARTBEATS, 0, now - keys.HEARTBEATS_TTL)
+    silent = connection.zrangebyscore(keys.HEARTBEATS, 0, now - settings.worker_liveness_timeout)
+    return {_text(name) for name in silent}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _members(connection: Redis, key: str) -> list[str]:
+    """The members of a sorted set, as text."""
+    return [_text(member) for member in connection.zrange(key, 0, -1)]
+
+
+def _fetch(connection: Redis, job_id: str) -> Job | None:
+    try:
+        return jobs.PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)
+    except NoSuchJobError:
+        return None
+
+
+def _queues(connection: Redis, settings: Settings) -> list[Queue]:
+    names = set(settings.queues) | {queue.name for queue in Queue.all(connection=connection)}
+    return [jobs.queue(connection, name) for name in sorted(names)]
+
+
+def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_member: str | None) -> None:
+    with connection.pipeline() as pipe:
+        pipe.multi()  # RQ's enqueue_job expects an explicit transaction when handed a pipeline
+        if registry_member is not None:
+            pipe.zrem(queue.started_job_registry.key, registry_member)
+        pipe.lrem(queue.intermediate_queue_key, 0, job.id)
+        pipe.lrem(queue.key, 0, job.id)
+        job.meta = tasks.progress_meta(0.0, stage)
+        queue.enqueue_job(job, pipeline=pipe, at_front=True)
+        pipe.execute()
+    tasks.announce(job)
+
+
+def _claim(connection: Redis, job_id: str) -> bool:
+    """Whether this sweep may recover the job (a forced sweep can overlap a periodic one)."""
+    return bool(connection.set(keys.recovering(job_id), "1", nx=True, ex=keys.RECOVERING_TTL))
+
+
+def _recover_lost(
+    connection: Redis, settings: Settings, queue: Queue, job: Job, registry_member: str | None, report: SweepReport
+) -> None:
+    if not _claim(connection, job.id):
+        return
+    worker_name = job.worker_name or "unknown"
+    if connection.exists(keys.cancel(job.id)):
+        log.info("job %s: worker %s lost after a cancel request; canceled", job.id, worker_name)
+        if registry_member is not None:
+            connection.zrem(queue.started_job_registry.key, registry_member)
+        job.cancel()
+        tasks.announce(job)
+        return
+    count_key = keys.lost_count(job.id)
+    attempts = int(connection.incr(count_key))
+    connection.expire(count_key, max(job.failure_ttl or 0, settings.failure_ttl))
+    if attempts <= settings.lost_job_retries:
+        log.warning("job %s: worker %s lost; requeued (retry %d of %d)", job.id, worker_name, attempts,
+                    settings.lost_job_retries)  # fmt: skip
+        _requeue(connection, queue, job, f"requeued: worker lost (retry {attempts} of {settings.lost_job_retries})",
+                 registry_member)  # fmt: skip
+        report.requeued.append(job.id)
+        return
+    message = (
+        f"{WORKER_LOST}: worker lost while rendering this job ({worker_name} stopped responding); "
+        f"gave up after {attempts} attempts"
+    )
+    log.warning("job %s: %s", job.id, message)
+    with connection.pipeline() as pipe:
+        if registry_member is not None:
+            pipe.zrem(queue.started_job_registry.key, registry_member)
+        job.set_status(JobStatus.FAILED, pipeline=pipe)
+        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.timezone.utc)))
+        job._handle_failure(message, pipeline=pipe, worker_name=worker_name)
+        pipe.execute()
+    tasks.announce(job)
+    report.failed.append(job.id)
+
+
+def _holder(connection: Redis, job: Job, execution_id: str) -> str | None:
+    """The worker that registered this execution (the job's own record lags until it starts)."""
+    try:
+        return Execution.fetch(execution_id, job.id, connection).worker_name or job.worker_name
+    except ValueError:
+        return job.worker_name
+
+
+def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: set[str], report: SweepReport) -> None:
+    registry = queue.started_job_registry
+    for member in _members(connection, registry.key):
+        job_id, execution_id = parse_composite_key(member)
+        job = _fetch(connection, job_id)
+        if job is None or _holder(connection, job, execution_id) not in dead:
+            continue
+        status = job.get_status(refresh=False)
+        if status == JobStatus.STARTED:
+            _recover_lost(connection, settings, queue, job, member, report)
+        elif status == JobStatus.QUEUED:
+            if not _claim(connection, job_id):
+                continue
+            # Registered by a worker that died before marking the job started: it never ran.
+            log.warning("job %s: its worker died before starting it; back on queue %s", job_id, queue.name)
+            _requeue(connection, queue, job, "requeued: stranded after dequeue", member)
+            report.requeued.append(job_id)
+        else:
+            connection.zrem(registry.key, member)
+    # Workers that never beat (stock ``rq worker``) are left to RQ's own expiry, run here often.
+    registry.cleanup()
+
+
+def _seen_long_enough(connection: Redis, job_id: str, now: float, grace: int) -> bool:
+    """True once a job has been seen stranded in two sweeps at least ``grace`` seconds apart."""
+    key = keys.limbo(job_id)
+    if connection.set(key, now, nx=True, ex=max(grace * 10, 600)):
+        return False
+    first_seen = float(connection.get(key) or now)
+    return now - first_seen >= grace
+
+
+def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now: float, report: SweepReport) -> None:
+    started = {parse_composite_key(member)[0] for member in _members(connection, queue.started_job_registry.key)}
+    for raw_id in connection.lrange(queue.intermediate_queue_key, 0, -1):
+        job_id = _text(raw_id)
+        if job_id in started:
+            continue
+        job = _fetch(connection, job_id)
+        if job is None or job.get_status(refresh=False) not in _LIVE_STATES:
+            connection.lrem(queue.intermediate_queue_key, 0, job_id)
+            continue
+        if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
+            log.warning("job %s: stranded after dequeue; back on queue %s", job_id, queue.name)
+            _requeue(connection, queue, job, "requeued: stranded after dequeue", None)
+            connection.delete(keys.limbo(job_id))
+            report.requeued.append(job_id)
+
+
+def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[str], report: SweepReport) -> None:
+    for job_id in _members(connection, keys.INFLIGHT):
+        job = _fetch(connection, job_id)
+        status = job.get_status(refresh=False) if job is not None else None
+        if job is None or status not in _LIVE_STATES:
+            connection.zrem(keys.INFLIGHT, job_id)
+            continue
+        queue = jobs.queue(connection, job.origin)
+        if status == JobStatus.STARTED:
+            registered = any(
+                parse_composite_key(member)[0] == job_id
+                for member in _members(connection, queue.started_job_registry.key)
+            )
+            if not registered and job.worker_name in dead:
+                _recover_lost(connection, settings, queue, job, None, report)
+            continue
+        if connection.lpos(queue.key, job_id) is not None:
+            connection.delete(keys.limbo(job_id))
+        elif connection.lpos(queue.intermediate_queue_key, job_id) is not None:
+            continue  # the intermediate-queue sweep above owns it, and its first-seen mark
+        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(
+            connection, job_id
+        ):
+            log.warning("job %s: queued but on no queue; back on queue %s", job_id, queue.name)
+            _requeue(connection, queue, job, "requeued: lost between dequeue and start", None)
+            connection.delete(keys.limbo(job_id))
+            report.requeued.append(job_id)
+
+
+def sweep(connection: Redis, settings: Settings, *, force: bool = False) -> SweepReport | None:
+    """Recover lost, stranded and orphaned jobs; None if another process swept within SWEEP_INTERVAL."""
+    if not force and not connection.set(keys.SWEEP_LOCK, "1", nx=True, ex=settings.sweep_interval):
+        return None
+    now = server_time(connection)
+    dead = dead_workers(connection, settings, now)
+    report = SweepReport()
+    for queue in _queues(connection, settings):
+        _sweep_started(connection, settings, queue, dead, report)
+        _sweep_intermediate(connection, settings, queue, now, report)
+    _sweep_orphans(connection, settings, now, dead, report)
+    return report

@@ -1,0 +1,109 @@
+"""The render worker: an RQ SimpleWorker with every generator's render loaded before the first job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import FrameType
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.queue import Queue
+from rq.timeouts import UnixSignalDeathPenalty
+from rq.worker import SimpleWorker
+
+from plotjobs import generators, keys
+from plotjobs.config import Settings
+from plotjobs.config import from_env as settings_from_env
+from plotjobs.queue import jobs, tasks
+from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.worker import recovery
+
+log = logging.getLogger(__name__)
+
+
+class RenderDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's SIGALRM timeout, with a message that says what happened in plain words."""
+
+    def handle_death_penalty(self, signum: int, frame: FrameType | None) -> None:
+        """Interrupt the render."""
+        raise self._exception(f"render timed out after {self._timeout} s (JOB_TIMEOUT)")
+
+
+class RenderWorker(SimpleWorker):
+    """Runs jobs in its own process (no fork per job) with fonts and caches already warm.
+
+    Forking per job would re-pay matplotlib's start-up for every render; rendering is
+    pure and idempotent, so one long-lived process is safe. Timeouts still apply: RQ's
+    SIGALRM death penalty interrupts the render in this process.
+    """
+
+    death_penalty_class = RenderDeathPenalty
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("job_class", jobs.PlotJob)
+        kwargs.setdefault("serializer", PlainDataSerializer)
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self._watchdog_stop = threading.Event()
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Warm up every generator's render, start beating and sweeping, then process jobs as RQ does."""
+        for generator in generators.BUILTIN.values():
+            generator.warm_up()
+        settings = self.settings or settings_from_env()
+        recovery.beat(self.connection, self.name)
+        watchdog = threading.Thread(target=self._watch, args=(settings,), name="plotjobs-watchdog", daemon=True)
+        watchdog.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self._watchdog_stop.set()
+            watchdog.join(timeout=5)
+            try:
+                recovery.forget(self.connection, self.name)
+            except RedisError:
+                log.warning("worker %s: could not remove its heartbeat; it expires on its own", self.name)
+
+    def _watch(self, settings: Settings) -> None:
+        """Beat every third of the liveness timeout, and sweep when no other process has lately."""
+        while not self._watchdog_stop.wait(settings.worker_liveness_timeout / 3):
+            try:
+                recovery.beat(self.connection, self.name)
+                report = recovery.sweep(self.connection, settings)
+                if report and (report.requeued or report.failed):
+                    log.info("sweep: requeued %s, failed %s", report.requeued, report.failed)
+            except Exception:  # the heartbeat must outlive any one bad sweep or Redis outage
+                log.exception("worker %s: heartbeat or sweep failed; retrying", self.name)
+
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = ""
+    ) -> None:
+        """Record a canceled job as stopped (RQ's state for a job stopped on request), others as failed."""
+        try:
+            if self.connection.exists(keys.cancel(job.id)):
+                self._stopped_job_id = job.id
+        except RedisError:
+            log.warning("job %s: could not check for a cancel request; recording the failure as RQ would", job.id)
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job, then tell the job's event stream its final status at once."""
+        try:
+            super().execute_job(job, queue)
+        finally:
+            try:
+                tasks.announce(job)
+            except RedisError:
+                # Streams also re-read statuses on their own; a lost notice only delays them.
+                log.warning("could not publish the final status of job %s", job.id)
+
+
+def build_worker(connection: Redis, settings: Settings, name: str | None = None) -> RenderWorker:
+    """A worker listening on the configured queues, in order."""
+    queues = [jobs.queue(connection, queue_name) for queue_name in settings.queues]
+    return RenderWorker(
+        queues, connection=connection, name=name, default_result_ttl=settings.result_ttl, settings=settings
+    )

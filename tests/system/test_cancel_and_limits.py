@@ -1,0 +1,145 @@
+"""Cancel (queued and running), backpressure on queue depth, and per-client limits, on a real Redis."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import psutil
+import pytest
+from flask.testing import FlaskClient
+from redis import Redis
+
+from plotjobs import keys
+from plotjobs.config import Settings
+from plotjobs.queue import jobs
+from plotjobs.web import create_app
+from plotjobs.worker import recovery
+from tests.support.processes import running_worker
+from tests.support.waiting import wait_for
+from tests.system.test_faults import BIG, FAST, FAST_SETTINGS, freeze, wait_until_started, watching
+
+pytestmark = pytest.mark.integration
+
+
+def test_cancel_a_queued_job(client: FlaskClient, redis_connection: Redis) -> None:
+    body = client.post("/api/jobs").get_json()
+    response = client.delete(body["status_url"])
+    assert response.status_code == 200
+    assert response.get_json()["state"] == "canceled"
+    assert response.get_json()["id"] == body["id"]
+    assert jobs.queue(redis_connection, "default").count == 0
+    assert client.get(body["status_url"]).get_json()["state"] == "canceled"
+    again = client.delete(body["status_url"])
+    assert again.status_code == 409
+    assert again.get_json() == {
+        "error": "already_ended", "message": f"job {body['id']} has already ended: it is canceled",
+        "state": "canceled"}  # fmt: skip
+    assert client.get(body["result_url"]).status_code == 409
+
+
+def test_cancel_unknown_or_malformed_is_404(client: FlaskClient) -> None:
+    assert client.delete("/api/jobs/00000000-0000-4000-8000-000000000000").status_code == 404
+    response = client.delete("/api/jobs/rq:job:x")
+    assert response.status_code == 404 and response.is_json
+
+
+def test_cancel_a_finished_job_is_409(client: FlaskClient, redis_url: str, redis_connection: Redis) -> None:
+    body = client.post("/api/jobs").get_json()
+    with running_worker(redis_url, redis_connection, **FAST):
+        wait_for(lambda: client.get(body["status_url"]).get_json()["state"] == "finished", what="the job to finish")
+    response = client.delete(body["status_url"])
+    assert response.status_code == 409 and response.get_json()["state"] == "finished"
+
+
+def test_cancel_a_running_job_stops_it(client: FlaskClient, redis_url: str, redis_connection: Redis) -> None:
+    job_id = jobs.new_job_id()
+    answers: list[Any] = []
+    with (
+        watching(redis_connection, job_id) as events,
+        running_worker(redis_url, redis_connection, **FAST) as supervisor,
+    ):
+        jobs.enqueue_render(redis_connection, Settings(), BIG, job_id=job_id)
+        wait_until_started(events)
+        [worker] = psutil.Process(supervisor.pid).children()
+        freeze(worker)  # mid-render: it can only stop, not finish first
+        request = threading.Thread(target=lambda: answers.append(client.delete(f"/api/jobs/{job_id}")))
+        request.start()
+        wait_for(lambda: redis_connection.exists(keys.cancel(job_id)), what="the cancel request")
+        worker.send_signal(signal.SIGCONT)
+        request.join(timeout=30)
+        after = client.get(f"/api/jobs/{job_id}").get_json()
+        next_job = client.post("/api/jobs").get_json()
+        wait_for(lambda: client.get(next_job["status_url"]).get_json()["state"] == "finished",
+                 what="the worker to carry on")  # fmt: skip
+    [response] = answers
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "stopped"
+    assert after["state"] == "stopped"
+    assert after["error"] == "JobCanceled: canceled on request"
+    assert 0 < redis_connection.ttl(keys.cancel(job_id)) <= keys.CANCEL_TTL
+
+
+def test_a_full_queue_answers_429_and_keeps_what_is_queued(settings: Settings, redis_connection: Redis) -> None:
+    app = create_app(settings.replace(max_queue_depth=2), redis=redis_connection)
+    client = app.test_client()
+    accepted = [client.post("/api/jobs").get_json()["id"] for _ in range(2)]
+    response = client.post("/api/jobs")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "5"
+    body = response.get_json()
+    assert body["error"] == "queue_full" and body["limit"] == 2
+    assert "MAX_QUEUE_DEPTH" in body["message"]
+    assert jobs.queue(redis_connection, "default").get_job_ids() == accepted
+
+
+def test_one_client_cannot_hold_more_than_its_share(settings: Settings, redis_connection: Redis) -> None:
+    app = create_app(settings.replace(max_jobs_per_client=2), redis=redis_connection)
+    client = app.test_client()
+    first = client.post("/api/jobs").get_json()
+    client.post("/api/jobs")
+    response = client.post("/api/jobs")
+    assert response.status_code == 429
+    assert response.get_json()["error"] == "too_many_jobs"
+    assert "MAX_JOBS_PER_CLIENT is 2" in response.get_json()["message"]
+    assert response.headers["Retry-After"]
+    other = client.post("/api/jobs", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 202
+    # An ended job frees its place (after the grace a reservation keeps, here backdated).
+    client.delete(first["status_url"])
+    redis_connection.zadd("plotjobs:client:127.0.0.1", {first["id"]: 0})
+    assert client.post("/api/jobs").status_code == 202
+    assert 0 < redis_connection.ttl("plotjobs:client:127.0.0.1")
+
+
+def test_forwarded_for_counts_only_behind_a_configured_proxy(settings: Settings, redis_connection: Redis) -> None:
+    forged = {"X-Forwarded-For": "203.0.113.9"}
+    direct = create_app(settings.replace(max_jobs_per_client=1), redis=redis_connection).test_client()
+    assert direct.post("/api/jobs", headers=forged).status_code == 202
+    assert direct.post("/api/jobs", headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 429
+    proxied = create_app(settings.replace(max_jobs_per_client=1, proxy_hops=1), redis=redis_connection).test_client()
+    assert proxied.post("/api/jobs", headers=forged).status_code == 202
+    assert proxied.post("/api/jobs", headers=forged).status_code == 429
+    assert proxied.post("/api/jobs", headers={"X-Forwarded-For": "203.0.113.10"}).status_code == 202
+
+
+def test_the_tutorial_entry_obeys_the_same_limits(settings: Settings, redis_connection: Redis) -> None:
+    client = create_app(settings.replace(max_jobs_per_client=1), redis=redis_connection).test_client()
+    assert client.get("/image_page").status_code == 200
+    response = client.get("/image_page")
+    assert response.status_code == 429 and response.get_json()["error"] == "too_many_jobs"
+
+
+def test_every_key_plotjobs_creates_expires(client: FlaskClient, redis_connection: Redis) -> None:
+    first = client.post("/api/jobs").get_json()
+    client.post("/api/jobs")
+    client.delete(first["status_url"])
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # a stranded job leaves a first-seen mark
+    recovery.beat(redis_connection, "some-worker")
+    recovery.sweep(redis_connection, FAST_SETTINGS)
+    keys = list(redis_connection.scan_iter("plotjobs:*"))
+    assert {key.decode().split(":")[1] for key in keys} >= {"inflight", "client", "cancel", "heartbeats", "limbo",
+                                                            "sweeper"}  # fmt: skip
+    assert all(redis_connection.ttl(key) > 0 for key in keys), {key: redis_connection.ttl(key) for key in keys}

@@ -1,0 +1,271 @@
+"""Operations against real processes: gunicorn with 2 workers, render workers, stock rq, honcho, Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
+from plotjobs.config import Settings, from_env
+from plotjobs.connection import redis_from_url
+from plotjobs.queue import jobs
+from plotjobs.web import create_app
+from tests.support.browser import ChromiumMissing, ensure_chromium
+from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
+from tests.support.waiting import wait_for
+from tests.unit.web.test_operations import HOSTILE, PASSWORD, USER, sample
+
+pytestmark = pytest.mark.serving
+VENV_BIN = Path(sys.executable).parent
+AUTH = (USER, PASSWORD)
+
+
+def wait_finished(base_url: str, job_id: str, states: tuple[str, ...] = ("finished",)) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status: dict[str, Any] = requests.get(f"{base_url}/api/jobs/{job_id}", timeout=5).json()
+        return status if status["state"] in states else None
+
+    return wait_for(done, timeout=30, what=f"job {job_id} to reach {states}")
+
+
+@pytest.fixture
+def private_redis() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_connection: Redis) -> None:
+    with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection):
+        submitted = [requests.post(f"{base_url}/api/jobs?priority={p}", json={}, timeout=5).json()["id"]
+                     for p in ("high", "default", "low", "default")]  # fmt: skip
+        for job_id in submitted:
+            wait_finished(base_url, job_id)
+        # Several scrapes land on both gunicorn processes; each must report the same totals.
+        for _ in range(8):
+            scrape = requests.get(f"{base_url}/metrics", timeout=5)
+            assert sample(scrape.text, "plotjobs_jobs_submitted_total", kind="line") == 4
+            assert sample(scrape.text, "plotjobs_jobs_finished_total", kind="line") == 4
+            assert sample(scrape.text, "plotjobs_render_duration_seconds_count", kind="line") == 4
+            assert sample(scrape.text, "plotjobs_workers_alive") == 1
+        counted = sample(scrape.text, "plotjobs_http_request_duration_seconds_count",
+                         method="POST", endpoint="api.submit_job")  # fmt: skip
+        assert counted == 4
+        ready = requests.get(f"{base_url}/readyz", timeout=5).json()
+        assert ready["workers"] == 1 and ready["queues"] == {"high": 0, "default": 0, "low": 0}
+
+
+def test_dashboard_over_http_needs_credentials_and_refuses_state_changing_get(
+    redis_url: str, redis_connection: Redis
+) -> None:
+    with running_gunicorn(redis_url) as base_url:
+        assert requests.get(f"{base_url}/rq/", timeout=5).status_code == 404
+    env = {"DASHBOARD_USERNAME": USER, "DASHBOARD_PASSWORD": PASSWORD}
+    with running_gunicorn(redis_url, **env) as base_url, running_worker(redis_url, redis_connection):
+        assert requests.get(f"{base_url}/rq/", timeout=5).status_code == 401
+        assert requests.get(f"{base_url}/rq/", auth=(USER, "nope"), timeout=5).status_code == 401
+        job_id = requests.post(f"{base_url}/api/jobs", timeout=5).json()["id"]
+        wait_finished(base_url, job_id)
+        queues = requests.get(f"{base_url}/rq/0/data/queues.json", auth=AUTH, timeout=5).json()["queues"]
+        assert "default" in {queue["name"] for queue in queues}
+        finished = requests.get(f"{base_url}/rq/0/data/jobs/default/finished/8/asc/1.json", auth=AUTH, timeout=5)
+        assert [job["id"] for job in finished.json()["jobs"]] == [job_id]
+        workers = requests.get(f"{base_url}/rq/0/data/workers.json", auth=AUTH, timeout=5).json()["workers"]
+        assert len(workers) == 1 and workers[0]["queues"] == ["high", "default", "low"]
+        assert requests.get(f"{base_url}/rq/requeue/default", auth=AUTH, timeout=5).status_code == 405
+
+
+def chromium() -> str:
+    try:
+        return ensure_chromium()
+    except ChromiumMissing as error:
+        pytest.fail(str(error))
+
+
+def rendered_dom(url: str) -> str:
+    """The page's DOM after its scripts ran (headless Chromium, Basic auth from the URL)."""
+    with tempfile.TemporaryDirectory(prefix="plotjobs-chromium-") as profile:
+        result = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_markup_in_a_job_does_not_run_in_the_dashboard(redis_url: str, redis_connection: Redis) -> None:
+    env = {"DASHBOARD_USERNAME": USER, "DASHBOARD_PASSWORD": PASSWORD}
+    with running_gunicorn(redis_url, **env) as base_url, running_worker(redis_url, redis_connection):
+        titled = requests.post(f"{base_url}/api/jobs", json={"title": HOSTILE}, timeout=5).json()["id"]
+        wait_finished(base_url, titled)
+        failing = jobs.queue(redis_connection, "default").enqueue(
+            f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart")
+        )
+        wait_finished(base_url, failing.id, states=("failed",))
+        authed = base_url.replace("http://", f"http://{USER}:{PASSWORD}@")
+        for path in (f"/rq/0/view/job/{failing.id}", f"/rq/0/view/job/{titled}",
+                     "/rq/0/view/jobs/default/failed/8/asc/1", "/rq/0/view/workers"):  # fmt: skip
+            dom = rendered_dom(authed + path)
+            assert "<body" in dom, dom[:500]
+            assert "data-pwned" not in dom, path
+            assert "<title>pwned" not in dom, path
+        assert "&lt;img src=x onerror=" in rendered_dom(authed + f"/rq/0/view/job/{failing.id}")
+
+
+def test_readyz_follows_redis_down_and_back(tmp_path: Path) -> None:
+    port = free_port()
+    server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+    try:
+        app = create_app(Settings(redis_url=server.url, secret_key="x"))
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        server.stop()
+        down = client.get("/readyz")
+        assert down.status_code == 503 and down.get_json()["status"] == "unavailable"
+        assert client.get("/healthz").status_code == 200
+        server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+        assert wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20, what="readyz to recover")
+    finally:
+        server.stop()
+
+
+def test_redis_with_a_password(redis_connection: Redis) -> None:
+    with EmbeddedRedis(password="pa:ss w/rd") as server:
+        connection = redis_from_url(server.url)
+        with running_gunicorn(server.url) as base_url, running_worker(server.url, connection):
+            job_id = requests.post(f"{base_url}/api/jobs", timeout=5).json()["id"]
+            wait_finished(base_url, job_id)
+            assert requests.get(f"{base_url}/readyz", timeout=5).json()["workers"] == 1
+        wrong = create_app(Settings(redis_url=server.url.replace("pa%3Ass", "nope"), secret_key="x"))
+        assert wrong.test_client().get("/readyz").status_code == 503
+
+
+def test_rediss_urls_and_sentinel_settings_build_tls_clients() -> None:
+    client = redis_from_url("rediss://:pw@cache.example:6380/2?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem")
+    kwargs = client.connection_pool.connection_kwargs
+    assert client.connection_pool.connection_class.__name__ == "SSLConnection"
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("cache.example", 6380, 2, "pw")
+    assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("required", "/etc/ca.pem")
+    from plotjobs.connection import redis_from_settings
+
+    sentinel = redis_from_settings(Settings(redis_url="rediss://:pw@ignored/3", redis_sentinels=(("s1", 26379),),
+                                            redis_sentinel_master="main"))  # fmt: skip
+    pool = sentinel.connection_pool
+    assert pool.connection_class.__name__ == "SentinelManagedSSLConnection"
+    assert (pool.service_name, pool.connection_kwargs["db"], pool.connection_kwargs["password"]) == ("main", 3, "pw")
+
+
+def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connection: Redis) -> None:
+    app = create_app(Settings(redis_url=redis_url, secret_key="x"), redis=redis_connection)
+    client = app.test_client()
+    ids = [client.post(f"/api/jobs?priority={p}", json={}).get_json()["id"] for p in ("high", "low")]
+    info = subprocess.run([str(VENV_BIN / "rq"), "info", "-u", redis_url, "--only-queues"],
+                          capture_output=True, text=True, timeout=60, env=service_env(redis_url), check=False)  # fmt: skip
+    assert info.returncode == 0, info.stderr
+    assert re.search(r"^high\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
+    assert re.search(r"^low\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
+    pool = subprocess.run([str(VENV_BIN / "rq"), "worker-pool", "--burst", "-n", "2", "-u", redis_url,
+                           "high", "default", "low"],
+                          capture_output=True, text=True, timeout=120, env=service_env(redis_url), cwd=PROJECT_ROOT, check=False)  # fmt: skip
+    assert pool.returncode == 0, pool.stderr[-3000:]
+    for job_id in ids:
+        assert client.get(f"/api/jobs/{job_id}").get_json()["state"] == "finished"
+        assert client.get(f"/api/jobs/{job_id}/result").data.startswith(b"\x89PNG")
+
+
+def test_stock_rq_worker_runs_our_jobs(redis_url: str, redis_connection: Redis) -> None:
+    command = [str(VENV_BIN / "rq"), "worker", "-u", redis_url, "high", "default", "low"]
+    with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection, command=command):
+        job_id = requests.post(f"{base_url}/api/jobs", json={"format": "svg"}, timeout=5).json()["id"]
+        wait_finished(base_url, job_id)
+        assert b"<svg" in requests.get(f"{base_url}/api/jobs/{job_id}/result", timeout=5).content
+
+
+def test_plotjobs_workers_lists_live_workers(redis_url: str, redis_connection: Redis) -> None:
+    command = [sys.executable, "-m", "plotjobs", "workers"]
+    idle = subprocess.run([*command, "--check"], check=False, capture_output=True, text=True, timeout=60,
+                          env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
+    assert idle.returncode == 1 and "0 worker(s) alive" in idle.stdout
+    with running_worker(redis_url, redis_connection):
+        listed = subprocess.run([*command, "--this-host", "--check"], check=False, capture_output=True, text=True, timeout=60,
+                                env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "queues=high,default,low" in listed.stdout and "1 worker(s) alive" in listed.stdout
+    unreachable = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60,
+                                 env=service_env(f"redis://127.0.0.1:{free_port()}/0"), cwd=PROJECT_ROOT)  # fmt: skip
+    assert unreachable.returncode == 2 and "unreachable" in unreachable.stderr
+
+
+def test_honcho_runs_the_procfile(private_redis: EmbeddedRedis) -> None:
+    port = free_port()
+    env = service_env(private_redis.url, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                      WEB_CONCURRENCY="2")  # fmt: skip
+    env.pop("PORT", None)
+    process = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-p", str(port)], env=env, cwd=PROJECT_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    connection = redis_from_url(private_redis.url)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"{base_url}/healthz", timeout=2).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):
+                return process.poll() is not None
+
+        wait_for(healthy, timeout=60, what="honcho's web process to answer")
+        assert process.poll() is None, f"honcho exited with {process.returncode}"
+        wait_for(lambda: connection.scard("rq:workers") > 0, timeout=60, what="honcho's worker to register")
+        job_id = requests.post(f"{base_url}/api/jobs", timeout=5).json()["id"]
+        wait_finished(base_url, job_id)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        stop(process)
+        connection.close()
+
+
+def test_redis_sentinel_finds_the_master(tmp_path: Path, private_redis: EmbeddedRedis) -> None:
+    port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor plotjobs-main 127.0.0.1 {private_redis.port} 1\n"
+    )
+    sentinel = subprocess.Popen([redis_server_binary(), str(config), "--sentinel"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        probe = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+
+        def master_known() -> bool:
+            try:
+                return probe.execute_command("SENTINEL", "get-master-addr-by-name", "plotjobs-main") is not None
+            except RedisConnectionError:
+                return False
+
+        wait_for(master_known, timeout=20, what="the sentinel to know the master")
+        probe.close()
+        settings = from_env({"REDIS_SENTINELS": f"127.0.0.1:{port}", "REDIS_SENTINEL_MASTER": "plotjobs-main",
+                             "REDIS_URL": "redis://ignored:1/0", "SECRET_KEY": "x"})  # fmt: skip
+        client = create_app(settings).test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.get_json()
+        job_id = client.post("/api/jobs?priority=high").get_json()["id"]
+        direct = redis_from_url(private_redis.url)
+        assert jobs.fetch(direct, job_id).origin == "high"
+        direct.close()
+    finally:
+        stop(sentinel)

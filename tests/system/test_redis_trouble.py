@@ -1,0 +1,98 @@
+"""Redis stopped and restarted under a real gunicorn and worker; hostile data written straight into Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+from redis import Redis
+
+from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port
+from plotjobs.config import Settings
+from plotjobs.queue import jobs
+from plotjobs.spec.chart import ChartSpec
+from tests.support.processes import running_gunicorn, running_worker
+from tests.support.waiting import wait_for
+from tests.system.test_faults import FAST, wait_for_end
+
+pytestmark = pytest.mark.serving
+
+
+def _status_code(url: str) -> int | None:
+    try:
+        return requests.get(url, timeout=5).status_code
+    except requests.ConnectionError:
+        return None
+
+
+def test_queued_jobs_survive_a_redis_restart_and_the_api_recovers(tmp_path: Path) -> None:
+    port = free_port()
+    server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+    try:
+        with running_gunicorn(server.url) as base_url:
+            accepted = [requests.post(base_url + "/api/jobs", timeout=5).json()["id"] for _ in range(5)]
+            server.stop()
+            for response in (
+                requests.get(f"{base_url}/api/jobs/{accepted[0]}", timeout=10),
+                requests.post(base_url + "/api/jobs", timeout=10),
+            ):
+                assert response.status_code == 503
+                assert response.json()["error"] == "service_unavailable"
+                assert response.headers["Retry-After"]
+            server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+            wait_for(lambda: _status_code(f"{base_url}/api/jobs/{accepted[0]}") == 200, what="the API to recover")
+            connection = Redis.from_url(server.url)
+            try:
+                assert jobs.queue(connection, "default").get_job_ids() == accepted
+                with running_worker(server.url, connection, **FAST) as worker:
+                    for job_id in accepted:
+                        assert wait_for_end(connection, job_id)["state"] == "finished"
+                    # Redis goes away under a running worker and comes back: work resumes by itself.
+                    server.stop()
+                    server = EmbeddedRedis(data_dir=tmp_path, port=port).start()
+                    wait_for(lambda: _status_code(f"{base_url}/api/jobs/{accepted[0]}") == 200, what="the API")
+                    later = requests.post(base_url + "/api/jobs", timeout=5).json()["id"]
+                    assert wait_for_end(connection, later)["state"] == "finished"
+                    assert worker.poll() is None
+            finally:
+                connection.close()
+    finally:
+        server.stop()
+
+
+# A pickle that, if loaded by a stock unpickler, would run a shell command.
+def _malicious_pickle(marker: Path) -> bytes:
+    return f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
+
+
+@pytest.mark.integration
+def test_a_malicious_pickle_in_meta_cannot_run_code_in_the_web_app(
+    client: FlaskClient, redis_connection: Redis, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned-web"
+    body = client.post("/api/jobs").get_json()
+    redis_connection.hset(f"rq:job:{body['id']}", "meta", _malicious_pickle(marker))
+    response = client.get(body["status_url"])
+    assert response.status_code == 200
+    assert response.get_json()["state"] == "queued"
+    assert client.get(f"/progress?jobid={body['id']}").status_code == 200
+    assert not marker.exists()
+
+
+@pytest.mark.integration
+def test_a_malicious_pickle_as_job_data_is_refused_by_the_worker(
+    redis_url: str, redis_connection: Redis, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned-worker"
+    hostile = jobs.enqueue_render(redis_connection, Settings(), ChartSpec())
+    redis_connection.hset(hostile.key, "data", _malicious_pickle(marker))
+    honest = jobs.enqueue_render(redis_connection, Settings(), ChartSpec())
+    with running_worker(redis_url, redis_connection, **FAST) as worker:
+        failed = wait_for_end(redis_connection, hostile.id)
+        assert wait_for_end(redis_connection, honest.id)["state"] == "finished"
+        assert worker.poll() is None
+    assert failed["state"] == "failed"
+    assert "DeserializationError" in failed["error"]
+    assert not marker.exists()

@@ -1,0 +1,291 @@
+"""Operations on a real Redis through the Flask test client: probes, metrics, logs, priority, dashboard."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from plotjobs import keys
+from plotjobs.config import Settings
+from plotjobs.queue import jobs
+from plotjobs.web import create_app
+from plotjobs.worker.render_worker import build_worker
+from tests.support.processes import PROJECT_ROOT
+
+USER, PASSWORD = "ops", "s3cret-pw"
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.body.dataset.pwned=1">'
+
+
+def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+XHR = {"X-Requested-With": "XMLHttpRequest"}
+
+
+def run_jobs(connection: Redis, settings: Settings) -> None:
+    build_worker(connection, settings).work(burst=True)
+
+
+def submit(client: FlaskClient, query: str = "", spec: dict[str, Any] | None = None) -> str:
+    response = client.post(f"/api/jobs{query}", json=spec or {})  # unseeded: never shared with another job
+    assert response.status_code == 202, response.get_json()
+    job_id: str = response.get_json()["id"]
+    return job_id
+
+
+@pytest.fixture
+def dashboard_settings(settings: Settings) -> Settings:
+    return settings.replace(dashboard_username=USER, dashboard_password=PASSWORD)
+
+
+@pytest.fixture
+def dashboard_app(dashboard_settings: Settings, redis_connection: Redis) -> Flask:
+    app = create_app(dashboard_settings, redis=redis_connection)
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def dashboard(dashboard_app: Flask) -> FlaskClient:
+    return dashboard_app.test_client()
+
+
+def failed_job_with_html(connection: Redis, settings: Settings) -> str:
+    """A job that fails with markup in its exception text (the worker refuses its function)."""
+    job = jobs.queue(connection, "default").enqueue(f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart"))
+    run_jobs(connection, settings)
+    assert job.get_status(refresh=True) == "failed"
+    return job.id
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+def test_healthz_answers_without_touching_redis(fake_client: FlaskClient) -> None:
+    assert fake_client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_queue_depths_and_workers(client: FlaskClient) -> None:
+    submit(client, "?priority=low")
+    body = client.get("/readyz")
+    assert body.status_code == 200
+    assert body.get_json()["queues"] == {"high": 0, "default": 0, "low": 1}
+    assert body.get_json()["workers"] == 0 and body.get_json()["redis"] == "ok"
+
+
+# --- priority -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "queue"), [("", "default"), ("?priority=high", "high"),
+                                               ("?priority=default", "default"), ("?priority=low", "low")])  # fmt: skip
+def test_priority_chooses_the_queue(client: FlaskClient, redis_connection: Redis, query: str, queue: str) -> None:
+    job = jobs.fetch(redis_connection, submit(client, query))
+    assert job.origin == queue
+
+
+@pytest.mark.parametrize("priority", ["urgent", "HIGH", ""])
+def test_unknown_priority_is_a_422_naming_it(client: FlaskClient, priority: str) -> None:
+    response = client.post(f"/api/jobs?priority={priority}", json={})
+    assert response.status_code == 422
+    assert response.get_json()["field"] == "priority" and response.get_json()["error"] == "invalid_priority"
+
+
+def test_priority_without_a_queue_is_refused(settings: Settings, redis_connection: Redis) -> None:
+    app = create_app(settings.replace(queues=("default",)), redis=redis_connection)
+    response = app.test_client().post("/api/jobs?priority=high", json={})
+    assert response.status_code == 422 and "no workers serve" in response.get_json()["message"]
+
+
+def test_workers_take_high_priority_first(client: FlaskClient, redis_connection: Redis, settings: Settings) -> None:
+    low, high = submit(client, "?priority=low"), submit(client, "?priority=high")
+    run_jobs(redis_connection, settings)
+    ended = {job_id: jobs.fetch(redis_connection, job_id).ended_at for job_id in (low, high)}
+    assert ended[high] < ended[low]
+
+
+# --- metrics and logs -----------------------------------------------------------------------
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (labels in any order)."""
+    for line in text.splitlines():
+        found = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)", line)
+        if found and dict(re.findall(r'(\w+)="([^"]*)"', found.group(1) or "")) == labels:
+            return float(found.group(2))
+    raise AssertionError(f"{name} {labels} not in metrics")
+
+
+def test_metrics_count_jobs_durations_queues_and_requests(
+    client: FlaskClient, redis_connection: Redis, settings: Settings
+) -> None:
+    submit(client)
+    submit(client, "?priority=high")
+    failed_job_with_html(redis_connection, settings)
+    before = client.get("/metrics")
+    assert before.status_code == 200 and before.mimetype == "text/plain"
+    assert sample(before.text, "plotjobs_jobs_submitted_total", kind="line") == 2
+    assert sample(before.text, "plotjobs_queue_depth", queue="default") == 0
+    run_jobs(redis_connection, settings)
+    submit(client, "?priority=low")
+
+    text = client.get("/metrics").text
+    assert sample(text, "plotjobs_jobs_submitted_total", kind="line") == 3
+    assert sample(text, "plotjobs_jobs_finished_total", kind="line") == 2
+    assert sample(text, "plotjobs_render_duration_seconds_count", kind="line") == 2
+    assert sample(text, "plotjobs_render_duration_seconds_bucket", kind="line", le="+Inf") == 2
+    assert sample(text, "plotjobs_render_duration_seconds_sum", kind="line") > 0
+    assert sample(text, "plotjobs_queue_depth", queue="low") == 1
+    assert sample(text, "plotjobs_workers_alive") == 0
+    assert sample(text, "plotjobs_http_request_duration_seconds_count", method="POST", endpoint="api.submit_job") == 3
+    assert sample(text, "plotjobs_http_request_duration_seconds_count", method="GET",
+                  endpoint="monitoring.prometheus_metrics") == 1  # fmt: skip
+    for key in redis_connection.keys("plotjobs:metrics:*"):
+        assert 0 < redis_connection.ttl(key) <= keys.METRICS_TTL
+
+
+def test_a_failed_render_is_counted_by_kind(client: FlaskClient, redis_connection: Redis, settings: Settings) -> None:
+    job = jobs.queue(redis_connection, "default").enqueue(
+        "plotjobs.queue.tasks.generate", "chart", {"kind": "line", "dpi": 5}, description=jobs.job_description("chart")
+    )
+    run_jobs(redis_connection, settings)
+    assert job.get_status(refresh=True) == "failed"
+    assert sample(client.get("/metrics").text, "plotjobs_jobs_failed_total", kind="invalid") == 1
+
+
+def test_one_json_line_per_request_and_per_job(
+    client: FlaskClient, redis_connection: Redis, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = submit(client)
+    run_jobs(redis_connection, settings)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    requests_logged = [line for line in lines if line["logger"] == "plotjobs.request"]
+    assert requests_logged[0]["method"] == "POST" and requests_logged[0]["path"] == "/api/jobs"
+    assert requests_logged[0]["status"] == 202 and requests_logged[0]["duration_ms"] >= 0
+    (job_line,) = [line for line in lines if line["logger"] == "plotjobs.job"]
+    assert job_line["job_id"] == job_id and job_line["kind"] == "line" and job_line["outcome"] == "finished"
+    assert job_line["duration_ms"] > 0 and job_line["queue"] == "default"
+
+
+# --- dashboard ------------------------------------------------------------------------------
+
+
+def test_rq_dashboard_imports_with_the_pinned_six() -> None:
+    assert importlib.import_module("rq_dashboard.web").blueprint.name == "rq_dashboard"
+    pins = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("six==") for line in pins)
+
+
+def test_dashboard_is_off_without_credentials(client: FlaskClient) -> None:
+    assert client.get("/rq/").status_code == 404
+    assert client.get("/rq/0/data/queues.json").status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, basic(password="wrong"), basic(user="admin"), {"Authorization": "Bearer x"}])
+def test_dashboard_refuses_missing_or_wrong_credentials(dashboard: FlaskClient, headers: dict[str, str]) -> None:
+    for path in ("/rq/", "/rq/0/data/queues.json", "/rq/static/css/main.css"):
+        response = dashboard.get(path, headers=headers)
+        assert response.status_code == 401, path
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_dashboard_lists_our_queues_and_a_finished_job(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = submit(dashboard)
+    run_jobs(redis_connection, dashboard_settings)
+    page = dashboard.get("/rq/", headers=basic())
+    assert page.status_code == 200 and "RQ dashboard" in page.text
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
+    queues = dashboard.get("/rq/0/data/queues.json", headers=basic()).get_json()["queues"]
+    default = next(queue for queue in queues if queue["name"] == "default")
+    assert default["finished_job_registry_count"] == 1
+    listed = dashboard.get("/rq/0/data/jobs/default/finished/8/asc/1.json", headers=basic()).get_json()
+    assert [job["id"] for job in listed["jobs"]] == [job_id]
+    assert listed["jobs"][0]["description"] == jobs.job_description("chart")
+    assert dashboard.get(f"/rq/0/view/job/{job_id}", headers=basic()).status_code == 200
+    assert dashboard.get(f"/rq/0/data/job/{job_id}.json", headers=basic()).get_json()["status"] == "finished"
+    assert dashboard.get("/rq/0/view/job/not-a-job", headers=basic()).status_code == 404
+    assert dashboard.get("/rq/1/view/queues", headers=basic()).status_code == 404
+
+
+def test_markup_in_job_fields_reaches_the_dashboard_escaped(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = failed_job_with_html(redis_connection, dashboard_settings)
+    detail = dashboard.get(f"/rq/0/data/job/{job_id}.json", headers=basic())
+    assert "<script>" not in detail.text and "<img" not in detail.text
+    assert "&lt;script&gt;" in detail.get_json()["exc_info"]
+    assert "&lt;img src=x onerror=" in detail.get_json()["exc_info"]
+    # The job list's template escapes exc_info itself: it gets the raw text, once.
+    listed = dashboard.get("/rq/0/data/jobs/default/failed/8/asc/1.json", headers=basic()).get_json()
+    assert "<script>" in listed["jobs"][0]["exc_info"]
+
+
+def test_state_changing_get_is_refused(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = failed_job_with_html(redis_connection, dashboard_settings)
+    refused = dashboard.get("/rq/requeue/default", headers=basic())
+    assert refused.status_code == 405 and refused.headers["Allow"] == "POST"
+    assert jobs.fetch(redis_connection, job_id).get_status() == "failed"
+    assert dashboard.post("/rq/requeue/default", headers=basic()).status_code == 403
+    assert jobs.fetch(redis_connection, job_id).get_status() == "failed"
+    requeued = dashboard.post("/rq/requeue/default", headers={**basic(), **XHR})
+    assert requeued.status_code == 200 and requeued.get_json()["count"] == 1
+    assert jobs.fetch(redis_connection, job_id).get_status() == "queued"
+
+
+def test_delete_and_empty_are_off_by_default(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = submit(dashboard)
+    for path in (f"/rq/job/{job_id}/delete", "/rq/queue/default/queued/empty"):
+        response = dashboard.post(path, headers={**basic(), **XHR})
+        assert response.status_code == 403 and "DASHBOARD_ALLOW_DELETE" in response.get_json()["message"]
+    assert jobs.fetch(redis_connection, job_id).get_status() == "queued"
+
+
+def test_delete_works_when_allowed(dashboard_settings: Settings, redis_connection: Redis) -> None:
+    app = create_app(dashboard_settings.replace(dashboard_allow_delete=True), redis=redis_connection)
+    client = app.test_client()
+    job_id = submit(client)
+    assert client.post(f"/rq/job/{job_id}/delete", headers={**basic(), **XHR}).get_json()["status"] == "OK"
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+
+
+def test_log_level_comes_from_the_settings(
+    settings: Settings, redis_connection: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = create_app(settings.replace(log_level="WARNING"), redis=redis_connection).test_client()
+    quiet.get("/healthz")
+    assert "plotjobs.request" not in capsys.readouterr().out
+    loud = create_app(settings.replace(log_level="DEBUG"), redis=redis_connection).test_client()
+    loud.get("/healthz")
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines() if "plotjobs.request" in text]
+    assert (line["path"], line["status"], line["endpoint"]) == ("/healthz", 200, "monitoring.healthz")
+
+
+def test_the_running_jobs_call_string_reaches_the_workers_page_escaped(
+    dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
+) -> None:
+    job_id = submit(dashboard, spec={"title": HOSTILE})
+    worker = build_worker(redis_connection, dashboard_settings)
+    worker.register_birth()
+    worker.set_current_job_id(job_id)
+    try:
+        (listed,) = dashboard.get("/rq/0/data/workers.json", headers=basic()).get_json()["workers"]
+    finally:
+        worker.register_death()
+    assert listed["current_job"]["job_id"] == job_id
+    assert "&lt;script&gt;" in listed["current_job"]["call_string"]
+    assert "<script>" not in json.dumps(listed)
