@@ -1,51 +1,227 @@
-"""Settings: defaults, overridden by the environment, checked once at start-up."""
+"""Settings: defaults, overridden by the environment, checked once at start-up.
+
+One model serves the web app, the workers, the bridge and gunicorn. Each field is read from
+the environment variable of the same name in capitals (``redis_url`` from ``REDIS_URL``); an
+empty value counts as unset. Building ``Settings(...)`` directly reads no environment: only
+``from_env`` does, so tests and callers say exactly what they set.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import multiprocessing
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PRIORITIES = ("high", "default", "low")
 DEFAULT_PRIORITY = "default"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class ConfigError(ValueError):
     """A setting in the environment has a value we cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def _env_name(info: ValidationInfo) -> str:
+    return (info.field_name or "").upper()
+
+
+def _whole_number(minimum: int) -> BeforeValidator:
+    bound = "greater than 0" if minimum == 1 else f"{minimum} or more"
+
+    def parse(value: object, info: ValidationInfo) -> int:
+        name = _env_name(info)
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{name} must be {bound}, got {value}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _flag(value: object, info: ValidationInfo) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{_env_name(info)} must be true or false, got {value!r}")
+
+
+def _optional_text(value: object) -> object:
+    return value.strip() or None if isinstance(value, str) else value
+
+
+def _queue_names(value: object) -> tuple[str, ...]:
+    names = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(_sequence(value, "QUEUES"))
+    names = [name for name in names if name]
+    for name in names:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"QUEUES holds an invalid queue name {name!r}: use letters, digits, - and _")
+    if not names:
+        raise ValueError("QUEUES must name at least one queue")
+    return tuple(names)
+
+
+def _sentinels(value: object) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, str):
+        return tuple((str(host), int(port)) for host, port in _sequence(value, "REDIS_SENTINELS"))
+    if not value.strip():
+        return ()
+    addresses = []
+    for item in (part.strip() for part in value.split(",")):
+        host, separator, port = item.rpartition(":")
+        if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"REDIS_SENTINELS must be host:port[,host:port...], got {item!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
+def _sequence(value: object, name: str) -> Sequence[Any]:
+    if not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be a comma-separated list, got {value!r}")
+    return value
+
+
+def _text_or_loopback(value: object) -> object:
+    return _optional_text(value) or "127.0.0.1"
+
+
+def _redis_url(value: object) -> object:
+    value = _optional_text(value)
+    if isinstance(value, str) and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {value!r}")
+    return value
+
+
+def _broker_url(value: object) -> object:
+    value = _optional_text(value)
+    if isinstance(value, str) and not value.startswith(("amqp://", "amqps://")):
+        raise ValueError("BROKER_URL must start with amqp:// or amqps://, got a URL with another scheme")
+    return value
+
+
+def _amqp_queue(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    name = value.strip()
+    if len(name) > 200 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"AMQP_QUEUE must be up to 200 letters, digits, '.', '-' and '_', got {value!r}")
+    if name.startswith("amq."):
+        raise ValueError(f"AMQP_QUEUE must not start with 'amq.' (RabbitMQ reserves it), got {value!r}")
+    return name
+
+
+def _log_level(value: object) -> str:
+    level = value.strip().upper() if isinstance(value, str) else value
+    if level not in LOG_LEVELS:
+        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _liveness_timeout(value: int) -> int:
+    # Workers beat every third of the timeout; below 3 s a busy host could miss beats and be declared dead.
+    if value < 3:
+        raise ValueError(f"WORKER_LIVENESS_TIMEOUT must be at least 3 seconds, got {value}")
+    return value
+
+
+PositiveInt = Annotated[int, _whole_number(minimum=1)]
+NonNegativeInt = Annotated[int, _whole_number(minimum=0)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+
+
+class Settings(BaseSettings):
     """Everything plotjobs can be told from the environment; see the README's table."""
 
-    redis_url: str | None = None
-    queues: tuple[str, ...] = ("high", "default", "low")
-    result_ttl: int = 3600
-    failure_ttl: int = 86400
-    job_timeout: int = 60
-    max_request_bytes: int = 1_000_000
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
-    port: int = 8000
-    log_level: str = "INFO"
-    redis_sentinels: tuple[tuple[str, int], ...] = ()
-    redis_sentinel_master: str | None = None
-    dashboard_username: str | None = None
-    dashboard_password: str | None = field(default=None, repr=False)
-    dashboard_allow_delete: bool = False
-    broker_url: str | None = field(default=None, repr=False)
-    amqp_queue: str = "plotjobs.render"
-    redis_max_connections: int = 50
-    worker_processes: int = 1
-    worker_max_jobs: int = 500
-    worker_max_memory_mb: int = 512
-    worker_liveness_timeout: int = 15
-    sweep_interval: int = 5
-    lost_job_retries: int = 2
-    max_queue_depth: int = 1000
-    max_jobs_per_client: int = 20
-    proxy_hops: int = 0
+    model_config = SettingsConfigDict(
+        frozen=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
+        validate_by_name=True,
+        validate_by_alias=True,
+        case_sensitive=True,
+    )
+
+    redis_url: Annotated[str | None, BeforeValidator(_redis_url)] = None
+    queues: Annotated[tuple[str, ...], BeforeValidator(_queue_names)] = PRIORITIES
+    result_ttl: PositiveInt = 3600
+    failure_ttl: PositiveInt = 86400
+    job_timeout: PositiveInt = 60
+    max_request_bytes: PositiveInt = 1_000_000
+    secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    port: PositiveInt = 8000
+    log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...], BeforeValidator(_sentinels)] = ()
+    redis_sentinel_master: OptionalText = None
+    dashboard_username: OptionalText = None
+    dashboard_password: OptionalText = Field(default=None, repr=False)
+    dashboard_allow_delete: Flag = False
+    broker_url: Annotated[str | None, BeforeValidator(_broker_url)] = Field(default=None, repr=False)
+    amqp_queue: Annotated[str, BeforeValidator(_amqp_queue)] = "plotjobs.render"
+    redis_max_connections: PositiveInt = 50
+    worker_processes: PositiveInt = 1
+    worker_max_jobs: PositiveInt = 500
+    worker_max_memory_mb: PositiveInt = 512
+    worker_liveness_timeout: Annotated[PositiveInt, AfterValidator(_liveness_timeout)] = 15
+    sweep_interval: PositiveInt = 5
+    lost_job_retries: NonNegativeInt = 2
+    max_queue_depth: PositiveInt = 1000
+    max_jobs_per_client: PositiveInt = 20
+    proxy_hops: NonNegativeInt = 0
+    # Gunicorn's own settings (plotjobs.web.gunicorn_config); GUNICORN_BIND, when set, wins over PORT.
+    web_concurrency: PositiveInt = Field(default_factory=lambda: min(multiprocessing.cpu_count() * 2, 8))
+    gunicorn_threads: PositiveInt = 600
+    gunicorn_worker_connections: PositiveInt = 1000
+    gunicorn_timeout: PositiveInt = 30
+    gunicorn_graceful_timeout: PositiveInt = 30
+    gunicorn_keepalive: PositiveInt = 5
+    gunicorn_bind: OptionalText = None
+    gunicorn_access_log: OptionalText = None
+    forwarded_allow_ips: Annotated[str, BeforeValidator(_text_or_loopback)] = "127.0.0.1"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the caller passes: ``from_env`` hands over the environment it was given."""
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _settings_that_go_together(self) -> Settings:
+        if self.redis_sentinels and self.redis_sentinel_master is None:
+            raise ValueError("REDIS_SENTINEL_MASTER must name the monitored master when REDIS_SENTINELS is set")
+        if self.redis_sentinel_master is not None and not self.redis_sentinels:
+            raise ValueError("REDIS_SENTINEL_MASTER needs REDIS_SENTINELS (host:port of the sentinels)")
+        if (self.dashboard_username is None) != (self.dashboard_password is None):
+            raise ValueError(
+                "DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together (or neither, to turn it off)"
+            )
+        return self
 
     @property
     def recovery_bound(self) -> int:
@@ -63,161 +239,42 @@ class Settings:
         return bool(self.dashboard_username and self.dashboard_password)
 
     def replace(self, **changes: object) -> Settings:
-        """A copy with some settings changed (tests use it)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with some settings changed, checked like the original (tests use it)."""
+        return _checked(lambda: type(self)(**{**dict(self), **changes}))
 
 
-def _whole_number(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _checked(build: Callable[[], Settings]) -> Settings:
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        bound = "greater than 0" if minimum == 1 else f"{minimum} or more"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
-    return value
+        return build()
+    except ValidationError as error:
+        raise ConfigError(_reason(error)) from None
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    return _whole_number(environ, name, default, minimum=1)
-
-
-def _non_negative_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    return _whole_number(environ, name, default, minimum=0)
-
-
-def _queue_names(raw: str | None) -> tuple[str, ...]:
-    if raw is None or raw.strip() == "":
-        return Settings.queues
-    names = tuple(name.strip() for name in raw.split(",") if name.strip())
-    for name in names:
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"QUEUES holds an invalid queue name {name!r}: use letters, digits, - and _")
-    if not names:
-        raise ConfigError("QUEUES must name at least one queue")
-    return names
-
-
-def _redis_url(raw: str | None) -> str | None:
-    if raw is None or raw.strip() == "":
-        return None
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}")
-    return raw
-
-
-def log_level_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """LOG_LEVEL alone, for processes that run our code without our settings (a stock ``rq worker``)."""
-    return _log_level((os.environ if environ is None else environ).get("LOG_LEVEL"))
-
-
-def _broker_url(raw: str | None) -> str | None:
-    if raw is None or raw.strip() == "":
-        return None
-    if not raw.startswith(("amqp://", "amqps://")):
-        raise ConfigError("BROKER_URL must start with amqp:// or amqps://, got a URL with another scheme")
-    return raw
-
-
-def _amqp_queue(raw: str | None) -> str:
-    if raw is None or raw.strip() == "":
-        return Settings.amqp_queue
-    name = raw.strip()
-    if len(name) > 200 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise ConfigError(f"AMQP_QUEUE must be up to 200 letters, digits, '.', '-' and '_', got {raw!r}")
-    if name.startswith("amq."):
-        raise ConfigError(f"AMQP_QUEUE must not start with 'amq.' (RabbitMQ reserves it), got {raw!r}")
-    return name
-
-
-def _log_level(raw: str | None) -> str:
-    level = (raw or "INFO").strip().upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}")
-    return level
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    raw = (environ.get(name) or "").strip().lower()
-    if raw in {"", "0", "false", "no", "off"}:
-        return False
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    raise ConfigError(f"{name} must be true or false, got {environ.get(name)!r}")
-
-
-def _sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
-    if raw is None or raw.strip() == "":
-        return ()
-    addresses = []
-    for item in (part.strip() for part in raw.split(",")):
-        host, separator, port = item.rpartition(":")
-        if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"REDIS_SENTINELS must be host:port[,host:port...], got {item!r}")
-        addresses.append((host, int(port)))
-    return tuple(addresses)
-
-
-def _sentinel_master(environ: Mapping[str, str], sentinels: tuple[tuple[str, int], ...]) -> str | None:
-    master = (environ.get("REDIS_SENTINEL_MASTER") or "").strip() or None
-    if sentinels and master is None:
-        raise ConfigError("REDIS_SENTINEL_MASTER must name the monitored master when REDIS_SENTINELS is set")
-    if master is not None and not sentinels:
-        raise ConfigError("REDIS_SENTINEL_MASTER needs REDIS_SENTINELS (host:port of the sentinels)")
-    return master
-
-
-def _dashboard_credentials(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
-    username = environ.get("DASHBOARD_USERNAME") or None
-    password = environ.get("DASHBOARD_PASSWORD") or None
-    if (username is None) != (password is None):
-        raise ConfigError("DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together (or neither, to turn it off)")
-    return username, password
+def _reason(error: ValidationError) -> str:
+    """The first problem, worded to name its environment variable."""
+    problem = error.errors(include_url=False)[0]
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, ValueError):
+        return str(cause)
+    name = str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
+    return f"{name}: {problem['msg']}"
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check the settings in ``environ`` (``os.environ`` by default)."""
     env = os.environ if environ is None else environ
-    defaults = Settings(secret_key="")
-    secret_key = env.get("SECRET_KEY") or secrets.token_hex(32)
-    sentinels = _sentinels(env.get("REDIS_SENTINELS"))
-    dashboard_username, dashboard_password = _dashboard_credentials(env)
-    return Settings(
-        redis_url=_redis_url(env.get("REDIS_URL")),
-        queues=_queue_names(env.get("QUEUES")),
-        result_ttl=_positive_int(env, "RESULT_TTL", defaults.result_ttl),
-        failure_ttl=_positive_int(env, "FAILURE_TTL", defaults.failure_ttl),
-        job_timeout=_positive_int(env, "JOB_TIMEOUT", defaults.job_timeout),
-        max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", defaults.max_request_bytes),
-        secret_key=secret_key,
-        port=_positive_int(env, "PORT", defaults.port),
-        log_level=_log_level(env.get("LOG_LEVEL")),
-        redis_sentinels=sentinels,
-        redis_sentinel_master=_sentinel_master(env, sentinels),
-        dashboard_username=dashboard_username,
-        dashboard_password=dashboard_password,
-        dashboard_allow_delete=_flag(env, "DASHBOARD_ALLOW_DELETE"),
-        broker_url=_broker_url(env.get("BROKER_URL")),
-        amqp_queue=_amqp_queue(env.get("AMQP_QUEUE")),
-        redis_max_connections=_positive_int(env, "REDIS_MAX_CONNECTIONS", defaults.redis_max_connections),
-        worker_processes=_positive_int(env, "WORKER_PROCESSES", defaults.worker_processes),
-        worker_max_jobs=_positive_int(env, "WORKER_MAX_JOBS", defaults.worker_max_jobs),
-        worker_max_memory_mb=_positive_int(env, "WORKER_MAX_MEMORY_MB", defaults.worker_max_memory_mb),
-        worker_liveness_timeout=_liveness_timeout(env),
-        sweep_interval=_positive_int(env, "SWEEP_INTERVAL", defaults.sweep_interval),
-        lost_job_retries=_non_negative_int(env, "LOST_JOB_RETRIES", defaults.lost_job_retries),
-        max_queue_depth=_positive_int(env, "MAX_QUEUE_DEPTH", defaults.max_queue_depth),
-        max_jobs_per_client=_positive_int(env, "MAX_JOBS_PER_CLIENT", defaults.max_jobs_per_client),
-        proxy_hops=_non_negative_int(env, "PROXY_HOPS", defaults.proxy_hops),
-    )
+    given: dict[str, Any] = {
+        name.upper(): env[name.upper()]
+        for name in Settings.model_fields
+        if name.upper() in env and env[name.upper()].strip()
+    }
+    return _checked(lambda: Settings(**given))
 
 
-def _liveness_timeout(environ: Mapping[str, str]) -> int:
-    # Workers beat every third of the timeout; below 3 s a busy host could miss beats and be declared dead.
-    value = _positive_int(environ, "WORKER_LIVENESS_TIMEOUT", Settings.worker_liveness_timeout)
-    if value < 3:
-        raise ConfigError(f"WORKER_LIVENESS_TIMEOUT must be at least 3 seconds, got {value}")
-    return value
+def log_level_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL alone, for processes that run our code without our settings (a stock ``rq worker``)."""
+    raw = (os.environ if environ is None else environ).get("LOG_LEVEL") or "INFO"
+    try:
+        return _log_level(raw)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
