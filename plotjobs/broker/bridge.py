@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 from redis.exceptions import RedisError
 
+from plotjobs.backoff import Backoff
 from plotjobs.broker import amqp as broker_amqp
 from plotjobs.config import Settings
 from plotjobs.errors import InvalidPriority
@@ -32,25 +33,6 @@ log = logging.getLogger(__name__)
 # Seconds between checks for a stop request while idle; also the longest a stop waits.
 POLL_SECONDS = 1.0
 _REASON_LIMIT = 1000
-
-
-class Backoff:
-    """Doubling delays from ``initial`` up to ``maximum``, back to ``initial`` after a success."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        """The delay to wait now; the following one is twice as long (up to the maximum)."""
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the initial delay."""
-        self._next = self.initial
 
 
 class Bridge:

@@ -19,20 +19,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 import psutil
 from redis import Redis
 from redis.exceptions import RedisError
 
+from plotjobs.backoff import Backoff
 from plotjobs.config import Settings
 from plotjobs.worker import recovery
 
 log = logging.getLogger(__name__)
 
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 30.0
 # A worker that ran this long before crashing starts its backoff afresh.
 HEALTHY_AFTER_SECONDS = 60.0
 LOOP_SECONDS = 0.25
@@ -52,11 +51,6 @@ def worker_command(burst: bool) -> CommandFactory:
     return command
 
 
-def backoff_seconds(failures: int) -> float:
-    """Delay before restarting a worker after its ``failures``-th crash in a row."""
-    return float(min(BACKOFF_FIRST_SECONDS * 2 ** max(failures - 1, 0), BACKOFF_MAX_SECONDS))
-
-
 @dataclass
 class Slot:
     """One of the WORKER_PROCESSES places, and the process that holds it now."""
@@ -66,7 +60,8 @@ class Slot:
     name: str = ""
     generation: int = 0
     started_at: float = 0.0
-    failures: int = 0
+    # Restart delays after crashes in a row: 0.5 s, doubling to 30 s.
+    backoff: Backoff = field(default_factory=Backoff)
     restart_at: float = 0.0
     recycling: bool = False
     done: bool = False
@@ -161,14 +156,15 @@ class Supervisor:
             if code != 0:  # asked to stop before its signal handlers were installed
                 self._recover(slot.name)
             log.info("supervisor: worker %s exited cleanly after %.0f s", slot.name, ran_for)
-            slot.failures = 0
+            slot.backoff.reset()
             slot.restart_at = 0.0
             slot.done = self.burst
             return True
         log.warning("supervisor: worker %s died (exit status %s); recovering its job", slot.name, code)
         self._recover(slot.name)
-        slot.failures = 1 if ran_for > HEALTHY_AFTER_SECONDS else slot.failures + 1
-        slot.restart_at = time.monotonic() + backoff_seconds(slot.failures)
+        if ran_for > HEALTHY_AFTER_SECONDS:
+            slot.backoff.reset()
+        slot.restart_at = time.monotonic() + slot.backoff.next()
         return False
 
     def _recover(self, worker_name: str) -> None:

@@ -15,7 +15,6 @@ from redis import Redis
 
 from plotjobs import keys
 from plotjobs.broker import amqp as broker_amqp
-from plotjobs.broker.bridge import Backoff
 from plotjobs.cli.embedded_redis import free_port
 from plotjobs.cli.main import main
 from plotjobs.config import ConfigError, Settings, from_env
@@ -157,13 +156,6 @@ def test_the_bridge_command_refuses_to_start_without_a_broker_url() -> None:
     result = CliRunner().invoke(main, ["amqp-bridge"], env={"BROKER_URL": ""})
     assert result.exit_code == 2
     assert "BROKER_URL is not set" in result.output
-
-
-def test_backoff_doubles_to_a_ceiling_and_resets() -> None:
-    backoff = Backoff(initial=0.5, maximum=3)
-    assert [backoff.next() for _ in range(5)] == [0.5, 1, 2, 3, 3]
-    backoff.reset()
-    assert backoff.next() == 0.5
 
 
 def test_without_a_broker_url_pika_is_never_imported() -> None:

@@ -1,0 +1,38 @@
+"""The supervisor's restart delays: backoff after crashes in a row, afresh after a clean exit or a long run."""
+
+from __future__ import annotations
+
+import time
+
+import fakeredis
+import pytest
+
+from plotjobs.config import Settings
+from plotjobs.worker.supervisor import HEALTHY_AFTER_SECONDS, Slot, Supervisor
+
+
+class ExitedProcess:
+    """What ``Supervisor._ended`` reads of a child that has exited."""
+
+    def __init__(self, returncode: int) -> None:
+        self.returncode = returncode
+
+
+def _exit(supervisor: Supervisor, slot: Slot, returncode: int, ran_for: float = 1.0) -> float:
+    """Let ``slot``'s worker exit after ``ran_for`` seconds; the delay before its restart."""
+    slot.process = ExitedProcess(returncode)  # type: ignore[assignment]
+    slot.started_at = time.monotonic() - ran_for
+    supervisor._ended(slot)
+    return slot.restart_at - time.monotonic()
+
+
+def test_crashes_in_a_row_back_off_and_a_clean_exit_or_a_long_run_starts_afresh() -> None:
+    supervisor = Supervisor(Settings(), fakeredis.FakeRedis(), processes=1, name_prefix="test")
+    slot = supervisor.slots[0]
+    delays = [_exit(supervisor, slot, returncode=1) for _ in range(4)]
+    assert delays == pytest.approx([0.5, 1, 2, 4], abs=0.2)
+    assert _exit(supervisor, slot, returncode=1, ran_for=HEALTHY_AFTER_SECONDS + 1) == pytest.approx(0.5, abs=0.2)
+    assert _exit(supervisor, slot, returncode=1) == pytest.approx(1, abs=0.2)
+    _exit(supervisor, slot, returncode=0)
+    assert slot.restart_at == 0.0
+    assert _exit(supervisor, slot, returncode=1) == pytest.approx(0.5, abs=0.2)
