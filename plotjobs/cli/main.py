@@ -37,11 +37,14 @@ def main() -> None:
 def run_single_worker(name: str | None = None, burst: bool = False) -> None:
     """Run one render worker in this process until it is told to stop or has done WORKER_MAX_JOBS jobs."""
     from plotjobs.connection import redis_from_settings
-    from plotjobs.logs import configure
+    from plotjobs.logs import add_filter, configure
+    from plotjobs.worker.job_log import CurrentJobFilter
     from plotjobs.worker.render_worker import build_worker
 
     settings = _settings()
+    # Before work(): RQ then finds our JSON handler on its loggers and adds none of its own.
     configure(settings.log_level)
+    add_filter(CurrentJobFilter())
     worker = build_worker(redis_from_settings(settings), settings, name=name)
     worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False, max_jobs=settings.worker_max_jobs)
 
@@ -156,6 +159,7 @@ def amqp_bridge(idle_without_broker: bool) -> None:
 
     from plotjobs.broker.bridge import Bridge
     from plotjobs.connection import redis_from_settings
+    from plotjobs.logs import attach, configure
 
     settings = _settings()
     if not settings.broker_url and idle_without_broker:
@@ -166,9 +170,9 @@ def amqp_bridge(idle_without_broker: bool) -> None:
         raise click.UsageError(
             "BROKER_URL is not set: the bridge needs RabbitMQ (amqp://user:password@host:5672/vhost)"
         )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level)
     # pika narrates every socket step at INFO; its warnings and errors are what an operator needs.
-    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    attach("pika", max(logging.WARNING, logging.getLevelName(settings.log_level)))
     bridge = Bridge(settings, redis_from_settings(settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -125,7 +125,11 @@ def start_bridge(
     env = service_env(redis_url, BROKER_URL=bridge_url or amqp_url, AMQP_QUEUE=queue_name, LOG_LEVEL="INFO")
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "plotjobs", "amqp-bridge"], env=env, cwd=PROJECT_ROOT, stderr=log_file
+            [sys.executable, "-m", "plotjobs", "amqp-bridge"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         with amqp_channel(amqp_url) as channel:

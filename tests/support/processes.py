@@ -77,11 +77,18 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_gunicorn(redis_url: str, workers: int = 2, **env: str) -> Iterator[str]:
-    """A real gunicorn serving the app on a free port; yields its base URL."""
+def running_gunicorn(redis_url: str, workers: int = 2, log_path: Path | None = None, **env: str) -> Iterator[str]:
+    """A real gunicorn serving the app on a free port (its output into ``log_path`` if given); yields its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
-    process = subprocess.Popen(command, env=service_env(redis_url, **env), cwd=PROJECT_ROOT)
+    log_file = log_path.open("ab") if log_path else None
+    try:
+        process = subprocess.Popen(
+            command, env=service_env(redis_url, **env), cwd=PROJECT_ROOT, stdout=log_file, stderr=log_file
+        )
+    finally:
+        if log_file is not None:
+            log_file.close()
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: process.poll() is not None or _answers(base_url + "/"), timeout=30, what="gunicorn to serve")

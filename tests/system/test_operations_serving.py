@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -46,8 +47,10 @@ def private_redis() -> Iterator[EmbeddedRedis]:
         yield server
 
 
-def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_connection: Redis) -> None:
-    with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection):
+def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_connection: Redis, tmp_path: Path) -> None:
+    log_path = tmp_path / "gunicorn.log"
+    with running_gunicorn(redis_url, log_path=log_path, GUNICORN_ACCESS_LOG="-") as base_url, \
+            running_worker(redis_url, redis_connection):  # fmt: skip
         submitted = [requests.post(f"{base_url}/api/jobs?priority={p}", json={}, timeout=5).json()["id"]
                      for p in ("high", "default", "low", "default")]  # fmt: skip
         for job_id in submitted:
@@ -64,6 +67,11 @@ def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_conne
         assert counted == 4
         ready = requests.get(f"{base_url}/readyz", timeout=5).json()
         assert ready["workers"] == 1 and ready["queues"] == {"high": 0, "default": 0, "low": 0}
+    # Gunicorn's own lines, its access lines and the app's request lines: one JSON object each.
+    lines = [json.loads(text) for text in log_path.read_text().splitlines() if text.strip()]
+    assert any(line["logger"] == "gunicorn.error" and "Starting gunicorn" in line["message"] for line in lines)
+    assert any(line["logger"] == "gunicorn.access" and line["path"] == "/metrics" for line in lines)
+    assert any(line["logger"] == "plotjobs.request" and line["path"] == "/metrics" for line in lines)
 
 
 def test_dashboard_over_http_needs_credentials_and_refuses_state_changing_get(
