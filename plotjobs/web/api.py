@@ -42,7 +42,8 @@ def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submiss
             from plotjobs.broker import amqp as broker_amqp
 
             publisher = current_publisher()
-            broker_amqp.submit_render(connection, publisher, spec, queue_name, job_id=job_id)
+            # The message carries the priority, as a producer's would: the bridge maps it with its own QUEUES.
+            broker_amqp.submit_render(connection, publisher, spec, priority, job_id=job_id)
             return dedupe.Submission(job_id, reused=False)
         submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
     except (RedisError, BrokerUnavailable):
