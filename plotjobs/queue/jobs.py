@@ -170,10 +170,10 @@ def queue_depth(connection: Redis, settings: Settings) -> int:
     return sum(queue_depths(connection, settings.queues).values())
 
 
-def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool]:
-    """For each id, whether its job still waits or runs (False once ended or expired)."""
+def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
+    """For each id, whether its job is still to end: False once it has ended, None if there is no such job."""
     current = states(connection, list(job_ids))
-    return [current[job_id] in ACTIVE_STATES for job_id in job_ids]
+    return [None if current[job_id] is None else current[job_id] not in TERMINAL_STATES for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:

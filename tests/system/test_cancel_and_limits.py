@@ -143,3 +143,13 @@ def test_every_key_plotjobs_creates_expires(client: FlaskClient, redis_connectio
     assert {key.decode().split(":")[1] for key in keys} >= {"inflight", "client", "cancel", "heartbeats", "limbo",
                                                             "sweeper"}  # fmt: skip
     assert all(redis_connection.ttl(key) > 0 for key in keys), {key: redis_connection.ttl(key) for key in keys}
+
+
+def test_one_job_at_a_time_is_never_refused(settings: Settings, redis_url: str, redis_connection: Redis) -> None:
+    client = create_app(settings.replace(max_jobs_per_client=3), redis=redis_connection).test_client()
+    with running_worker(redis_url, redis_connection, **FAST):
+        for _ in range(8):
+            response = client.post("/api/jobs")
+            assert response.status_code == 202, response.get_json()
+            status_url = response.get_json()["status_url"]
+            wait_for(lambda: client.get(status_url).get_json()["state"] == "finished", what="the job to finish")
