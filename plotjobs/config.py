@@ -152,7 +152,7 @@ OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
 
 
 class Settings(BaseSettings):
-    """Everything plotjobs can be told from the environment; see the README's table."""
+    """Everything plotjobs can be told from the environment; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(
         frozen=True,

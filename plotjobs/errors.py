@@ -130,6 +130,29 @@ class ActionForbidden(PlotjobsError):
     code = "forbidden"
 
 
+class CancelTokenRequired(PlotjobsError):
+    """A cancel without the cancel token its submission was given."""
+
+    status = 403
+    code = "cancel_token_required"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"canceling job {job_id} needs the cancel_token its submission answered, in X-Cancel-Token or ?token=",
+            field="X-Cancel-Token",
+        )
+
+
+class CancelTokenInvalid(PlotjobsError):
+    """A cancel token that is not (or no longer) one of the job's submitters'."""
+
+    status = 403
+    code = "cancel_token_invalid"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"this cancel token is not one of job {job_id}'s submitters'", field="X-Cancel-Token")
+
+
 class UnknownPage(PlotjobsError):
     """A page that does not exist on this service."""
 

@@ -31,6 +31,9 @@ CLIENT_PREFIX = PREFIX + "client:"
 CLIENT_TTL = DAY
 """A client's active job ids; the set lives a day past its last job."""
 
+INTEREST_PREFIX = PREFIX + "interest:"
+"""SHA-256s of the cancel tokens of a job's submitters; lives as long as the job's result or failure."""
+
 SPEC_PREFIX = PREFIX + "spec:"
 """The generation of a reproducible spec's renders; lives as long as the jobs it names."""
 
@@ -81,6 +84,11 @@ def cancel(job_id: str) -> str:
 def client(address: str) -> str:
     """The sorted set of a client's job ids."""
     return CLIENT_PREFIX + address
+
+
+def interest(job_id: str) -> str:
+    """The set of SHA-256s of the cancel tokens of the submitters still wanting ``job_id``."""
+    return INTEREST_PREFIX + job_id
 
 
 def spec(digest: str) -> str:

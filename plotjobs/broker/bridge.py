@@ -125,8 +125,9 @@ class Bridge:
             self._dead_letter(channel, method, properties, body, str(error))
             return
         try:
+            queue_name = jobs.queue_for_priority(self._settings, submission.priority)
             created = jobs.enqueue_render_once(
-                self._redis, self._settings, submission.spec, submission.job_id, submission.priority
+                self._redis, self._settings, submission.spec, submission.job_id, queue_name
             )
             accepted.forget(self._redis, submission.job_id)
         except InvalidPriority as error:

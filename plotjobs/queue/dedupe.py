@@ -95,16 +95,16 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
 
 
 def submit(
-    connection: Redis, settings: Settings, spec: GeneratorSpec, priority: str | None = None, job_id: str | None = None
+    connection: Redis, settings: Settings, spec: GeneratorSpec, queue_name: str | None = None, job_id: str | None = None
 ) -> Submission:
-    """Queue a render of ``spec`` on ``priority``'s queue, or answer with the job that has it already.
+    """Queue a render of ``spec`` on ``queue_name`` (None: the default queue), or answer with the job that has it.
 
     A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
     one gets the id derived from the spec.
     """
     spec = spec.pinned(dt.datetime.now(dt.timezone.utc).date())
     if not spec.is_reproducible():
-        return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
+        return Submission(_enqueue(connection, settings, spec, queue_name, job_id), reused=False)
     digest = spec_digest(spec)
     key = keys.spec(digest)
     # The generation must outlive every job it names, finished or failed.
@@ -114,7 +114,7 @@ def submit(
         derived_id = job_id_for(digest, generation)
         existing = _reusable(connection, derived_id)
         if existing is None:
-            if jobs.enqueue_render_once(connection, settings, spec, derived_id, priority):
+            if jobs.enqueue_render_once(connection, settings, spec, derived_id, queue_name):
                 connection.set(key, generation, ex=ttl)
                 return Submission(derived_id, reused=False)
             continue  # another request enqueued this id a moment ago: look at it again
@@ -122,10 +122,10 @@ def submit(
         if reusable:
             return Submission(derived_id, reused=True, result=stored)
         _advance(connection, key, generation, ttl)
-    return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
+    return Submission(_enqueue(connection, settings, spec, queue_name, job_id), reused=False)
 
 
 def _enqueue(
-    connection: Redis, settings: Settings, spec: GeneratorSpec, priority: str | None, job_id: str | None
+    connection: Redis, settings: Settings, spec: GeneratorSpec, queue_name: str | None, job_id: str | None
 ) -> str:
-    return str(jobs.enqueue_render(connection, settings, spec, priority, job_id=job_id).id)
+    return str(jobs.enqueue_render(connection, settings, spec, queue_name, job_id=job_id).id)

@@ -80,7 +80,11 @@ def new_job_id() -> str:
 
 
 def queue_for_priority(settings: Settings, priority: str | None) -> str:
-    """The queue for a priority (``high``, ``default``, ``low``); InvalidPriority if none serves it."""
+    """The queue for a priority (``high``, ``default``, ``low``); InvalidPriority if none serves it.
+
+    The one place a priority becomes a queue name: the API and the bridge call it as a request
+    arrives, and everything below them takes queue names.
+    """
     if priority is None or priority == DEFAULT_PRIORITY:
         return settings.default_queue
     if priority not in PRIORITIES:
@@ -95,12 +99,12 @@ def enqueue_render(
     connection: Redis,
     settings: Settings,
     spec: GeneratorSpec,
-    priority: str | None = None,
+    queue_name: str | None = None,
     *,
     job_id: str | None = None,
 ) -> Job:
-    """Put a render of ``spec`` on the queue of ``priority`` and return its job; a given ``job_id`` is used once."""
-    job = queue(connection, queue_for_priority(settings, priority)).enqueue(
+    """Put a render of ``spec`` on the queue ``queue_name`` (None: the default one); a given ``job_id`` is used once."""
+    job = queue(connection, queue_name or settings.default_queue).enqueue(
         tasks.generate,
         spec.generator_name,
         spec.model_dump(mode="json"),
@@ -123,11 +127,11 @@ def enqueue_render(
 
 
 def enqueue_render_once(
-    connection: Redis, settings: Settings, spec: GeneratorSpec, job_id: str, priority: str | None = None
+    connection: Redis, settings: Settings, spec: GeneratorSpec, job_id: str, queue_name: str | None = None
 ) -> bool:
     """Enqueue a render under ``job_id`` unless a job with that id exists; True when this call enqueued it."""
     try:
-        enqueue_render(connection, settings, spec, priority, job_id=job_id)
+        enqueue_render(connection, settings, spec, queue_name, job_id=job_id)
     except DuplicateJobError:
         return False
     return True
@@ -166,10 +170,10 @@ def queue_depth(connection: Redis, settings: Settings) -> int:
     return sum(queue_depths(connection, settings.queues).values())
 
 
-def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool]:
-    """For each id, whether its job still waits or runs (False once ended or expired)."""
+def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
+    """For each id, whether its job is still to end: False once it has ended, None if there is no such job."""
     current = states(connection, list(job_ids))
-    return [current[job_id] in ACTIVE_STATES for job_id in job_ids]
+    return [None if current[job_id] is None else current[job_id] not in TERMINAL_STATES for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:

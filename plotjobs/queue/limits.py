@@ -3,6 +3,8 @@
 Each client has a sorted set ``plotjobs:client:<address>`` of its job ids (score: when it was
 accepted). Counting its active jobs reads their states, and ended or expired ones are dropped
 on the way, so nothing has to decrement a counter when a job ends (a crashed worker could not).
+A job that has ended never counts; only a reservation whose job is not written yet (being
+enqueued, or on its way through RabbitMQ) counts for a short grace.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from plotjobs import keys
 # A reservation whose job hash is not written yet still counts for this long.
 RESERVATION_GRACE_SECONDS = 30
 
-ActiveFlags = Callable[[Sequence[str]], list[bool]]
+# For each id: True while its job waits or runs, False once it has ended, None while no such job exists.
+ActiveFlags = Callable[[Sequence[str]], list[bool | None]]
 
 
 def _text(value: Any) -> str:
@@ -40,7 +43,7 @@ def reserve(connection: Redis, client: str, job_id: str, limit: int, active: Act
                 ended = [
                     entry_id
                     for (entry_id, accepted_at), alive in zip(entries, flags)
-                    if not alive and now - accepted_at > RESERVATION_GRACE_SECONDS
+                    if alive is False or (alive is None and now - accepted_at > RESERVATION_GRACE_SECONDS)
                 ]
                 count = len(entries) - len(ended)
                 pipe.multi()

@@ -10,8 +10,16 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from plotjobs.config import Settings
-from plotjobs.errors import BrokerUnavailable, FileNotFound, JobNotFound, ResultNotReady, TooManyRequests
-from plotjobs.queue import accepted, dedupe, jobs, limits, results
+from plotjobs.errors import (
+    BrokerUnavailable,
+    CancelTokenRequired,
+    FileNotFound,
+    JobAlreadyEnded,
+    JobNotFound,
+    ResultNotReady,
+    TooManyRequests,
+)
+from plotjobs.queue import accepted, dedupe, interest, jobs, limits, results
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
 from plotjobs.web import events, openapi
 from plotjobs.web.extension import current_event_hub, current_publisher, current_redis, current_settings
@@ -22,6 +30,7 @@ blueprint = Blueprint("api", __name__, url_prefix="/api")
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # Seconds a client is told to wait when the service or its own share is full: about a few renders.
 RETRY_AFTER_SECONDS = 5
+CANCEL_TOKEN_HEADER = "X-Cancel-Token"
 
 
 def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submission:
@@ -42,7 +51,8 @@ def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submiss
             from plotjobs.broker import amqp as broker_amqp
 
             publisher = current_publisher()
-            broker_amqp.submit_render(connection, publisher, spec, queue_name, job_id=job_id)
+            # The message carries the priority, as a producer's would: the bridge maps it with its own QUEUES.
+            broker_amqp.submit_render(connection, publisher, spec, priority, job_id=job_id)
             return dedupe.Submission(job_id, reused=False)
         submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
     except (RedisError, BrokerUnavailable):
@@ -88,7 +98,8 @@ def admit(connection: Redis, settings: Settings, job_id: str) -> str:
 def submit_job() -> tuple[Response, int, dict[str, str]]:
     """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``.
 
-    An identical reproducible spec is answered with the job that has it already.
+    An identical reproducible spec is answered with the job that has it already. The answer's
+    ``cancel_token`` is this submission's own: DELETE needs it.
     """
     spec = spec_from_request(request)
     submission = queue_render(spec, request.args.get("priority"))
@@ -100,6 +111,12 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         "events_url": url_for("api.job_events", job_id=submission.job_id),
         "reused": submission.reused,
     }
+    try:
+        body["cancel_token"] = interest.record(current_redis(), current_settings(), submission.job_id)
+    except RedisError:
+        if not current_settings().broker_url:
+            raise
+        # RabbitMQ took the job while Redis is down: it is accepted, only not cancelable by this client.
     if submission.result is not None:
         body["file_url"] = file_url(submission.result)
     # 200: the result exists already; 202: a render is queued or running.
@@ -130,10 +147,23 @@ def job_spec(job_id: str) -> dict[str, Any]:
 
 @blueprint.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
-    """Cancel a waiting job or stop a running one: 200 once it has ended, 202 while it is still stopping."""
+    """Withdraw the interest of the submission whose cancel token this is; cancel the job once none remains.
+
+    The render is canceled (waiting) or stopped (running) only when no other submitter still
+    wants it: 200 once it has ended, 202 while it is still stopping; else 200 with ``withdrawn``.
+    """
     connection = current_redis()
-    job = jobs.cancel(connection, jobs.fetch(connection, job_id))
-    return jobs.describe(job), 200 if jobs.is_terminal(job.get_status(refresh=False)) else 202
+    job = jobs.fetch(connection, job_id)
+    token = request.headers.get(CANCEL_TOKEN_HEADER) or request.args.get("token")
+    if not token:
+        raise CancelTokenRequired(job.id)
+    state = job.get_status(refresh=False)
+    if state in jobs.TERMINAL_STATES:
+        raise JobAlreadyEnded(job.id, state.value)
+    if interest.withdraw(connection, job.id, token) > 0:
+        return {**jobs.describe(job), "withdrawn": True}, 200
+    job = jobs.cancel(connection, job)
+    return {**jobs.describe(job), "withdrawn": False}, 200 if jobs.is_terminal(job.get_status(refresh=False)) else 202
 
 
 def file_url(description: results.ResultDescription) -> str:

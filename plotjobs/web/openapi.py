@@ -22,6 +22,11 @@ class SubmittedJob(BaseModel):
     events_url: str
     reused: bool = Field(description="An identical reproducible spec was already queued or rendered: this is its job.")
     file_url: str | None = Field(default=None, description="The content-addressed file, when it exists already.")
+    cancel_token: str | None = Field(
+        default=None,
+        description="This submission's own token for DELETE (X-Cancel-Token). Absent only when RabbitMQ took "
+        "the job while Redis was down.",
+    )
 
 
 class JobStatus(BaseModel):
@@ -36,6 +41,15 @@ class JobStatus(BaseModel):
     created_at: str | None
     started_at: str | None
     ended_at: str | None
+
+
+class CanceledJob(JobStatus):
+    """The answer to a cancel: the job's status, and whether only this submitter's interest was withdrawn."""
+
+    withdrawn: bool = Field(
+        description="True: other submitters still want the job, so it goes on (state unchanged); "
+        "false: nobody does, so it was canceled or stopped."
+    )
 
 
 class Workers(BaseModel):
@@ -67,6 +81,7 @@ def component_schemas() -> dict[str, Any]:
         (ChartSpec, "validation"),
         (SubmittedJob, "serialization"),
         (JobStatus, "serialization"),
+        (CanceledJob, "serialization"),
         (Workers, "serialization"),
         (ErrorBody, "serialization"),
     ]
@@ -111,6 +126,31 @@ _PRIORITY = {
 }
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+_CANCEL_TOKEN = {
+    "name": "X-Cancel-Token",
+    "in": "header",
+    "required": False,
+    "description": "The cancel_token the submission was answered with (or send it as ?token=).",
+    "schema": {"type": "string"},
+}
+
+_CANCEL_TOKEN_QUERY = {
+    "name": "token",
+    "in": "query",
+    "required": False,
+    "description": "The cancel_token, for clients that cannot set a header.",
+    "schema": {"type": "string"},
+}
+
+# A submission's answer leads to its job, and its cancel token to the cancel.
+_SUBMISSION_LINKS = {
+    "jobStatus": {"operationId": "jobStatus", "parameters": {"job_id": "$response.body#/id"}},
+    "cancelJob": {
+        "operationId": "cancelJob",
+        "parameters": {"job_id": "$response.body#/id", "header.X-Cancel-Token": "$response.body#/cancel_token"},
+    },
+}
 
 _SPEC_FORM = {
     "type": "object",
@@ -159,10 +199,12 @@ def document() -> dict[str, Any]:
                         "200": {
                             **_json(SubmittedJob, "An identical reproducible spec is rendered already: file_url."),
                             "headers": {"Location": {"schema": {"type": "string"}}},
+                            "links": _SUBMISSION_LINKS,
                         },
                         "202": {
                             **_json(SubmittedJob, "Queued; follow status_url."),
                             "headers": {"Location": {"schema": {"type": "string"}}},
+                            "links": _SUBMISSION_LINKS,
                         },
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
                         "413": _error("The request is larger than MAX_REQUEST_BYTES."),
@@ -186,11 +228,17 @@ def document() -> dict[str, Any]:
                 },
                 "delete": {
                     "operationId": "cancelJob",
-                    "summary": "Cancel a waiting job or stop a running one.",
-                    "parameters": [_JOB_ID],
+                    "summary": "Withdraw this submission's interest (its cancel_token); cancel a waiting job or "
+                    "stop a running one once no other submitter wants it.",
+                    "parameters": [_JOB_ID, _CANCEL_TOKEN, _CANCEL_TOKEN_QUERY],
                     "responses": {
-                        "200": _json(JobStatus, "The job has ended (canceled or stopped)."),
-                        "202": _json(JobStatus, "The job is still stopping; follow its status."),
+                        "200": _json(
+                            CanceledJob, "The job has ended (canceled or stopped), or withdrawn: others want it."
+                        ),
+                        "202": _json(CanceledJob, "The job is still stopping; follow its status."),
+                        "403": _error(
+                            "No cancel token (cancel_token_required), or not one of the job's (cancel_token_invalid)."
+                        ),
                         "404": _error("Unknown, expired or malformed id."),
                         "409": _error("The job had already ended; state says how."),
                         "503": _UNAVAILABLE,

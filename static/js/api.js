@@ -63,8 +63,8 @@ async function readJson(response) {
  * Fetch a JSON endpoint. Resolves to {status, body}; throws ServiceUnavailable when the
  * service cannot answer, ApiError for any other error status except those in `expected`.
  */
-export async function requestJson(url, { method = "GET", body, expected = [] } = {}) {
-  const headers = { Accept: "application/json" };
+export async function requestJson(url, { method = "GET", body, expected = [], headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   const options = { method, headers, cache: "no-store", credentials: "same-origin" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) {
@@ -88,8 +88,20 @@ export async function requestJson(url, { method = "GET", body, expected = [] } =
   return { status: response.status, body: parsed };
 }
 
-/** Queue a render of `spec`; resolves to the API's {id, status_url, result_url}. */
+/** Queue a render of `spec`; resolves to the API's {id, status_url, result_url, cancel_token}. */
 export async function submitSpec(spec) {
   const { body } = await requestJson("/api/jobs", { method: "POST", body: spec });
+  return body;
+}
+
+/**
+ * Cancel job `id` with this browser's submission token: resolves to the job's status, with
+ * `withdrawn: true` when other submitters still want the job (it then goes on).
+ */
+export async function cancelJob(id, cancelToken) {
+  const { body } = await requestJson("/api/jobs/" + encodeURIComponent(id), {
+    method: "DELETE",
+    headers: { "X-Cancel-Token": cancelToken },
+  });
   return body;
 }

@@ -1,12 +1,14 @@
 // One job's card: progress bar, stage, outcome notes, image, download and retry.
 "use strict";
 
-import { requestJson } from "./api.js";
+import { cancelJob, requestJson } from "./api.js";
 import { followJob } from "./live.js";
 
 const IMAGE_FORMATS = new Set(["png", "svg", "jpg", "jpeg", "gif", "webp"]);
 const NO_WORKER_AFTER_MS = 3000;
 const WORKER_CHECK_MS = 2500;
+// States in which a job can still be canceled.
+const CANCELABLE = new Set(["queued", "deferred", "scheduled", "started"]);
 const BADGES = {
   queued: "queued",
   deferred: "waiting",
@@ -37,10 +39,18 @@ function queuedText(position) {
 }
 
 /**
- * A card following job `id`. `spec` (optional) is what was submitted; `onRetry(spec)`
- * resubmits it; `onRemove()` shows a remove button.
+ * A card following job `id`. `spec` (optional) is what was submitted; `cancelToken` (this
+ * browser's submission token) shows a cancel button, and `onCanceled()` is told once it is
+ * spent; `onRetry(spec)` resubmits it; `onRemove()` shows a remove button.
  */
-export function createJobCard({ id, spec = null, onRetry = null, onRemove = null }) {
+export function createJobCard({
+  id,
+  spec = null,
+  cancelToken = null,
+  onCanceled = null,
+  onRetry = null,
+  onRemove = null,
+}) {
   const fragment = document.getElementById("job-card-template").content.cloneNode(true);
   const element = fragment.querySelector(".job-card");
   const part = (selector) => element.querySelector(selector);
@@ -53,6 +63,7 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
   const link = part(".job-link");
   const download = part(".download");
   const retry = part(".retry");
+  const cancel = part(".cancel");
   const remove = part(".remove");
   const figure = part(".job-figure");
   const image = part(".job-image");
@@ -62,6 +73,7 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
   let queuedSince = null;
   let workerTimer = null;
   let resultShown = false;
+  let token = cancelToken;
 
   element.dataset.jobId = id;
   link.href = "/jobs/" + encodeURIComponent(id);
@@ -163,6 +175,8 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
 
   function render(state, status) {
     setState(state);
+    // Only the browser that submitted the job holds its token, and only while it may still end early.
+    cancel.hidden = !(token && CANCELABLE.has(state));
     if (state !== "queued") {
       stopWorkerWatch();
       setNote("");
@@ -194,6 +208,29 @@ export function createJobCard({ id, spec = null, onRetry = null, onRemove = null
     bar.hidden = true;
     stage.textContent = "";
     setNote("This job is unknown or has expired: finished charts are kept for a limited time.");
+  }
+
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    setError("");
+    try {
+      const answer = await cancelJob(id, token);
+      spendToken();
+      if (answer && answer.withdrawn) {
+        setNote("Canceled for you; someone else asked for the same chart, so it goes on.");
+      }
+    } catch (error) {
+      if (error.status === 403 || error.status === 409) spendToken();
+      setError("Could not cancel the chart: " + error.message);
+    } finally {
+      cancel.disabled = false;
+    }
+  });
+
+  function spendToken() {
+    token = null;
+    cancel.hidden = true;
+    if (onCanceled) onCanceled();
   }
 
   retry.addEventListener("click", async () => {

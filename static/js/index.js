@@ -3,7 +3,7 @@
 
 import { ApiError, ServiceUnavailable, submitSpec } from "./api.js";
 import { createJobCard } from "./card.js";
-import { forget, forgetAll, loadRecent, remember } from "./recent.js";
+import { forget, forgetAll, forgetCancelToken, loadRecent, remember } from "./recent.js";
 
 const form = document.getElementById("chart-form");
 const formError = document.getElementById("form-error");
@@ -18,10 +18,12 @@ function refreshEmpty() {
   clearButton.hidden = cards.size === 0;
 }
 
-function addCard(id, spec, { atTop }) {
+function addCard(id, spec, { atTop, cancelToken = null }) {
   const card = createJobCard({
     id,
     spec,
+    cancelToken,
+    onCanceled: () => forgetCancelToken(id),
     onRetry: resubmit,
     onRemove: () => {
       item.remove();
@@ -41,8 +43,8 @@ function addCard(id, spec, { atTop }) {
 
 async function queue(spec) {
   const created = await submitSpec(spec);
-  remember(created.id, spec);
-  addCard(created.id, spec, { atTop: true });
+  remember(created.id, spec, created.cancel_token || null);
+  addCard(created.id, spec, { atTop: true, cancelToken: created.cancel_token || null });
   return created;
 }
 
@@ -137,5 +139,7 @@ clearButton.addEventListener("click", () => {
   refreshEmpty();
 });
 
-for (const item of loadRecent()) addCard(item.id, item.spec || null, { atTop: false });
+for (const item of loadRecent()) {
+  addCard(item.id, item.spec || null, { atTop: false, cancelToken: item.cancelToken || null });
+}
 refreshEmpty();

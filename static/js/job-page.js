@@ -3,17 +3,23 @@
 
 import { submitSpec } from "./api.js";
 import { createJobCard } from "./card.js";
-import { remember } from "./recent.js";
+import { cancelTokenOf, forgetCancelToken, remember } from "./recent.js";
 
 const section = document.getElementById("job");
 const slot = document.getElementById("job-slot");
 
 async function retry(spec) {
   const created = await submitSpec(spec);
-  remember(created.id, spec);
+  remember(created.id, spec, created.cancel_token || null);
   window.location.assign("/jobs/" + encodeURIComponent(created.id));
 }
 
-const card = createJobCard({ id: section.dataset.jobId, onRetry: retry });
+const id = section.dataset.jobId;
+const card = createJobCard({
+  id,
+  cancelToken: cancelTokenOf(id),
+  onCanceled: () => forgetCancelToken(id),
+  onRetry: retry,
+});
 slot.appendChild(card.element);
 card.start();

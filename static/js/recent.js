@@ -4,7 +4,7 @@
 const KEY = "plotjobs.recent";
 const LIMIT = 20;
 
-/** The remembered jobs: [{id, spec, submittedAt}]. */
+/** The remembered jobs: [{id, spec, submittedAt, cancelToken}]. */
 export function loadRecent() {
   try {
     const stored = JSON.parse(window.localStorage.getItem(KEY) || "[]");
@@ -22,9 +22,21 @@ function save(items) {
   }
 }
 
-/** Remember a new job at the top of the list. */
-export function remember(id, spec) {
-  save([{ id, spec, submittedAt: new Date().toISOString() }, ...loadRecent().filter((item) => item.id !== id)]);
+/** Remember a new job at the top of the list, with the token that lets this browser cancel it. */
+export function remember(id, spec, cancelToken = null) {
+  const item = { id, spec, submittedAt: new Date().toISOString(), cancelToken };
+  save([item, ...loadRecent().filter((other) => other.id !== id)]);
+}
+
+/** The cancel token this browser holds for job `id`, or null. */
+export function cancelTokenOf(id) {
+  const item = loadRecent().find((other) => other.id === id);
+  return item && typeof item.cancelToken === "string" ? item.cancelToken : null;
+}
+
+/** Drop the cancel token of job `id`: it has been used. */
+export function forgetCancelToken(id) {
+  save(loadRecent().map((item) => (item.id === id ? { ...item, cancelToken: null } : item)));
 }
 
 /** Forget one job. */

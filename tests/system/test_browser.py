@@ -262,6 +262,32 @@ def test_a_canceled_job_says_so_and_retry_opens_the_new_job(
         expect(page.get_by_role("link", name="Download SVG")).to_be_visible()
 
 
+def test_only_the_browser_that_asked_for_a_chart_can_cancel_it(
+    page: Page, console: Console, base_url: str, redis_connection: Redis
+) -> None:
+    not_mine = requests.post(base_url + "/api/jobs", json={"title": "not mine"}, timeout=5).json()
+    page.goto(f"/jobs/{not_mine['id']}")
+    expect(page.locator(".job-card")).to_have_attribute("data-state", "queued")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+
+    page.goto("/")
+    page.get_by_label("Title").fill("never mind")
+    page.get_by_role("button", name="Render chart").click()
+    mine = page.locator(".job-card").first
+    expect(mine).to_have_attribute("data-state", "queued")
+    job_id = mine.get_attribute("data-job-id")
+    [stored] = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
+    assert stored["id"] == job_id and len(stored["cancelToken"]) == 43
+    page.reload()
+    card(page, job_id).get_by_role("button", name="Cancel").click()
+    expect(card(page, job_id)).to_have_attribute("data-state", "canceled")
+    expect(card(page, job_id).get_by_role("button", name="Cancel")).to_be_hidden()
+    [stored] = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
+    assert stored["cancelToken"] is None
+    assert jobs.fetch(redis_connection, not_mine["id"]).get_status() == "queued"
+    assert console.violations() == []
+
+
 def sse(*statuses: dict[str, Any]) -> str:
     return "".join(f"event: status\ndata: {json.dumps(status)}\n\n" for status in statuses)
 

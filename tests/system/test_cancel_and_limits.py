@@ -10,10 +10,11 @@ import psutil
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
+from werkzeug.test import TestResponse
 
 from plotjobs import keys
 from plotjobs.config import Settings
-from plotjobs.queue import jobs
+from plotjobs.queue import interest, jobs
 from plotjobs.web import create_app
 from plotjobs.worker import recovery
 from tests.support.processes import running_worker
@@ -23,15 +24,20 @@ from tests.system.test_faults import BIG, FAST, FAST_SETTINGS, freeze, wait_unti
 pytestmark = pytest.mark.integration
 
 
+def cancel(client: FlaskClient, submitted: dict[str, Any]) -> TestResponse:
+    """DELETE the job a submission answered, with that submission's cancel token."""
+    return client.delete(submitted["status_url"], headers={"X-Cancel-Token": submitted["cancel_token"]})
+
+
 def test_cancel_a_queued_job(client: FlaskClient, redis_connection: Redis) -> None:
     body = client.post("/api/jobs").get_json()
-    response = client.delete(body["status_url"])
+    response = cancel(client, body)
     assert response.status_code == 200
-    assert response.get_json()["state"] == "canceled"
+    assert response.get_json()["state"] == "canceled" and response.get_json()["withdrawn"] is False
     assert response.get_json()["id"] == body["id"]
     assert jobs.queue(redis_connection, "default").count == 0
     assert client.get(body["status_url"]).get_json()["state"] == "canceled"
-    again = client.delete(body["status_url"])
+    again = cancel(client, body)
     assert again.status_code == 409
     assert again.get_json() == {
         "error": "already_ended", "message": f"job {body['id']} has already ended: it is canceled",
@@ -49,7 +55,7 @@ def test_cancel_a_finished_job_is_409(client: FlaskClient, redis_url: str, redis
     body = client.post("/api/jobs").get_json()
     with running_worker(redis_url, redis_connection, **FAST):
         wait_for(lambda: client.get(body["status_url"]).get_json()["state"] == "finished", what="the job to finish")
-    response = client.delete(body["status_url"])
+    response = cancel(client, body)
     assert response.status_code == 409 and response.get_json()["state"] == "finished"
 
 
@@ -61,10 +67,13 @@ def test_cancel_a_running_job_stops_it(client: FlaskClient, redis_url: str, redi
         running_worker(redis_url, redis_connection, **FAST) as supervisor,
     ):
         jobs.enqueue_render(redis_connection, Settings(), BIG, job_id=job_id)
+        token = interest.record(redis_connection, Settings(), job_id)
         wait_until_started(events)
         [worker] = psutil.Process(supervisor.pid).children()
         freeze(worker)  # mid-render: it can only stop, not finish first
-        request = threading.Thread(target=lambda: answers.append(client.delete(f"/api/jobs/{job_id}")))
+        request = threading.Thread(
+            target=lambda: answers.append(client.delete(f"/api/jobs/{job_id}", headers={"X-Cancel-Token": token}))
+        )
         request.start()
         wait_for(lambda: redis_connection.exists(keys.cancel(job_id)), what="the cancel request")
         worker.send_signal(signal.SIGCONT)
@@ -107,7 +116,7 @@ def test_one_client_cannot_hold_more_than_its_share(settings: Settings, redis_co
     other = client.post("/api/jobs", environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert other.status_code == 202
     # An ended job frees its place (after the grace a reservation keeps, here backdated).
-    client.delete(first["status_url"])
+    cancel(client, first)
     redis_connection.zadd("plotjobs:client:127.0.0.1", {first["id"]: 0})
     assert client.post("/api/jobs").status_code == 202
     assert 0 < redis_connection.ttl("plotjobs:client:127.0.0.1")
@@ -134,12 +143,74 @@ def test_the_tutorial_entry_obeys_the_same_limits(settings: Settings, redis_conn
 def test_every_key_plotjobs_creates_expires(client: FlaskClient, redis_connection: Redis) -> None:
     first = client.post("/api/jobs").get_json()
     client.post("/api/jobs")
-    client.delete(first["status_url"])
+    cancel(client, first)
     queue = jobs.queue(redis_connection, "default")
     redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # a stranded job leaves a first-seen mark
     recovery.beat(redis_connection, "some-worker")
     recovery.sweep(redis_connection, FAST_SETTINGS)
     keys = list(redis_connection.scan_iter("plotjobs:*"))
     assert {key.decode().split(":")[1] for key in keys} >= {"inflight", "client", "cancel", "heartbeats", "limbo",
-                                                            "sweeper"}  # fmt: skip
+                                                            "sweeper", "interest"}  # fmt: skip
     assert all(redis_connection.ttl(key) > 0 for key in keys), {key: redis_connection.ttl(key) for key in keys}
+
+
+def test_one_job_at_a_time_is_never_refused(settings: Settings, redis_url: str, redis_connection: Redis) -> None:
+    client = create_app(settings.replace(max_jobs_per_client=3), redis=redis_connection).test_client()
+    with running_worker(redis_url, redis_connection, **FAST):
+        for _ in range(8):
+            response = client.post("/api/jobs")
+            assert response.status_code == 202, response.get_json()
+            status_url = response.get_json()["status_url"]
+            wait_for(lambda: client.get(status_url).get_json()["state"] == "finished", what="the job to finish")
+
+
+SHARED = {"title": "wanted twice", "seed": 3, "start": "2026-01-01"}
+
+
+def refusals(client: FlaskClient, status_url: str) -> list[tuple[int, str]]:
+    """What a DELETE without a token, and one with a made-up token, answer."""
+    answers = [client.delete(status_url), client.delete(status_url, headers={"X-Cancel-Token": "guessed"})]
+    return [(answer.status_code, answer.get_json()["error"]) for answer in answers]
+
+
+def test_a_shared_job_is_canceled_only_by_its_last_submitter(client: FlaskClient, redis_connection: Redis) -> None:
+    first = client.post("/api/jobs", json=SHARED).get_json()
+    second = client.post("/api/jobs", json=SHARED, environ_base={"REMOTE_ADDR": "192.0.2.7"}).get_json()
+    assert second["id"] == first["id"] and second["reused"] and first["cancel_token"] != second["cancel_token"]
+    stored = redis_connection.smembers(keys.interest(first["id"]))
+    assert len(stored) == 2 and first["cancel_token"].encode() not in stored
+    assert 0 < redis_connection.ttl(keys.interest(first["id"]))
+
+    assert refusals(client, first["status_url"]) == [(403, "cancel_token_required"), (403, "cancel_token_invalid")]
+    assert client.get(first["status_url"]).get_json()["state"] == "queued"
+    assert redis_connection.scard(keys.interest(first["id"])) == 2
+
+    withdrawn = cancel(client, first)
+    assert withdrawn.status_code == 200
+    assert (withdrawn.get_json()["withdrawn"], withdrawn.get_json()["state"]) == (True, "queued")
+    assert cancel(client, first).get_json()["error"] == "cancel_token_invalid"  # a token withdraws once
+    assert jobs.queue(redis_connection, "default").get_job_ids() == [first["id"]]
+
+    canceled = cancel(client, second)
+    assert canceled.status_code == 200
+    assert (canceled.get_json()["withdrawn"], canceled.get_json()["state"]) == (False, "canceled")
+
+
+def test_a_job_another_submitter_withdrew_from_still_finishes(
+    client: FlaskClient, redis_url: str, redis_connection: Redis
+) -> None:
+    first = client.post("/api/jobs", json=SHARED).get_json()
+    second = client.post("/api/jobs", json=SHARED).get_json()
+    assert cancel(client, first).get_json()["withdrawn"] is True
+    with running_worker(redis_url, redis_connection, **FAST):
+        wait_for(lambda: client.get(first["status_url"]).get_json()["state"] == "finished", what="the job to finish")
+    assert client.get(second["result_url"]).status_code == 200
+    assert cancel(client, second).status_code == 409
+
+
+def test_a_job_of_its_own_is_canceled_by_its_token_in_the_query(client: FlaskClient) -> None:
+    own = client.post("/api/jobs").get_json()
+    assert refusals(client, own["status_url"]) == [(403, "cancel_token_required"), (403, "cancel_token_invalid")]
+    response = client.delete(f"{own['status_url']}?token={own['cancel_token']}")
+    assert response.status_code == 200
+    assert (response.get_json()["withdrawn"], response.get_json()["state"]) == (False, "canceled")

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from redis import Redis
 
 from plotjobs import keys
 from plotjobs.broker import amqp as broker_amqp
+from plotjobs.broker.bridge import Bridge
 from plotjobs.cli.embedded_redis import free_port
 from plotjobs.cli.main import main
 from plotjobs.config import ConfigError, Settings, from_env
@@ -116,6 +119,42 @@ def test_enqueue_with_a_job_id_happens_once(fake_redis: Redis) -> None:
     queued = jobs.queue(fake_redis, settings.default_queue)
     assert queued.job_ids == [job_id]
     assert jobs.fetch(fake_redis, job_id).args[1]["title"] == "once"
+
+
+class RecordingChannel:
+    """Just enough of a pika channel for the bridge's message handling: it records what was sent."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.published: list[tuple[str, bytes, Any]] = []
+
+    def basic_ack(self, delivery_tag: int) -> None:
+        self.acked.append(delivery_tag)
+
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, properties: Any, **_: Any) -> None:
+        self.published.append((routing_key, body, properties))
+
+
+def handle(bridge: Bridge, body: dict[str, Any]) -> RecordingChannel:
+    import pika
+
+    channel = RecordingChannel()
+    delivery: Any = SimpleNamespace(delivery_tag=1)
+    bridge._handle(None, channel, delivery, pika.BasicProperties(), json.dumps(body).encode())  # type: ignore[arg-type]
+    assert channel.acked == [1]
+    return channel
+
+
+def test_the_bridge_maps_a_priority_to_its_own_queues_once(fake_redis: Redis) -> None:
+    settings = Settings(redis_url="redis://fake", broker_url="amqp://guest:guest@127.0.0.1:1/%2F", queues=("charts",))
+    bridge = Bridge(settings, fake_redis)
+    plain, default = str(uuid.uuid4()), str(uuid.uuid4())
+    assert handle(bridge, {"job_id": plain}).published == []
+    assert handle(bridge, {"job_id": default, "priority": "default"}).published == []
+    assert jobs.queue(fake_redis, "charts").job_ids == [plain, default]
+    [(routing_key, _, properties)] = handle(bridge, {"priority": "high"}).published
+    assert routing_key == broker_amqp.dead_letter_queue(settings.amqp_queue)
+    assert "no workers serve priority 'high'" in properties.headers[broker_amqp.ERROR_HEADER]
 
 
 def test_an_accepted_job_has_a_queued_status_until_rq_has_it(fake_redis: Redis) -> None:

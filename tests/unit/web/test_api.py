@@ -34,7 +34,9 @@ def test_submit_answers_202_with_links_and_location(fake_client: FlaskClient) ->
     response = fake_client.post("/api/jobs", json={"title": "hello"})
     assert response.status_code == 202
     body = response.get_json()
-    assert set(body) == {"id", "status_url", "result_url", "events_url", "reused"}
+    assert set(body) == {"id", "status_url", "result_url", "events_url", "reused", "cancel_token"}
+    # 32 random bytes, URL-safe base64 without padding.
+    assert len(body["cancel_token"]) == 43 and body["cancel_token"].replace("-", "").replace("_", "").isalnum()
     assert body["status_url"] == f"/api/jobs/{body['id']}"
     assert body["result_url"] == f"/api/jobs/{body['id']}/result"
     assert body["events_url"] == f"/api/jobs/{body['id']}/events"

@@ -62,7 +62,9 @@ def dashboard(dashboard_app: Flask) -> FlaskClient:
 
 def failed_job_with_html(connection: Redis, settings: Settings) -> str:
     """A job that fails with markup in its exception text (the worker refuses its function)."""
-    job = jobs.queue(connection, "default").enqueue(f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart"))
+    job = jobs.queue(connection, "default").enqueue(
+        f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart")
+    )
     run_jobs(connection, settings)
     assert job.get_status(refresh=True) == "failed"
     return job.id
@@ -104,6 +106,35 @@ def test_priority_without_a_queue_is_refused(settings: Settings, redis_connectio
     app = create_app(settings.replace(queues=("default",)), redis=redis_connection)
     response = app.test_client().post("/api/jobs?priority=high", json={})
     assert response.status_code == 422 and "no workers serve" in response.get_json()["message"]
+    assert response.get_json()["field"] == "priority" and response.get_json()["error"] == "invalid_priority"
+
+
+def origins(settings: Settings, connection: Redis, queues: tuple[str, ...], *queries: str) -> list[str]:
+    """The queue each submission with ``queries`` went to, under ``QUEUES=queues``."""
+    client = create_app(settings.replace(queues=queues), redis=connection).test_client()
+    return [jobs.fetch(connection, submit(client, query)).origin for query in queries]
+
+
+def test_queues_default_alone_takes_jobs_with_no_priority_or_the_default_one(
+    settings: Settings, redis_connection: Redis
+) -> None:
+    assert origins(settings, redis_connection, ("default",), "", "?priority=default") == ["default", "default"]
+    client = create_app(settings.replace(queues=("default",)), redis=redis_connection).test_client()
+    assert client.post("/api/jobs?priority=low", json={}).get_json()["field"] == "priority"
+
+
+def test_a_single_custom_queue_takes_every_job_without_a_priority(settings: Settings, redis_connection: Redis) -> None:
+    assert origins(settings, redis_connection, ("charts",), "", "", "?priority=default") == ["charts"] * 3
+    assert jobs.queue(redis_connection, "charts").count == 3
+
+
+def test_high_and_low_send_no_priority_and_priority_default_to_the_first_queue(
+    settings: Settings, redis_connection: Redis
+) -> None:
+    found = origins(
+        settings, redis_connection, ("high", "low"), "", "?priority=default", "?priority=low", "?priority=high"
+    )
+    assert found == ["high", "high", "low", "high"]
 
 
 def test_workers_take_high_priority_first(client: FlaskClient, redis_connection: Redis, settings: Settings) -> None:
