@@ -21,7 +21,8 @@ from redis import Redis
 from plotjobs.config import Settings
 from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
 from plotjobs.queue import jobs
-from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.queue.rq_internals import harden_rq
+from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.web.extension import current_redis, current_settings
 
 URL_PREFIX = "/rq"
@@ -130,8 +131,10 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     import rq_dashboard
     import rq_dashboard.web
 
-    # rq-dashboard reads job data through this one module-level setting; ours loads only plain data.
-    rq_dashboard.web.config.serializer = PlainDataSerializer
+    # rq-dashboard reads jobs through this module-level setting where it passes one at all;
+    # harden_rq() covers the views that do not (they fall back to RQ's default serializer).
+    harden_rq()
+    rq_dashboard.web.config.serializer = JsonSerializer
     app.config.update(
         RQ_DASHBOARD_REDIS_URL=(_display_name(settings),),
         RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_allow_delete,

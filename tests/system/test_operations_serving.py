@@ -186,7 +186,7 @@ def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connec
     assert re.search(r"^high\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
     assert re.search(r"^low\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
     pool = subprocess.run([str(VENV_BIN / "rq"), "worker-pool", "--burst", "-n", "2", "-u", redis_url,
-                           "high", "default", "low"],
+                           "-S", "json", "-j", "plotjobs.queue.jobs.PlotJob", "high", "default", "low"],
                           capture_output=True, text=True, timeout=120, env=service_env(redis_url), cwd=PROJECT_ROOT, check=False)  # fmt: skip
     assert pool.returncode == 0, pool.stderr[-3000:]
     for job_id in ids:
@@ -195,7 +195,8 @@ def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connec
 
 
 def test_stock_rq_worker_runs_our_jobs(redis_url: str, redis_connection: Redis) -> None:
-    command = [str(VENV_BIN / "rq"), "worker", "-u", redis_url, "high", "default", "low"]
+    command = [str(VENV_BIN / "rq"), "worker", "-u", redis_url, "-S", "json", "-j", "plotjobs.queue.jobs.PlotJob",
+               "high", "default", "low"]  # fmt: skip
     with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection, command=command):
         job_id = requests.post(f"{base_url}/api/jobs", json={"format": "svg"}, timeout=5).json()["id"]
         wait_finished(base_url, job_id)
