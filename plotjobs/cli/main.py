@@ -309,7 +309,7 @@ def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> 
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
 def submit(
-    spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
+    *, spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
 ) -> None:
     """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
     spec = _read_spec(spec_file)

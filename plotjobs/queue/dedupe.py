@@ -102,7 +102,7 @@ def submit(
     A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
     one gets the id derived from the spec.
     """
-    spec = spec.pinned(dt.datetime.now(dt.timezone.utc).date())
+    spec = spec.pinned(dt.datetime.now(dt.UTC).date())
     if not spec.is_reproducible():
         return Submission(_enqueue(connection, settings, spec, priority, job_id), reused=False)
     digest = spec_digest(spec)

@@ -110,7 +110,7 @@ def test_one_client_cannot_hold_more_than_its_share(settings: Settings, redis_co
     client.delete(first["status_url"])
     redis_connection.zadd("plotjobs:client:127.0.0.1", {first["id"]: 0})
     assert client.post("/api/jobs").status_code == 202
-    assert 0 < redis_connection.ttl("plotjobs:client:127.0.0.1")
+    assert redis_connection.ttl("plotjobs:client:127.0.0.1") > 0
 
 
 def test_forwarded_for_counts_only_behind_a_configured_proxy(settings: Settings, redis_connection: Redis) -> None:

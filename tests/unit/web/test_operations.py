@@ -62,7 +62,9 @@ def dashboard(dashboard_app: Flask) -> FlaskClient:
 
 def failed_job_with_html(connection: Redis, settings: Settings) -> str:
     """A job that fails with markup in its exception text (the worker refuses its function)."""
-    job = jobs.queue(connection, "default").enqueue(f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart"))
+    job = jobs.queue(connection, "default").enqueue(
+        f"plotjobs.queue.tasks.{HOSTILE}", description=jobs.job_description("chart")
+    )
     run_jobs(connection, settings)
     assert job.get_status(refresh=True) == "failed"
     return job.id
