@@ -192,7 +192,8 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            name = " ".join(str(part) for part in process.args[1:4])  # type: ignore[index]
+            args = process.args
+            name = " ".join(str(part) for part in args[1:4]) if isinstance(args, list | tuple) else str(args)
             click.echo(f"{name} did not stop within {STOP_GRACE_SECONDS:.0f} s; killed", err=True)
             process.kill()
             process.wait()

@@ -83,7 +83,7 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
     """Move the spec to the next generation unless another request already did."""
     with connection.pipeline() as pipeline:
         try:
-            pipeline.watch(key)
+            pipeline.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch untyped
             current = pipeline.get(key)
             if (int(current) if current else 0) != generation:
                 return
