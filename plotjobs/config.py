@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything plotjobs can be told from the environment; see the README's table."""
+    """Everything plotjobs can be told from the environment; see docs/configuration.md."""
 
     redis_url: str | None = None
     queues: tuple[str, ...] = ("high", "default", "low")
