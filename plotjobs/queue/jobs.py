@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import time
 import uuid
 from collections.abc import Sequence
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue
@@ -21,13 +22,13 @@ from rq.worker import Worker
 from plotjobs import keys
 from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
-    UnreadableJob,
     ForbiddenTaskError,
     InvalidPriority,
     JobAlreadyEnded,
     JobNotFound,
     ResultExpired,
     ResultNotReady,
+    UnreadableJob,
 )
 from plotjobs.queue import metrics, results, tasks
 from plotjobs.queue.rq_internals import harden_rq
@@ -70,13 +71,17 @@ class PlotJob(Job):
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
 
     @property
-    def func_name(self) -> str:
+    def func_name(self) -> str | None:
         """The task the job names; UnreadableJobData (why, in words) when its data is not JSON."""
         try:
-            name: str = super().func_name
+            name: str | None = super().func_name
         except DeserializationError:
             raise UnreadableJobData(unreadable_data_reason(self.data)) from None
         return name
+
+    @func_name.setter
+    def func_name(self, value: str) -> None:
+        Job.func_name.fset(self, value)  # type: ignore[attr-defined]  # RQ's setter, untyped
 
     @property
     def func(self) -> Any:
@@ -95,7 +100,7 @@ def unreadable_data_reason(data: bytes) -> str:
     return "its data is not JSON; it was not loaded and nothing ran"
 
 
-class TutorialState(str, Enum):
+class TutorialState(StrEnum):
     """The states the original Flask + Celery tutorial's page understands."""
 
     PENDING = "PENDING"
@@ -192,7 +197,7 @@ def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
         for job_id in job_ids:
             pipeline.hget(Job.key_for(job_id), "status")
         replies = pipeline.execute()
-    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies)}
+    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies, strict=True)}
 
 
 def is_terminal(state: str | None) -> bool:
@@ -228,17 +233,14 @@ def cancel(connection: Redis, job: Job) -> Job:
     # Set first: a worker that dequeues the job in the meantime stops at its first stage.
     connection.set(keys.cancel(job.id), "1", ex=keys.CANCEL_TTL)
     if status != JobStatus.STARTED:
-        try:
+        with contextlib.suppress(InvalidJobOperation):  # canceled by a concurrent request
             job.cancel()
-        except InvalidJobOperation:
-            pass  # canceled by a concurrent request
         tasks.announce(job)
         return fetch(connection, job.id)
-    try:
-        # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
+    # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
+    # InvalidJobOperation: it ended or was requeued meanwhile; the cancel flag still applies.
+    with contextlib.suppress(InvalidJobOperation):
         send_stop_job_command(connection, job.id, serializer=JsonSerializer)
-    except InvalidJobOperation:
-        pass  # it ended or was requeued meanwhile; the cancel flag still applies
     return _wait_until_ended(connection, job)
 
 
@@ -261,7 +263,7 @@ def fetch(connection: Redis, job_id: str) -> Job:
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
     try:
-        job = PlotJob.fetch(job_id, connection=connection, serializer=JsonSerializer)
+        job = cast(PlotJob, PlotJob.fetch(job_id, connection=connection, serializer=JsonSerializer))
     except NoSuchJobError:
         raise JobNotFound(job_id) from None
     if job.unreadable is not None:
@@ -375,7 +377,7 @@ def queue_depths(connection: Redis, names: tuple[str, ...]) -> dict[str, int]:
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.llen(queue(connection, name).key)
-        return {name: int(length) for name, length in zip(names, pipe.execute())}
+        return {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
 
 
 def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
@@ -384,7 +386,7 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
     RQ keeps a worker's key alive only while it heartbeats, so a worker that died
     vanishes from this list once its key expires.
     """
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     described = []
     for key in Worker.all_keys(connection=connection):
         try:
@@ -395,7 +397,7 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
             continue
         heartbeat = worker.last_heartbeat
         if heartbeat is not None and heartbeat.tzinfo is None:
-            heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
+            heartbeat = heartbeat.replace(tzinfo=dt.UTC)
         described.append(
             {
                 "name": worker.name,

@@ -6,6 +6,7 @@ executions, results, workers, commands).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Any
 
@@ -35,14 +36,9 @@ class BoundedZlib:
         return out
 
 
-_hardened = False
-
-
+@functools.cache
 def harden_rq() -> None:
-    """Make RQ's default serializer JSON and its zlib bounded in this process (idempotent)."""
-    global _hardened
-    if _hardened:
-        return
+    """Make RQ's default serializer JSON and its zlib bounded in this process (once; later calls do nothing)."""
     import rq.job
     import rq.results
     import rq.serializers
@@ -51,13 +47,12 @@ def harden_rq() -> None:
     # forgets ``serializer=`` (rq-dashboard's worker list and job view do); RQ has no setting
     # for the default. DefaultSerializer is PickleSerializer and rq-dashboard's default: every forgotten
     # ``serializer=`` resolves to this class, whose methods RQ looks up at call time.
-    rq.serializers.DefaultSerializer.dumps = staticmethod(JsonSerializer.dumps)  # type: ignore[assignment]
-    rq.serializers.DefaultSerializer.loads = staticmethod(JsonSerializer.loads)  # type: ignore[assignment]
+    rq.serializers.DefaultSerializer.dumps = staticmethod(JsonSerializer.dumps)
+    rq.serializers.DefaultSerializer.loads = staticmethod(JsonSerializer.loads)
     # RQ decompresses job data, exception text and failure results with no size limit, and
     # before any serializer sees the bytes; only the module's zlib can be bounded.
-    rq.job.zlib = BoundedZlib  # type: ignore[attr-defined]
-    rq.results.zlib = BoundedZlib  # type: ignore[attr-defined]
-    _hardened = True
+    rq.job.zlib = BoundedZlib  # type: ignore[attr-defined,assignment]  # a stand-in for the module, by design
+    rq.results.zlib = BoundedZlib  # type: ignore[attr-defined,assignment]  # a stand-in for the module, by design
 
 
 def mark_stopped(worker: BaseWorker, job_id: str) -> None:
@@ -66,7 +61,7 @@ def mark_stopped(worker: BaseWorker, job_id: str) -> None:
     RQ 3.0 sets this private attribute from ``send_stop_job_command``; our workers stop a canceled
     job cooperatively (between render stages), and RQ has no public way to say so.
     """
-    worker._stopped_job_id = job_id  # noqa: SLF001
+    worker._stopped_job_id = job_id
 
 
 def death_penalty_of(penalty: BaseDeathPenalty) -> tuple[type[BaseException], Any]:
@@ -74,4 +69,4 @@ def death_penalty_of(penalty: BaseDeathPenalty) -> tuple[type[BaseException], An
 
     RQ keeps both only as private attributes of ``BaseDeathPenalty``; our message names the timeout.
     """
-    return penalty._exception, penalty._timeout  # noqa: SLF001
+    return penalty._exception, penalty._timeout

@@ -13,6 +13,7 @@ import hmac
 import html
 import json
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, request
@@ -104,7 +105,7 @@ def _harden(response: Response) -> Response:
 
 def _escape_json(response: Response) -> Response:
     keep = ESCAPED_JSON.get((request.endpoint or "").partition(".")[2])
-    if keep is not None and response.status_code == 200 and response.is_json:
+    if keep is not None and response.status_code == HTTPStatus.OK and response.is_json:
         response.set_data(json.dumps(_escaped(response.get_json(), keep)))
     return response
 

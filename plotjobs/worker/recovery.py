@@ -128,7 +128,7 @@ def _claim(connection: Redis, job_id: str) -> bool:
 
 
 def _recover_lost(
-    connection: Redis, settings: Settings, queue: Queue, job: Job, execution: Execution | None, report: SweepReport
+    connection: Redis, settings: Settings, queue: Queue, job: Job, *, execution: Execution | None, report: SweepReport
 ) -> None:
     if not _claim(connection, job.id):
         return
@@ -160,7 +160,7 @@ def _recover_lost(
         if execution is not None:
             queue.started_job_registry.remove_execution(execution, pipeline=pipe)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
-        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.timezone.utc)))
+        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.UTC)))
         # What RQ's worker does for a failed job: the failed registry, and a failure result with the reason.
         FailedJobRegistry(queue.name, connection=connection, job_class=jobs.PlotJob, serializer=JsonSerializer).add(
             job, ttl=failure_ttl, exc_string=message, pipeline=pipe
@@ -188,7 +188,7 @@ def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: se
         execution = Execution(execution_id, job_id, connection=connection)
         status = job.get_status(refresh=False)
         if status == JobStatus.STARTED:
-            _recover_lost(connection, settings, queue, job, execution, report)
+            _recover_lost(connection, settings, queue, job, execution=execution, report=report)
         elif status == JobStatus.QUEUED:
             if not _claim(connection, job_id):
                 continue
@@ -242,7 +242,7 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
                 for started_id, _ in queue.started_job_registry.get_job_and_execution_ids(cleanup=False)
             )
             if not registered and job.worker_name in dead:
-                _recover_lost(connection, settings, queue, job, None, report)
+                _recover_lost(connection, settings, queue, job, execution=None, report=report)
             continue
         if connection.lpos(queue.key, job_id) is not None:
             connection.delete(keys.limbo(job_id))

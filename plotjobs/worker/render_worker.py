@@ -18,8 +18,7 @@ from rq.worker import SimpleWorker
 from plotjobs import generators, keys
 from plotjobs.config import Settings
 from plotjobs.config import from_env as settings_from_env
-from plotjobs.queue import jobs, tasks
-from plotjobs.queue import rq_internals
+from plotjobs.queue import jobs, rq_internals, tasks
 from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.worker import recovery
 

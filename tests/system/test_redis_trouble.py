@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import zlib
-
 from pathlib import Path
 
 import pytest
