@@ -109,7 +109,7 @@ def test_waiting_on_a_job_that_does_not_finish_exits_1(redis_url: str, redis_con
         finally:
             if waiting.poll() is None:
                 waiting.kill()
-                waiting.communicate()
+                waiting.communicate(timeout=15)
     assert waiting.returncode == 1
     assert "ended canceled" in stderr
     assert not (tmp_path / "out.png").exists()

@@ -117,7 +117,7 @@ def test_sigkilled_worker_job_is_retried_within_the_bound_and_finished_by_anothe
             assert state_of(redis_connection, job_id)["state"] == "started"
             with running_worker(redis_url, redis_connection, command=rescuer_command, **FAST):
                 doomed.kill()
-                doomed.wait()
+                doomed.wait(timeout=15)
                 died_at = time.monotonic()
                 wait_for(lambda: state_of(redis_connection, job_id)["stage"].startswith("requeued: worker lost")
                          or state_of(redis_connection, job_id)["state"] != "started",

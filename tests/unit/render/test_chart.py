@@ -94,7 +94,7 @@ def test_bad_specs_name_the_field(document: dict[str, object], field: str) -> No
 
 def test_charts_imports_neither_web_nor_queue() -> None:
     code = "import sys, plotjobs.render.chart; print(sorted({'flask','redis','rq'} & set(sys.modules)))"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert output.strip() == "[]"
 
 
