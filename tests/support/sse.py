@@ -50,7 +50,7 @@ def take(items: Iterator[T], timeout: float, count: int | None = None, what: str
                     seen.append(next(items))
                 except StopIteration:
                     return
-        except BaseException as error:  # re-raised in the test's thread below
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread below
             errors.append(error)
 
     reader = threading.Thread(target=read, name="sse-reader", daemon=True)
