@@ -252,3 +252,11 @@ def test_responses_carry_strict_headers(fake_client: FlaskClient) -> None:
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert fake_client.get("/api/jobs/x").headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert not fake_client.application.debug
+
+
+def test_the_workers_list_is_503_json_with_retry_after_when_redis_is_down() -> None:
+    client = create_app(Settings(redis_url="redis://127.0.0.1:1/0", secret_key="k")).test_client()
+    response = client.get("/api/workers")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "service_unavailable"
+    assert int(response.headers["Retry-After"]) > 0
