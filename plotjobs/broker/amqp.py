@@ -197,7 +197,7 @@ def message_properties(
         delivery_mode=pika.DeliveryMode.Persistent,
         message_id=job_id,
         app_id=APP_ID,
-        timestamp=int(dt.datetime.now(dt.timezone.utc).timestamp()),
+        timestamp=int(dt.datetime.now(dt.UTC).timestamp()),
         **extra,
     )
 

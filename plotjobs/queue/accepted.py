@@ -16,7 +16,7 @@ STAGE = "submitted"
 
 def record(connection: Redis, job_id: str) -> None:
     """Remember that ``job_id`` was accepted and is on its way to the queue."""
-    moment = dt.datetime.now(dt.timezone.utc).isoformat()
+    moment = dt.datetime.now(dt.UTC).isoformat()
     connection.set(keys.accepted(job_id), json.dumps({"accepted_at": moment}), ex=keys.ACCEPTED_TTL)
 
 

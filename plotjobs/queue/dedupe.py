@@ -83,7 +83,7 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
     """Move the spec to the next generation unless another request already did."""
     with connection.pipeline() as pipeline:
         try:
-            pipeline.watch(key)
+            pipeline.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch untyped
             current = pipeline.get(key)
             if (int(current) if current else 0) != generation:
                 return
@@ -102,7 +102,7 @@ def submit(
     A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
     one gets the id derived from the spec.
     """
-    spec = spec.pinned(dt.datetime.now(dt.timezone.utc).date())
+    spec = spec.pinned(dt.datetime.now(dt.UTC).date())
     if not spec.is_reproducible():
         return Submission(_enqueue(connection, settings, spec, queue_name, job_id), reused=False)
     digest = spec_digest(spec)

@@ -36,11 +36,13 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
     from plotjobs import config as config_module
     from plotjobs.connection import redis_from_settings
+    from plotjobs.queue.rq_internals import harden_rq
     from plotjobs.web import api, dashboard, http_errors, monitoring, pages, request_log, security
     from plotjobs.web.events import EventHub
     from plotjobs.web.extension import EXTENSION_KEY
 
     settings = settings or config_module.from_env()
+    harden_rq()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -27,6 +27,7 @@ from plotjobs.web.spec_input import spec_from_request
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
+SHA256_HEX_DIGITS = 64
 RESULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # Seconds a client is told to wait when the service or its own share is full: about a few renders.
 RETRY_AFTER_SECONDS = 5
@@ -175,7 +176,7 @@ def file_url(description: results.ResultDescription) -> str:
 def stored_file(name: str) -> Response:
     """A rendered file by its SHA-256 and format: the same bytes for every job that made them."""
     digest, _, file_format = name.partition(".")
-    if file_format not in CONTENT_TYPES or len(digest) != 64 or digest.strip("0123456789abcdef"):
+    if file_format not in CONTENT_TYPES or len(digest) != SHA256_HEX_DIGITS or digest.strip("0123456789abcdef"):
         raise FileNotFound(name)
     data = results.load_digest(current_redis(), digest)
     if data is None:
@@ -199,7 +200,8 @@ def file_response(data: bytes, description: dict[str, Any], filename: str, *, do
     response.headers["Cache-Control"] = RESULT_CACHE_CONTROL
     disposition = "attachment" if download else "inline"
     response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}.{description["format"]}"'
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 @blueprint.get("/jobs/<job_id>/result")

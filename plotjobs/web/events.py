@@ -158,7 +158,7 @@ class EventHub:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            pubsub = self.connection.pubsub()
+            pubsub = self.connection.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             try:
                 self._listen(pubsub)
             except RedisError as error:

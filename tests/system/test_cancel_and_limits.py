@@ -122,7 +122,7 @@ def test_one_client_cannot_hold_more_than_its_share(settings: Settings, redis_co
     cancel(client, first)
     redis_connection.zadd("plotjobs:client:127.0.0.1", {first["id"]: 0})
     assert client.post("/api/jobs").status_code == 202
-    assert 0 < redis_connection.ttl("plotjobs:client:127.0.0.1")
+    assert redis_connection.ttl("plotjobs:client:127.0.0.1") > 0
 
 
 def test_forwarded_for_counts_only_behind_a_configured_proxy(settings: Settings, redis_connection: Redis) -> None:
@@ -164,7 +164,7 @@ def test_one_job_at_a_time_is_never_refused(settings: Settings, redis_url: str, 
             response = client.post("/api/jobs")
             assert response.status_code == 202, response.get_json()
             status_url = response.get_json()["status_url"]
-            wait_for(lambda: client.get(status_url).get_json()["state"] == "finished", what="the job to finish")
+            wait_for(lambda url=status_url: client.get(url).get_json()["state"] == "finished", what="the job to finish")
 
 
 SHARED = {"title": "wanted twice", "seed": 3, "start": "2026-01-01"}
@@ -182,7 +182,7 @@ def test_a_shared_job_is_canceled_only_by_its_last_submitter(client: FlaskClient
     assert second["id"] == first["id"] and second["reused"] and first["cancel_token"] != second["cancel_token"]
     stored = redis_connection.smembers(keys.interest(first["id"]))
     assert len(stored) == 2 and first["cancel_token"].encode() not in stored
-    assert 0 < redis_connection.ttl(keys.interest(first["id"]))
+    assert redis_connection.ttl(keys.interest(first["id"])) > 0
 
     assert refusals(client, first["status_url"]) == [(403, "cancel_token_required"), (403, "cancel_token_invalid")]
     assert client.get(first["status_url"]).get_json()["state"] == "queued"

@@ -139,9 +139,9 @@ def test_procfile_runs_web_and_worker() -> None:
 def test_requirements_are_exact_pins() -> None:
     for name in ("requirements.txt", "requirements-dev.txt"):
         for line in (PROJECT_ROOT / name).read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith(("#", "-r")):
-                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+            pin = line.strip()
+            if pin and not pin.startswith(("#", "-r")):
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", pin), f"{name}: {pin}"
 
 
 def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
@@ -167,8 +167,9 @@ def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:
 
 def test_gunicorn_refuses_bad_plotjobs_settings_before_booting_workers() -> None:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("DASHBOARD_")}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config"]
     refused = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config", "--bind", "127.0.0.1:0", "wsgi:app"],
+        [*command, "--bind", "127.0.0.1:0", "wsgi:app"],
         check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
         env={**environ, "DASHBOARD_USERNAME": "ops"},
     )  # fmt: skip

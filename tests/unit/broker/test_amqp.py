@@ -207,7 +207,8 @@ import plotjobs.broker.bridge, plotjobs.broker.amqp, plotjobs.cli.main
 app = create_app(Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING"), redis=fakeredis.FakeRedis())
 status = app.test_client().post("/api/jobs", json={}).status_code
 print(status, "pika" in sys.modules)
-create_app(Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING", broker_url="amqp://mq"), redis=fakeredis.FakeRedis())
+settings = Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING", broker_url="amqp://mq")
+create_app(settings, redis=fakeredis.FakeRedis())
 print("pika" in sys.modules)
 """
     result = subprocess.run(

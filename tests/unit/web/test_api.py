@@ -47,9 +47,9 @@ def test_submit_answers_202_with_links_and_location(fake_client: FlaskClient) ->
 def test_empty_body_is_the_default_chart(fake_client: FlaskClient, fake_redis: Redis) -> None:
     body = submit(fake_client)
     job = jobs.fetch(fake_redis, body["id"])
-    assert job.args == ("chart", {"kind": "line", "title": "", "x_label": "", "y_label": "", "series": None,
+    assert job.args == ["chart", {"kind": "line", "title": "", "x_label": "", "y_label": "", "series": None,
                          "x_type": "auto", "bins": 10, "legend": None, "theme": "light", "seed": None,
-                         "start": None, "format": "png", "width": 800, "height": 500, "dpi": 100},)  # fmt: skip
+                         "start": None, "format": "png", "width": 800, "height": 500, "dpi": 100}]  # fmt: skip
     assert job.description == jobs.job_description("chart")
 
 
