@@ -83,8 +83,12 @@ ROUTES: dict[str, tuple[str, str, Any, int]] = {
     "spec": ("GET", "{finished[status_url]}/spec", None, 200),
     "result": ("GET", "{finished[result_url]}", None, 200),
     "events": ("GET", "{finished[events_url]}", None, 200),
-    "cancel": ("DELETE", "{queued[status_url]}", lambda s: {"headers": {"X-Cancel-Token": s.queued["cancel_token"]}},
-               200),
+    "cancel": (
+        "DELETE",
+        "{queued[status_url]}",
+        lambda s: {"headers": {"X-Cancel-Token": s.queued["cancel_token"]}},
+        200,
+    ),
     "workers": ("GET", "/api/workers", None, 200),
     "stored file": ("GET", "{finished[file_url]}", None, 200),
 }

@@ -60,5 +60,5 @@ def test_a_worker_that_exits_at_once_is_restarted_after_delays_doubling_from_hal
     assert supervisor.run() == 0  # the stop request came before the last crash: a warm stop
     gaps = [later - earlier for earlier, later in itertools.pairwise(spawns)]
     # Each gap is the delay plus the crash itself and up to two loop turns (0.25 s each); 1.5 s covers a loaded host.
-    for gap, delay in zip(gaps, [0.5, 1.0, 2.0]):
+    for gap, delay in zip(gaps, [0.5, 1.0, 2.0], strict=True):
         assert delay <= gap <= delay + 1.5, (gaps, [0.5, 1.0, 2.0])
