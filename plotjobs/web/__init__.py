@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     harden_rq()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(
+        # Never debug mode, whatever FLASK_DEBUG says: it would serve tracebacks and propagate errors.
+        DEBUG=False,
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         # A spec sent as a form field may be as large as any other request body.
