@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
     ForbiddenTaskError,
@@ -39,8 +39,6 @@ from plotjobs.spec.base import GeneratorSpec
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-TERMINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
-ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
 # How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
 STOP_WAIT_SECONDS = 3.0
 
@@ -191,18 +189,13 @@ def is_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.match(job_id))
 
 
-def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+def read_states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
     """The RQ status of each job in one round trip; None for a job that no longer exists."""
     with connection.pipeline(transaction=False) as pipeline:
         for job_id in job_ids:
             pipeline.hget(Job.key_for(job_id), "status")
         replies = pipeline.execute()
     return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies, strict=True)}
-
-
-def is_terminal(state: str | None) -> bool:
-    """Whether a job in ``state`` will never change again (or is gone)."""
-    return state is None or state in TERMINAL_STATES
 
 
 def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
@@ -221,14 +214,14 @@ def queue_depth(connection: Redis, settings: Settings) -> int:
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
     """For each id, whether its job is still to end: False once it has ended, None if there is no such job."""
-    current = states(connection, list(job_ids))
-    return [None if current[job_id] is None else current[job_id] not in TERMINAL_STATES for job_id in job_ids]
+    current = read_states(connection, list(job_ids))
+    return [None if current[job_id] is None else current[job_id] not in states.TERMINAL for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:
     """Cancel a waiting job, or ask the worker running it to stop; JobAlreadyEnded if it has ended."""
     status = job.get_status()
-    if status in TERMINAL_STATES:
+    if status in states.TERMINAL:
         raise JobAlreadyEnded(job.id, status.value)
     # Set first: a worker that dequeues the job in the meantime stops at its first stage.
     connection.set(keys.cancel(job.id), "1", ex=keys.CANCEL_TTL)
@@ -251,7 +244,7 @@ def _wait_until_ended(connection: Redis, job: Job) -> Job:
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while True:
             current = fetch(connection, job.id)
-            if current.get_status(refresh=False) in TERMINAL_STATES or time.monotonic() >= deadline:
+            if current.get_status(refresh=False) in states.TERMINAL or time.monotonic() >= deadline:
                 return current
             pubsub.get_message(timeout=0.1)
     finally:
