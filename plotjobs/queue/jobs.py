@@ -14,7 +14,13 @@ from typing import Any, cast
 from redis import Redis
 from rq import Queue
 from rq.command import send_stop_job_command
-from rq.exceptions import DeserializationError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import (
+    DeserializationError,
+    DuplicateJobError,
+    InvalidJobOperation,
+    NoSuchJobError,
+    TimeoutFormatError,
+)
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
@@ -30,7 +36,7 @@ from plotjobs.errors import (
     ResultNotReady,
     UnreadableJob,
 )
-from plotjobs.queue import metrics, results, tasks
+from plotjobs.queue import metrics, results, rq_internals, tasks
 from plotjobs.queue.rq_internals import harden_rq
 from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.spec.base import GeneratorSpec
@@ -45,6 +51,10 @@ STOP_WAIT_SECONDS = 3.0
 
 # The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
 PICKLE_MARK = b"\x80"
+
+
+# What RQ's parsers raise on a field they cannot read (parse_timeout asserts, for one).
+RQ_PARSE_ERRORS = (ValueError, TypeError, KeyError, AssertionError, TimeoutFormatError)
 
 
 class UnreadableJobData(DeserializationError):
@@ -62,15 +72,19 @@ class PlotJob(Job):
 
     def restore(self, raw_data: Any) -> None:
         """Load the hash as RQ does; a field RQ cannot parse marks the job unreadable instead of raising."""
+        cleaned, oversized = rq_internals.defuse_compressed_fields(raw_data)
+        self.unreadable = None if oversized is None else f"FieldTooLargeError: {oversized}"
         try:
-            super().restore(raw_data)
-        except (ValueError, TypeError) as error:
+            super().restore(cleaned)
+        except RQ_PARSE_ERRORS as error:
             # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
 
     @property
     def func_name(self) -> str | None:
         """The task the job names; UnreadableJobData (why, in words) when its data is not JSON."""
+        if self.unreadable is not None:
+            raise UnreadableJobData(self.unreadable)
         try:
             name: str | None = super().func_name
         except DeserializationError:
@@ -268,7 +282,7 @@ def latest_result(job: Job) -> Result | None:
     """The job's latest RQ result, or None when it has none or its entry cannot be read."""
     try:
         return job.latest_result()
-    except (ValueError, TypeError, KeyError):
+    except RQ_PARSE_ERRORS:
         # A hand-written stream entry: RQ's parser raises on its fields; it is no result of ours.
         return None
 
@@ -384,7 +398,7 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
     for key in Worker.all_keys(connection=connection):
         try:
             worker = Worker.find_by_key(key, connection=connection, serializer=JsonSerializer)
-        except (ValueError, TypeError):
+        except RQ_PARSE_ERRORS:
             continue  # a worker hash written by hand is no worker of ours
         if worker is None:
             continue
