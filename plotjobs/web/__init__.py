@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from flask import Flask
 
     from plotjobs import config as config_module
+    from plotjobs import states
     from plotjobs.connection import redis_from_settings
     from plotjobs.queue.rq_internals import harden_rq
     from plotjobs.web import api, dashboard, http_errors, monitoring, pages, request_log, security
@@ -71,5 +72,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     security.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
+    # The page's scripts read the end states from here: the one list the server uses too.
+    app.jinja_env.globals["terminal_states"] = " ".join(sorted(states.TERMINAL))
     dashboard.init_app(app, settings, connection)
     return app
