@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from plotjobs import keys
+from plotjobs import keys  # noqa: E402
 from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from plotjobs.config import Settings  # noqa: E402
-from plotjobs.queue import jobs, tasks
+from plotjobs.queue import jobs, tasks  # noqa: E402
 from plotjobs.render import chart as charts  # noqa: E402
 from plotjobs.spec.chart import ChartSpec  # noqa: E402
 
@@ -57,7 +57,8 @@ IDLE_QUEUE = "idle"
 class Row:
     """One line of the results table."""
 
-    def __init__(self, target: str, measured: str, baseline: str, ratio: str, goal: str, met: bool | None) -> None:
+    # A row is its six cells in table order, so the calls below read like the table.
+    def __init__(self, target: str, measured: str, baseline: str, ratio: str, goal: str, met: bool | None) -> None:  # noqa: PLR0917
         self.cells = [target, measured, baseline, ratio, goal, {True: "yes", False: "**no**", None: "—"}[met]]
 
 
@@ -357,7 +358,7 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
 
 
 def python_load(
-    address: str, method: str, path: str, body: bytes | None, seconds: float, threads: int
+    address: str, method: str, path: str, body: bytes | None, *, seconds: float, threads: int
 ) -> tuple[float, float, int]:
     """The same figures from keep-alive clients in threads, when wrk is not installed."""
     latencies: list[float] = []
@@ -387,7 +388,7 @@ def python_load(
 
 
 def load(
-    address: str, method: str, path: str, body: bytes | None, seconds: int, connections: int
+    address: str, method: str, path: str, body: bytes | None, *, seconds: int, connections: int
 ) -> tuple[float, float, int]:
     """Load ``path`` with wrk if present, else with Python threads."""
     if shutil.which("wrk"):
@@ -398,7 +399,7 @@ def load(
                 'wrk.headers["Content-Type"] = "application/json"\n'
             )
         return wrk(f"http://{address}{path}", seconds, connections, script)
-    return python_load(address, method, path, body, seconds, min(connections, 16))
+    return python_load(address, method, path, body, seconds=seconds, threads=min(connections, 16))
 
 
 # --- growth -------------------------------------------------------------------------------
@@ -485,7 +486,8 @@ def main() -> None:
                             f"{our_rate:.1f} jobs/s", f"{celery_rate:.1f} jobs/s", f"{our_rate / celery_rate:.2f}",
                             ">= 1.00", our_rate >= celery_rate))  # fmt: skip
             rows.append(Row("   Celery vs render in 2 processes", f"{celery_rate:.1f} jobs/s",
-                            f"{limit_rate:.1f} jobs/s", f"{celery_rate / limit_rate:.2f}", "(reference)", None))  # fmt: skip
+                            f"{limit_rate:.1f} jobs/s", f"{celery_rate / limit_rate:.2f}", "(reference)",
+                            None))  # fmt: skip
         pool.close()
         pool.join()
         pool = None
@@ -564,12 +566,16 @@ def main() -> None:
         log("web tier load")
         status_path = first["status_url"]
         for connections in (options.connections, options.connections * 4):
-            rate, p99, failures = load(load_web, "GET", status_path, None, options.load_seconds, connections)
+            rate, p99, failures = load(
+                load_web, "GET", status_path, None, seconds=options.load_seconds, connections=connections
+            )
             rows.append(Row(f"5. GET status, {connections} connections: req/s (p99)", f"{rate:.0f} ({p99:.1f} ms)",
                             "1500 req/s, 25 ms", f"{rate / 1500:.2f} ({p99 / 25:.2f})", ">= 1.00 (< 1.00)",
                             rate >= 1500 and p99 < 25 and failures == 0))  # fmt: skip
         post_body = json.dumps({"title": "load"}).encode()
-        rate, p99, failures = load(load_web, "POST", "/api/jobs", post_body, options.load_seconds, options.connections)
+        rate, p99, failures = load(
+            load_web, "POST", "/api/jobs", post_body, seconds=options.load_seconds, connections=options.connections
+        )
         rows.append(Row("5. POST /api/jobs: jobs/s (p99)", f"{rate:.0f} ({p99:.0f} ms)", "500 target",
                         f"{rate / 500:.2f}", ">= 1.00", rate >= 500 and failures == 0))  # fmt: skip
         connection.delete(jobs.queue(connection, IDLE_QUEUE).key)
@@ -623,14 +629,14 @@ def main() -> None:
 
     header = ["target", "measured", "baseline (same run)", "ratio", "goal", "met"]
     lines = [
-        f"plotjobs benchmark, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"plotjobs benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}: {psutil.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"Python {platform.python_version()}, {'wrk' if shutil.which('wrk') else 'Python threads'} for web load",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
         *("| " + " | ".join(row.cells) + " |" for row in rows),
-        *([""] + notes if notes else []),
+        *(["", *notes] if notes else []),
     ]
     table = "\n".join(lines)
     print(table)

@@ -30,6 +30,11 @@ DEFAULT_PRIORITY = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+MAX_PORT = 65535
+# RabbitMQ allows longer names; ours stay readable in its management pages.
+MAX_AMQP_QUEUE_NAME = 200
+# Workers beat every third of the timeout: 1 s between beats at the least.
+MIN_LIVENESS_TIMEOUT = 3
 
 
 class ConfigError(ValueError):
@@ -90,7 +95,7 @@ def _sentinels(value: object) -> tuple[tuple[str, int], ...]:
     addresses = []
     for item in (part.strip() for part in value.split(",")):
         host, separator, port = item.rpartition(":")
-        if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not separator or not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
             raise ValueError(f"REDIS_SENTINELS must be host:port[,host:port...], got {item!r}")
         addresses.append((host, int(port)))
     return tuple(addresses)
@@ -124,7 +129,7 @@ def _amqp_queue(value: object) -> object:
     if not isinstance(value, str):
         return value
     name = value.strip()
-    if len(name) > 200 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if len(name) > MAX_AMQP_QUEUE_NAME or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"AMQP_QUEUE must be up to 200 letters, digits, '.', '-' and '_', got {value!r}")
     if name.startswith("amq."):
         raise ValueError(f"AMQP_QUEUE must not start with 'amq.' (RabbitMQ reserves it), got {value!r}")
@@ -140,7 +145,7 @@ def _log_level(value: object) -> str:
 
 def _liveness_timeout(value: int) -> int:
     # Workers beat every third of the timeout; below 3 s a busy host could miss beats and be declared dead.
-    if value < 3:
+    if value < MIN_LIVENESS_TIMEOUT:
         raise ValueError(f"WORKER_LIVENESS_TIMEOUT must be at least 3 seconds, got {value}")
     return value
 

@@ -74,6 +74,16 @@ class TooManyRequests(PlotjobsError):
         self.retry_after = retry_after
 
 
+class UnreadableJob(PlotjobsError):
+    """A job whose record in Redis cannot be read as plotjobs writes it (it was written by hand)."""
+
+    status = 409
+    code = "unreadable_job"
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id} cannot be read: {reason}")
+
+
 class ResultExpired(PlotjobsError):
     """The job finished but its file is gone (its result TTL passed)."""
 
@@ -196,7 +206,7 @@ class UnsupportedMediaType(PlotjobsError):
 
 
 class InvalidForm(PlotjobsError):
-    """A multipart body that cannot be parsed into parts (a well-formed empty form is the default chart)."""
+    """A multipart body that cannot be parsed into parts, or holds neither a spec nor a CSV part."""
 
     status = 400
     code = "invalid_form"

@@ -29,7 +29,7 @@ class JsonFormatter(_LibraryJsonFormatter):
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         """Our four fields first, then what the library adds: the exception and the record's extras."""
-        log_data["ts"] = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+        log_data["ts"] = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
         log_data["level"] = record.levelname.lower()
         log_data["logger"] = record.name
         log_data["message"] = record.message

@@ -35,6 +35,13 @@ POLL_SECONDS = 1.0
 _REASON_LIMIT = 1000
 
 
+def _delivery_tag(method: Basic.Deliver) -> int:
+    """The tag RabbitMQ gave a delivery (always set on a Basic.Deliver; pika's types allow None)."""
+    if method.delivery_tag is None:
+        raise ValueError("a delivery without a delivery tag")
+    return int(method.delivery_tag)
+
+
 class Bridge:
     """Moves submissions from the RabbitMQ queue into RQ until ``stop()`` is called."""
 
@@ -86,7 +93,8 @@ class Bridge:
             log.info("consuming from RabbitMQ queue %r", self._queue)
             self._broker_backoff.reset()
             for method, properties, body in channel.consume(self._queue, inactivity_timeout=POLL_SECONDS):
-                if method is not None:
+                # pika yields (None, None, None) when the inactivity timeout passes with no message.
+                if method is not None and properties is not None and body is not None:
                     self._handle(connection, channel, method, properties, body)
                 if self._stopping:
                     break
@@ -138,7 +146,7 @@ class Bridge:
             log.warning(
                 "Redis is unavailable (%s); job %s waits in RabbitMQ, retry in %.1fs", error, submission.job_id, delay
             )
-            channel.basic_nack(method.delivery_tag, requeue=True)
+            channel.basic_nack(_delivery_tag(method), requeue=True)
             self._pause(delay, connection)
             return
         except Exception as error:
@@ -152,7 +160,7 @@ class Bridge:
         if submission.reply_to:
             reply = {"id": submission.job_id, "state": "queued", "status_path": f"/api/jobs/{submission.job_id}"}
             self._reply(channel, submission.reply_to, submission.correlation_id, reply)
-        channel.basic_ack(method.delivery_tag)
+        channel.basic_ack(_delivery_tag(method))
 
     def _dead_letter(
         self,
@@ -171,7 +179,7 @@ class Bridge:
         headers.update(
             {
                 broker_amqp.ERROR_HEADER: reason,
-                broker_amqp.FAILED_AT_HEADER: dt.datetime.now(dt.timezone.utc).isoformat(),
+                broker_amqp.FAILED_AT_HEADER: dt.datetime.now(dt.UTC).isoformat(),
                 broker_amqp.QUEUE_HEADER: self._queue,
             }
         )
@@ -189,7 +197,7 @@ class Bridge:
         reply_to, correlation_id = broker_amqp.reply_addresses(body, properties.reply_to, properties.correlation_id)
         if reply_to:
             self._reply(channel, reply_to, correlation_id, {"error": "invalid_message", "message": reason})
-        channel.basic_ack(method.delivery_tag)
+        channel.basic_ack(_delivery_tag(method))
 
     def _reply(self, channel: BlockingChannel, reply_to: str, correlation_id: str | None, body: dict[str, Any]) -> None:
         """Answer the producer on its reply queue (a missing queue just drops the answer)."""

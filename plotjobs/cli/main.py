@@ -196,7 +196,8 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
         try:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            name = " ".join(str(part) for part in process.args[1:4])  # type: ignore[index]
+            args = process.args
+            name = " ".join(str(part) for part in args[1:4]) if isinstance(args, list | tuple) else str(args)
             click.echo(f"{name} did not stop within {STOP_GRACE_SECONDS:.0f} s; killed", err=True)
             process.kill()
             process.wait()
@@ -316,7 +317,7 @@ def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> 
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
 def submit(
-    spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
+    *, spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
 ) -> None:
     """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
     spec = _read_spec(spec_file)

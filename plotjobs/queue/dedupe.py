@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import WatchError
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.errors import JobNotFound
 from plotjobs.queue import jobs, results
 from plotjobs.spec.base import GeneratorSpec
 
-REUSABLE_STATES = frozenset({"queued", "started", "deferred", "scheduled", "finished"})
 # Enough for a handful of concurrent failed generations; beyond that we render without sharing.
 _ATTEMPTS = 5
 
@@ -71,7 +70,7 @@ def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescr
         return None
     state = job.get_status(refresh=False)
     state_name = state.value if state else None
-    if state_name not in REUSABLE_STATES:
+    if state_name not in states.REUSABLE:
         return False, None
     if state_name != "finished":
         return True, None
@@ -83,7 +82,7 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
     """Move the spec to the next generation unless another request already did."""
     with connection.pipeline() as pipeline:
         try:
-            pipeline.watch(key)
+            pipeline.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch untyped
             current = pipeline.get(key)
             if (int(current) if current else 0) != generation:
                 return
@@ -102,7 +101,7 @@ def submit(
     A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
     one gets the id derived from the spec.
     """
-    spec = spec.pinned(dt.datetime.now(dt.timezone.utc).date())
+    spec = spec.pinned(dt.datetime.now(dt.UTC).date())
     if not spec.is_reproducible():
         return Submission(_enqueue(connection, settings, spec, queue_name, job_id), reused=False)
     digest = spec_digest(spec)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import time
 import uuid
 from collections.abc import Sequence
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue
 from rq.command import send_stop_job_command
-from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import (
+    DeserializationError,
+    DuplicateJobError,
+    InvalidJobOperation,
+    NoSuchJobError,
+    TimeoutFormatError,
+)
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.worker import Worker
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
     ForbiddenTaskError,
@@ -26,32 +34,85 @@ from plotjobs.errors import (
     JobNotFound,
     ResultExpired,
     ResultNotReady,
+    UnreadableJob,
 )
-from plotjobs.queue import metrics, results, tasks
-from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.queue import metrics, results, rq_internals, tasks
+from plotjobs.queue.rq_internals import harden_rq
+from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.spec.base import GeneratorSpec
 
 # RQ's own ids are UUID4 strings; anything else is not a job of ours and never reaches Redis.
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-TERMINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
-ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
 # How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
 STOP_WAIT_SECONDS = 3.0
 
 
+# The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
+PICKLE_MARK = b"\x80"
+
+
+# What RQ's parsers raise on a field they cannot read (parse_timeout asserts, for one).
+RQ_PARSE_ERRORS = (ValueError, TypeError, KeyError, AssertionError, TimeoutFormatError)
+
+
+class UnreadableJobData(DeserializationError):
+    """A job's data cannot be read as JSON; RQ's worker fails the job with this reason, nothing runs."""
+
+
 class PlotJob(Job):
-    """An RQ job that will only run plotjobs' registered task functions."""
+    """An RQ job that runs only plotjobs' registered tasks, and survives hostile fields in its hash."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Every process that reads our jobs builds one of these first, a stock `rq worker -j` included.
+        harden_rq()
+        super().__init__(*args, **kwargs)
+        self.unreadable: str | None = None
+
+    def restore(self, raw_data: Any) -> None:
+        """Load the hash as RQ does; a field RQ cannot parse marks the job unreadable instead of raising."""
+        cleaned, oversized = rq_internals.defuse_compressed_fields(raw_data)
+        self.unreadable = None if oversized is None else f"FieldTooLargeError: {oversized}"
+        try:
+            super().restore(cleaned)
+        except RQ_PARSE_ERRORS as error:
+            # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
+            self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
+
+    @property
+    def func_name(self) -> str | None:
+        """The task the job names; UnreadableJobData (why, in words) when its data is not JSON."""
+        if self.unreadable is not None:
+            raise UnreadableJobData(self.unreadable)
+        try:
+            name: str | None = super().func_name
+        except DeserializationError:
+            raise UnreadableJobData(unreadable_data_reason(self.data)) from None
+        return name
+
+    @func_name.setter
+    def func_name(self, value: str) -> None:
+        Job.func_name.fset(self, value)  # type: ignore[attr-defined]  # RQ's setter, untyped
 
     @property
     def func(self) -> Any:
-        if self.func_name not in tasks.REGISTERED_TASKS:
+        """The task function, once the job is known to be readable and to name one of our tasks."""
+        if self.unreadable is not None:
+            raise UnreadableJob(self.id, self.unreadable)
+        if self.instance is not None or self.func_name not in tasks.REGISTERED_TASKS:
             raise ForbiddenTaskError(f"{self.func_name!r} is not a plotjobs task; refusing to run it")
         return super().func
 
 
-class TutorialState(str, Enum):
+def unreadable_data_reason(data: bytes) -> str:
+    """Why a job's data cannot be read, in words an operator can act on."""
+    if data.startswith(PICKLE_MARK):
+        return "its data is a pickle, as plotjobs 0.1 queued jobs; it was not loaded and nothing ran: submit it again"
+    return "its data is not JSON; it was not loaded and nothing ran"
+
+
+class TutorialState(StrEnum):
     """The states the original Flask + Celery tutorial's page understands."""
 
     PENDING = "PENDING"
@@ -71,7 +132,7 @@ _TUTORIAL_STATES = {
 
 def queue(connection: Redis, name: str) -> Queue:
     """The RQ queue ``name`` with our job class and serializer."""
-    return Queue(name, connection=connection, job_class=PlotJob, serializer=PlainDataSerializer)
+    return Queue(name, connection=connection, job_class=PlotJob, serializer=JsonSerializer)
 
 
 def new_job_id() -> str:
@@ -142,23 +203,18 @@ def is_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.match(job_id))
 
 
-def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+def read_states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
     """The RQ status of each job in one round trip; None for a job that no longer exists."""
     with connection.pipeline(transaction=False) as pipeline:
         for job_id in job_ids:
             pipeline.hget(Job.key_for(job_id), "status")
         replies = pipeline.execute()
-    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies)}
-
-
-def is_terminal(state: str | None) -> bool:
-    """Whether a job in ``state`` will never change again (or is gone)."""
-    return state is None or state in TERMINAL_STATES
+    return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies, strict=True)}
 
 
 def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
     """The description of a finished job's file, or None once the file is gone."""
-    result = job.latest_result()
+    result = latest_result(job)
     description = result.return_value if result else None
     if not isinstance(description, dict) or not connection.exists(str(description.get("key", ""))):
         return None
@@ -172,29 +228,26 @@ def queue_depth(connection: Redis, settings: Settings) -> int:
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
     """For each id, whether its job is still to end: False once it has ended, None if there is no such job."""
-    current = states(connection, list(job_ids))
-    return [None if current[job_id] is None else current[job_id] not in TERMINAL_STATES for job_id in job_ids]
+    current = read_states(connection, list(job_ids))
+    return [None if current[job_id] is None else current[job_id] not in states.TERMINAL for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:
     """Cancel a waiting job, or ask the worker running it to stop; JobAlreadyEnded if it has ended."""
     status = job.get_status()
-    if status in TERMINAL_STATES:
+    if status in states.TERMINAL:
         raise JobAlreadyEnded(job.id, status.value)
     # Set first: a worker that dequeues the job in the meantime stops at its first stage.
     connection.set(keys.cancel(job.id), "1", ex=keys.CANCEL_TTL)
     if status != JobStatus.STARTED:
-        try:
+        with contextlib.suppress(InvalidJobOperation):  # canceled by a concurrent request
             job.cancel()
-        except InvalidJobOperation:
-            pass  # canceled by a concurrent request
         tasks.announce(job)
         return fetch(connection, job.id)
-    try:
-        # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
-        send_stop_job_command(connection, job.id, serializer=PlainDataSerializer)
-    except InvalidJobOperation:
-        pass  # it ended or was requeued meanwhile; the cancel flag still applies
+    # Forking RQ workers kill their work horse on this; ours stop cooperatively at the next stage.
+    # InvalidJobOperation: it ended or was requeued meanwhile; the cancel flag still applies.
+    with contextlib.suppress(InvalidJobOperation):
+        send_stop_job_command(connection, job.id, serializer=JsonSerializer)
     return _wait_until_ended(connection, job)
 
 
@@ -205,7 +258,7 @@ def _wait_until_ended(connection: Redis, job: Job) -> Job:
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while True:
             current = fetch(connection, job.id)
-            if current.get_status(refresh=False) in TERMINAL_STATES or time.monotonic() >= deadline:
+            if current.get_status(refresh=False) in states.TERMINAL or time.monotonic() >= deadline:
                 return current
             pubsub.get_message(timeout=0.1)
     finally:
@@ -217,9 +270,21 @@ def fetch(connection: Redis, job_id: str) -> Job:
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
     try:
-        return PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)
+        job = cast(PlotJob, PlotJob.fetch(job_id, connection=connection, serializer=JsonSerializer))
     except NoSuchJobError:
         raise JobNotFound(job_id) from None
+    if job.unreadable is not None:
+        raise UnreadableJob(job_id, job.unreadable)
+    return job
+
+
+def latest_result(job: Job) -> Result | None:
+    """The job's latest RQ result, or None when it has none or its entry cannot be read."""
+    try:
+        return job.latest_result()
+    except RQ_PARSE_ERRORS:
+        # A hand-written stream entry: RQ's parser raises on its fields; it is no result of ours.
+        return None
 
 
 def _iso(moment: Any) -> str | None:
@@ -240,7 +305,7 @@ def exception_text(traceback_text: str) -> str:
 
 def error_message(job: Job) -> str | None:
     """Why a job failed: its exception's type and message."""
-    result = job.latest_result()
+    result = latest_result(job)
     if result is None or not result.exc_string:
         return None
     return exception_text(result.exc_string)
@@ -249,15 +314,14 @@ def error_message(job: Job) -> str | None:
 def describe(job: Job) -> dict[str, Any]:
     """The public view of a job: RQ's state plus our progress and stage."""
     status = job.get_status(refresh=False)
-    meta = job.meta or {}
-    progress = float(meta.get("progress", 0.0))
+    progress, stage = progress_of(job.meta)
     if status == JobStatus.FINISHED:
         progress = 1.0
     return {
         "id": job.id,
         "state": status.value if status else None,
         "progress": progress,
-        "stage": meta.get("stage"),
+        "stage": stage,
         "error": error_message(job) if status in (JobStatus.FAILED, JobStatus.STOPPED) else None,
         "position": job.get_position() if status == JobStatus.QUEUED else None,
         "created_at": _iso(job.created_at),
@@ -266,14 +330,27 @@ def describe(job: Job) -> dict[str, Any]:
     }
 
 
+def progress_of(meta: Any) -> tuple[float, str | None]:
+    """The progress (0..1) and stage in a job's ``meta``; anything else found there reads as no progress."""
+    if not isinstance(meta, dict):
+        return 0.0, None
+    progress, stage = meta.get("progress"), meta.get("stage")
+    fraction = float(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else 0.0
+    return (fraction if 0.0 <= fraction <= 1.0 else 0.0), (stage[:200] if isinstance(stage, str) else None)
+
+
 def workers_alive(connection: Redis) -> int:
     """How many workers are registered and still heartbeating (their key has not expired)."""
-    return len(Worker.all(connection=connection))
+    return len(Worker.all_keys(connection=connection))
 
 
 def submitted_spec(job: Job) -> dict[str, Any]:
     """The spec a job was given, as plain JSON data."""
-    spec = job.args[1] if len(job.args) > 1 else {}
+    try:
+        args = job.args
+    except DeserializationError:
+        raise UnreadableJob(job.id, unreadable_data_reason(job.data)) from None
+    spec = args[1] if isinstance(args, list | tuple) and len(args) > 1 else {}
     return dict(spec) if isinstance(spec, dict) else {}
 
 
@@ -292,7 +369,7 @@ def result_file(connection: Redis, job: Job) -> tuple[bytes, results.ResultDescr
     status = job.get_status(refresh=False)
     if status != JobStatus.FINISHED:
         raise ResultNotReady(job.id, status.value if status else "unknown")
-    result = job.latest_result()
+    result = latest_result(job)
     description = result.return_value if result else None
     if not isinstance(description, dict):
         raise ResultExpired(job.id)
@@ -307,7 +384,7 @@ def queue_depths(connection: Redis, names: tuple[str, ...]) -> dict[str, int]:
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.llen(queue(connection, name).key)
-        return {name: int(length) for name, length in zip(names, pipe.execute())}
+        return {name: int(length) for name, length in zip(names, pipe.execute(), strict=True)}
 
 
 def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
@@ -316,12 +393,18 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
     RQ keeps a worker's key alive only while it heartbeats, so a worker that died
     vanishes from this list once its key expires.
     """
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     described = []
-    for worker in Worker.all(connection=connection):
+    for key in Worker.all_keys(connection=connection):
+        try:
+            worker = Worker.find_by_key(key, connection=connection, serializer=JsonSerializer)
+        except RQ_PARSE_ERRORS:
+            continue  # a worker hash written by hand is no worker of ours
+        if worker is None:
+            continue
         heartbeat = worker.last_heartbeat
         if heartbeat is not None and heartbeat.tzinfo is None:
-            heartbeat = heartbeat.replace(tzinfo=dt.timezone.utc)
+            heartbeat = heartbeat.replace(tzinfo=dt.UTC)
         described.append(
             {
                 "name": worker.name,

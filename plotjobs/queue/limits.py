@@ -42,7 +42,7 @@ def reserve(connection: Redis, client: str, job_id: str, limit: int, active: Act
                 now = time.time()
                 ended = [
                     entry_id
-                    for (entry_id, accepted_at), alive in zip(entries, flags)
+                    for (entry_id, accepted_at), alive in zip(entries, flags, strict=True)
                     if alive is False or (alive is None and now - accepted_at > RESERVATION_GRACE_SECONDS)
                 ]
                 count = len(entries) - len(ended)

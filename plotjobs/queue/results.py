@@ -30,8 +30,7 @@ def store(connection: Redis, data: bytes, *, content_type: str, file_format: str
 
 def load_digest(connection: Redis, digest: str) -> bytes | None:
     """The stored bytes whose SHA-256 is ``digest``, or None if none are stored."""
-    data: bytes | None = connection.get(keys.result(digest))
-    return data
+    return _binary(connection.get(keys.result(digest)))
 
 
 def load(connection: Redis, description: ResultDescription) -> bytes | None:
@@ -39,5 +38,11 @@ def load(connection: Redis, description: ResultDescription) -> bytes | None:
     key = description["key"]
     if not key.startswith(keys.RESULT_PREFIX):
         return None
-    data: bytes | None = connection.get(key)
-    return data
+    return _binary(connection.get(key))
+
+
+def _binary(value: bytes | str | None) -> bytes | None:
+    """A stored file as bytes; a str means the client decodes responses, which would corrupt it."""
+    if isinstance(value, str):
+        raise TypeError("the Redis client decodes responses; results need one that returns bytes")
+    return value

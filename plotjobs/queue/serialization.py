@@ -1,35 +1,29 @@
-"""The serializer for job data in Redis: pickle on the wire, but loads refuse any object.
-
-Stock RQ workers read job data with pickle, so the wire format stays pickle. Our own
-processes load it with an unpickler that refuses every global, so plain data (dicts,
-lists, strings, numbers, bytes) decodes and nothing written to Redis can run code here.
-"""
+"""JSON on the wire: the serializer of every job plotjobs creates (docs/design.md, threat model)."""
 
 from __future__ import annotations
 
-import io
-import pickle
+import json
 from typing import Any
 
-
-class ForbiddenObjectError(pickle.UnpicklingError):
-    """The data in Redis names a Python object; only plain data may cross Redis."""
-
-
-class _PlainDataUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        raise ForbiddenObjectError(f"refusing to load {module}.{name}: only plain data crosses Redis")
+# Far above any spec we accept (MAX_REQUEST_BYTES), far below what could exhaust a host.
+MAX_FIELD_BYTES = 16 * 1024 * 1024
 
 
-class PlainDataSerializer:
-    """RQ serializer: writes pickle readable by any RQ process, reads only plain data."""
+class FieldTooLargeError(ValueError):
+    """A field read from Redis is (or expands to) more than MAX_FIELD_BYTES."""
+
+
+class JsonSerializer:
+    """RQ serializer: JSON, refusing oversized input (``-S plotjobs.queue.serialization.JsonSerializer``)."""
 
     @staticmethod
     def dumps(obj: Any) -> bytes:
-        """Encode ``obj`` with pickle protocol 4 (readable by every supported Python)."""
-        return pickle.dumps(obj, protocol=4)
+        """Encode plain data as UTF-8 JSON."""
+        return json.dumps(obj, separators=(",", ":")).encode()
 
     @staticmethod
-    def loads(data: bytes) -> Any:
-        """Decode plain data; raise ForbiddenObjectError if it names any class or function."""
-        return _PlainDataUnpickler(io.BytesIO(data)).load()
+    def loads(data: bytes | str) -> Any:
+        """Decode JSON; anything else (a pickle, say) raises ValueError and is never executed."""
+        if len(data) > MAX_FIELD_BYTES:
+            raise FieldTooLargeError(f"a {len(data)}-byte field; at most {MAX_FIELD_BYTES} are read")
+        return json.loads(data)

@@ -23,7 +23,7 @@ def progress_meta(progress: float, stage: str) -> dict[str, object]:
     return {
         "progress": round(progress, 3),
         "stage": stage,
-        "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
 
 

@@ -24,6 +24,14 @@ from plotjobs.generators import ProgressCallback
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, parse_date, x_axis
 
 DAY_TICKS_BELOW = 5
+# Downsampling keeps a lowest and a highest point per bucket, so it needs room for two buckets.
+MIN_DOWNSAMPLED_POINTS = 4
+# Lines with more points than this are drawn without a marker on each point.
+MARKERS_UP_TO_POINTS = 50
+# Category labels are rotated when one is longer than this or there are more of them than that.
+UPRIGHT_LABEL_CHARACTERS = 3
+UPRIGHT_LABEL_COUNT = 12
+_DATE_ONLY_LENGTH = len("YYYY-MM-DD")
 
 # Fixed metadata keeps output byte-identical for an identical spec (no creation dates).
 _SAVE_METADATA = {
@@ -40,7 +48,7 @@ _THEMES: dict[str, list[Any]] = {"light": ["default", _BASE_RC], "dark": ["defau
 def _demo_spec(spec: ChartSpec) -> ChartSpec:
     """The spec with the demo data filled in: 10 random values over 10 days from ``start``."""
     rng = np.random.default_rng(spec.seed)
-    start = spec.start or dt.datetime.now(dt.timezone.utc).date()
+    start = spec.start or dt.datetime.now(dt.UTC).date()
     days = [(start + dt.timedelta(days=offset)).isoformat() for offset in range(10)]
     values = [float(value) for value in rng.random(10)]
     data = {"values": values} if spec.kind == "histogram" else {"x": days, "y": values}
@@ -56,7 +64,7 @@ def downsample_line(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.n
     picture's size instead of the data's.
     """
     count = len(y)
-    if count <= max_points or max_points < 4:
+    if count <= max_points or max_points < MIN_DOWNSAMPLED_POINTS:
         return x, y
     buckets = max_points // 2
     size = -(-count // buckets)
@@ -96,14 +104,14 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
         if spec.kind == "line":
             # A pixel column shows at most its lowest and highest point; drawing more only costs time.
             xs, ys = downsample_line(np.asarray(x), np.asarray(series.y, dtype=float), 2 * spec.width)
-            axes.plot(xs, ys, marker="o" if len(x) <= 50 else None, label=label)
+            axes.plot(xs, ys, marker="o" if len(x) <= MARKERS_UP_TO_POINTS else None, label=label)
         elif spec.kind == "scatter":
             axes.scatter(x, series.y, s=16, label=label)
         elif spec.kind == "area":
             order = sorted(range(len(x)), key=lambda index: x[index])
-            xs, ys = [x[index] for index in order], [series.y[index] for index in order]
-            line = axes.plot(xs, ys, label=label)[0]
-            axes.fill_between(xs, ys, alpha=0.3, color=line.get_color())
+            sorted_x, sorted_y = [x[index] for index in order], [series.y[index] for index in order]
+            line = axes.plot(sorted_x, sorted_y, label=label)[0]
+            axes.fill_between(sorted_x, sorted_y, alpha=0.3, color=line.get_color())
         else:
             offset = bar_width * (number - (count - 1) / 2)
             axes.bar([value + offset for value in x], series.y, width=bar_width, label=label)
@@ -111,7 +119,8 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
         _format_dates(axes, series_list)
     elif axis.kind == "category":
         axes.set_xticks(list(axis.categories.values()), labels=list(axis.categories), parse_math=False)
-        if any(len(label) > 3 for label in axis.categories) or len(axis.categories) > 12:
+        long_labels = any(len(label) > UPRIGHT_LABEL_CHARACTERS for label in axis.categories)
+        if long_labels or len(axis.categories) > UPRIGHT_LABEL_COUNT:
             axes.tick_params(axis="x", labelrotation=45)
             for tick in axes.get_xticklabels():
                 tick.set_horizontalalignment("right")
@@ -126,7 +135,7 @@ def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
 
 def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
     texts = [str(value) for series in series_list for value in series.x or []]
-    if all(len(text) == 10 for text in texts):
+    if all(len(text) == _DATE_ONLY_LENGTH for text in texts):
         days = [dt.date.fromisoformat(text) for text in texts]
         # Over a few days the automatic locator picks hours, and every tick would repeat its day.
         few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW

@@ -193,7 +193,7 @@ class ChartSpec(GeneratorSpec):
     @classmethod
     def _start_leaves_room_for_the_demo_days(cls, value: dt.date | None) -> dt.date | None:
         # The demo data spans 10 days from start; every one must be a date the axis can draw.
-        if value is not None and not (MIN_YEAR <= value.year and (value + dt.timedelta(days=9)).year <= MAX_YEAR):
+        if value is not None and not (value.year >= MIN_YEAR and (value + dt.timedelta(days=9)).year <= MAX_YEAR):
             raise ValueError(f"start must fall in the years {MIN_YEAR}..{MAX_YEAR} (with 9 days to spare)")
         return value
 
@@ -257,7 +257,7 @@ def parse_date(text: str, where: str) -> dt.datetime:
         message = f"{text[:40]!r} is not an ISO date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
         raise SpecRuleError(where, message) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
         raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}")
     return moment
@@ -281,20 +281,25 @@ def x_axis(spec: ChartSpec) -> XAxis:
     if kind == "number" and any(strings):
         raise SpecRuleError("x_type", "x_type is number but x holds strings")
     if kind == "date":
-        for index, series in enumerate(spec.series):
-            if series.x is None:
-                raise SpecRuleError(f"series.{index}.x", "a date axis needs x dates for every series")
-            for position, value in enumerate(series.x):
-                where = f"series.{index}.x.{position}"
-                if not isinstance(value, str):
-                    raise SpecRuleError(where, f"{value:g} is not an ISO date string")
-                parse_date(value, where)
+        _check_dates(spec.series)
     categories: dict[str, int] = {}
     if kind == "category":
         for _, values in given:
             for value in values:
                 categories.setdefault(category_label(value), len(categories))
     return XAxis(kind, categories)
+
+
+def _check_dates(series_list: list[Series]) -> None:
+    """Every series has x, and every x is an ISO date; SpecRuleError names the first that is not."""
+    for index, series in enumerate(series_list):
+        if series.x is None:
+            raise SpecRuleError(f"series.{index}.x", "a date axis needs x dates for every series")
+        for position, value in enumerate(series.x):
+            where = f"series.{index}.x.{position}"
+            if not isinstance(value, str):
+                raise SpecRuleError(where, f"{value:g} is not an ISO date string")
+            parse_date(value, where)
 
 
 def category_label(value: float | str) -> str:

@@ -38,7 +38,7 @@ def parse_csv(data: bytes) -> Table:
         raise TableError("csv", f"the CSV is malformed at line {reader.line_num}: {error}") from None
     if not rows:
         raise TableError("csv", "the CSV is empty: its first row must hold the column names")
-    _, header = rows[0]
+    (_, header), *data_rows = rows
     names = [name.strip() for name in header]
     for position, name in enumerate(names, start=1):
         if not name:
@@ -48,13 +48,13 @@ def parse_csv(data: bytes) -> Table:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise TableError("csv", f"the header names a column twice: {', '.join(duplicates)}")
-    if len(rows) < 2:
+    if not data_rows:
         raise TableError("csv", "the CSV has a header but no rows of data")
     table: Table = {name: [] for name in names}
-    for line, row in rows[1:]:
+    for line, row in data_rows:
         if len(row) != len(names):
             raise TableError("csv", f"line {line} has {len(row)} fields; the header has {len(names)}")
-        for name, cell in zip(names, row):
+        for name, cell in zip(names, row, strict=True):
             table[name].append(cell.strip())
     return table
 
@@ -87,24 +87,24 @@ def resolve_columns(document: dict[str, Any], table: Table | None) -> dict[str, 
         if not isinstance(entry, dict):
             resolved.append(entry)
             continue
-        entry = dict(entry)
+        filled = dict(entry)
         for column_field, target in COLUMN_FIELDS.items():
-            column = entry.get(column_field)
+            column = filled.get(column_field)
             if column is None or not isinstance(column, str):
                 continue  # absent, or the wrong type for the spec model to report
             field = f"series.{index}.{column_field}"
             if table is None:
                 raise TableError(field, "names a CSV column but no 'csv' file was uploaded")
-            if target in entry:
+            if target in filled:
                 raise TableError(field, f"give {target} or {column_field}, not both")
             if column not in table:
                 raise TableError(field, f"no column {column!r} in the CSV (it has: {', '.join(table)})")
-            entry[target] = _column_values(table[column], column, target)
-            del entry[column_field]
+            filled[target] = _column_values(table[column], column, target)
+            del filled[column_field]
             used += 1
             if column_field in ("y_column", "values_column"):
-                entry.setdefault("name", column)
-        resolved.append(entry)
+                filled.setdefault("name", column)
+        resolved.append(filled)
     if table is not None and not used:
         message = "a CSV was uploaded but no series names its columns (x_column, y_column, values_column)"
         raise TableError("spec", message)

@@ -13,6 +13,7 @@ import hmac
 import html
 import json
 from collections.abc import Callable
+from http import HTTPStatus
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +23,8 @@ from redis import Redis
 from plotjobs.config import ConfigError, Settings
 from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
 from plotjobs.queue import jobs
-from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.queue.rq_internals import harden_rq
+from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.web.extension import current_redis, current_settings
 
 URL_PREFIX = "/rq"
@@ -105,7 +107,7 @@ def _harden(response: Response) -> Response:
 
 def _escape_json(response: Response) -> Response:
     keep = ESCAPED_JSON.get((request.endpoint or "").partition(".")[2])
-    if keep is not None and response.status_code == 200 and response.is_json:
+    if keep is not None and response.status_code == HTTPStatus.OK and response.is_json:
         response.set_data(json.dumps(_escaped(response.get_json(), keep)))
     return response
 
@@ -145,8 +147,10 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     if not settings.dashboard_enabled:
         return
     rq_dashboard = require_rq_dashboard()
-    # rq-dashboard reads job data through this one module-level setting; ours loads only plain data.
-    rq_dashboard.web.config.serializer = PlainDataSerializer
+    # rq-dashboard reads jobs through this module-level setting where it passes one at all;
+    # harden_rq() covers the views that do not (they fall back to RQ's default serializer).
+    harden_rq()
+    rq_dashboard.web.config.serializer = JsonSerializer
     app.config.update(
         RQ_DASHBOARD_REDIS_URL=(_display_name(settings),),
         RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_allow_delete,

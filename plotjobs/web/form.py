@@ -8,7 +8,7 @@ are left to the page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 # Where the schema's own title (derived from the field name) reads badly.
 _LABELS = {"dpi": "DPI", "seed": "Random seed", "start": "First day", "kind": "Chart kind"}
@@ -59,9 +59,18 @@ def _unwrap_optional(schema: dict[str, Any], node: dict[str, Any]) -> tuple[dict
     return _resolve(schema, others[0]), len(others) < len(branches)
 
 
+class _CommonAttributes(TypedDict):
+    name: str
+    label: str
+    default: Any
+    help: str
+    optional: bool
+    wide: bool
+
+
 def _field(schema: dict[str, Any], name: str, node: dict[str, Any]) -> FormField | None:
     inner, optional = _unwrap_optional(schema, node)
-    common = {
+    common: _CommonAttributes = {
         "name": name,
         "label": _LABELS.get(name) or str(node.get("title") or inner.get("title") or name.replace("_", " ").title()),
         "default": node.get("default"),

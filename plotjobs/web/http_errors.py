@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from flask import Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
@@ -16,7 +18,7 @@ def _json_error(error: PlotjobsError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
     response.headers.update(error.headers)
-    if error.status == 503:
+    if error.status == HTTPStatus.SERVICE_UNAVAILABLE:
         response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     if isinstance(error, TooManyRequests):
         response.headers["Retry-After"] = str(error.retry_after)

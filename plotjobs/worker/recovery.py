@@ -21,19 +21,21 @@ from typing import Any
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.utils import parse_composite_key, utcformat
+from rq.registry import FailedJobRegistry
+from rq.results import Result
+from rq.utils import utcformat
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.queue import jobs, tasks
-from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.queue.serialization import JsonSerializer
 
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "WorkerLostError"
-_LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED}
 
 
 @dataclass
@@ -96,7 +98,7 @@ def _members(connection: Redis, key: str) -> list[str]:
 
 def _fetch(connection: Redis, job_id: str) -> Job | None:
     try:
-        return jobs.PlotJob.fetch(job_id, connection=connection, serializer=PlainDataSerializer)
+        return jobs.PlotJob.fetch(job_id, connection=connection, serializer=JsonSerializer)
     except NoSuchJobError:
         return None
 
@@ -106,11 +108,11 @@ def _queues(connection: Redis, settings: Settings) -> list[Queue]:
     return [jobs.queue(connection, name) for name in sorted(names)]
 
 
-def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, registry_member: str | None) -> None:
+def _requeue(connection: Redis, queue: Queue, job: Job, stage: str, execution: Execution | None) -> None:
     with connection.pipeline() as pipe:
         pipe.multi()  # RQ's enqueue_job expects an explicit transaction when handed a pipeline
-        if registry_member is not None:
-            pipe.zrem(queue.started_job_registry.key, registry_member)
+        if execution is not None:
+            queue.started_job_registry.remove_execution(execution, pipeline=pipe)
         pipe.lrem(queue.intermediate_queue_key, 0, job.id)
         pipe.lrem(queue.key, 0, job.id)
         job.meta = tasks.progress_meta(0.0, stage)
@@ -125,15 +127,15 @@ def _claim(connection: Redis, job_id: str) -> bool:
 
 
 def _recover_lost(
-    connection: Redis, settings: Settings, queue: Queue, job: Job, registry_member: str | None, report: SweepReport
+    connection: Redis, settings: Settings, queue: Queue, job: Job, *, execution: Execution | None, report: SweepReport
 ) -> None:
     if not _claim(connection, job.id):
         return
     worker_name = job.worker_name or "unknown"
     if connection.exists(keys.cancel(job.id)):
         log.info("job %s: worker %s lost after a cancel request; canceled", job.id, worker_name)
-        if registry_member is not None:
-            connection.zrem(queue.started_job_registry.key, registry_member)
+        if execution is not None:
+            queue.started_job_registry.remove_execution(execution)
         job.cancel()
         tasks.announce(job)
         return
@@ -144,7 +146,7 @@ def _recover_lost(
         log.warning("job %s: worker %s lost; requeued (retry %d of %d)", job.id, worker_name, attempts,
                     settings.lost_job_retries)  # fmt: skip
         _requeue(connection, queue, job, f"requeued: worker lost (retry {attempts} of {settings.lost_job_retries})",
-                 registry_member)  # fmt: skip
+                 execution)  # fmt: skip
         report.requeued.append(job.id)
         return
     message = (
@@ -152,12 +154,17 @@ def _recover_lost(
         f"gave up after {attempts} attempts"
     )
     log.warning("job %s: %s", job.id, message)
+    failure_ttl = job.failure_ttl or settings.failure_ttl
     with connection.pipeline() as pipe:
-        if registry_member is not None:
-            pipe.zrem(queue.started_job_registry.key, registry_member)
+        if execution is not None:
+            queue.started_job_registry.remove_execution(execution, pipeline=pipe)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
-        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.timezone.utc)))
-        job._handle_failure(message, pipeline=pipe, worker_name=worker_name)
+        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.UTC)))
+        # What RQ's worker does for a failed job: the failed registry, and a failure result with the reason.
+        FailedJobRegistry(queue.name, connection=connection, job_class=jobs.PlotJob, serializer=JsonSerializer).add(
+            job, ttl=failure_ttl, exc_string=message, pipeline=pipe
+        )
+        Result.create_failure(job, failure_ttl, exc_string=message, worker_name=worker_name, pipeline=pipe)
         pipe.execute()
     tasks.announce(job)
     report.failed.append(job.id)
@@ -173,23 +180,23 @@ def _holder(connection: Redis, job: Job, execution_id: str) -> str | None:
 
 def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: set[str], report: SweepReport) -> None:
     registry = queue.started_job_registry
-    for member in _members(connection, registry.key):
-        job_id, execution_id = parse_composite_key(member)
+    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
         job = _fetch(connection, job_id)
         if job is None or _holder(connection, job, execution_id) not in dead:
             continue
+        execution = Execution(execution_id, job_id, connection=connection)
         status = job.get_status(refresh=False)
         if status == JobStatus.STARTED:
-            _recover_lost(connection, settings, queue, job, member, report)
+            _recover_lost(connection, settings, queue, job, execution=execution, report=report)
         elif status == JobStatus.QUEUED:
             if not _claim(connection, job_id):
                 continue
             # Registered by a worker that died before marking the job started: it never ran.
             log.warning("job %s: its worker died before starting it; back on queue %s", job_id, queue.name)
-            _requeue(connection, queue, job, "requeued: stranded after dequeue", member)
+            _requeue(connection, queue, job, "requeued: stranded after dequeue", execution)
             report.requeued.append(job_id)
         else:
-            connection.zrem(registry.key, member)
+            registry.remove_execution(execution)
     # Workers that never beat (stock ``rq worker``) are left to RQ's own expiry, run here often.
     registry.cleanup()
 
@@ -204,14 +211,14 @@ def _seen_long_enough(connection: Redis, job_id: str, now: float, grace: int) ->
 
 
 def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now: float, report: SweepReport) -> None:
-    started = {parse_composite_key(member)[0] for member in _members(connection, queue.started_job_registry.key)}
-    for raw_id in connection.lrange(queue.intermediate_queue_key, 0, -1):
-        job_id = _text(raw_id)
+    started = {job_id for job_id, _ in queue.started_job_registry.get_job_and_execution_ids(cleanup=False)}
+    intermediate = IntermediateQueue(queue.key, connection)
+    for job_id in intermediate.get_job_ids():
         if job_id in started:
             continue
         job = _fetch(connection, job_id)
-        if job is None or job.get_status(refresh=False) not in _LIVE_STATES:
-            connection.lrem(queue.intermediate_queue_key, 0, job_id)
+        if job is None or job.get_status(refresh=False) not in states.RECOVERABLE:
+            intermediate.remove(job_id)
             continue
         if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
             log.warning("job %s: stranded after dequeue; back on queue %s", job_id, queue.name)
@@ -224,17 +231,17 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
     for job_id in _members(connection, keys.INFLIGHT):
         job = _fetch(connection, job_id)
         status = job.get_status(refresh=False) if job is not None else None
-        if job is None or status not in _LIVE_STATES:
+        if job is None or status not in states.RECOVERABLE:
             connection.zrem(keys.INFLIGHT, job_id)
             continue
         queue = jobs.queue(connection, job.origin)
         if status == JobStatus.STARTED:
             registered = any(
-                parse_composite_key(member)[0] == job_id
-                for member in _members(connection, queue.started_job_registry.key)
+                started_id == job_id
+                for started_id, _ in queue.started_job_registry.get_job_and_execution_ids(cleanup=False)
             )
             if not registered and job.worker_name in dead:
-                _recover_lost(connection, settings, queue, job, None, report)
+                _recover_lost(connection, settings, queue, job, execution=None, report=report)
             continue
         if connection.lpos(queue.key, job_id) is not None:
             connection.delete(keys.limbo(job_id))

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import UnixSignalDeathPenalty
@@ -17,8 +18,8 @@ from rq.worker import SimpleWorker
 from plotjobs import generators, keys
 from plotjobs.config import Settings
 from plotjobs.config import from_env as settings_from_env
-from plotjobs.queue import jobs, tasks
-from plotjobs.queue.serialization import PlainDataSerializer
+from plotjobs.queue import jobs, rq_internals, tasks
+from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.worker import recovery
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class RenderDeathPenalty(UnixSignalDeathPenalty):
 
     def handle_death_penalty(self, signum: int, frame: FrameType | None) -> None:
         """Interrupt the render."""
-        raise self._exception(f"render timed out after {self._timeout} s (JOB_TIMEOUT)")
+        exception, timeout = rq_internals.death_penalty_of(self)
+        raise exception(f"render timed out after {timeout} s (JOB_TIMEOUT)")
 
 
 class RenderWorker(SimpleWorker):
@@ -43,8 +45,9 @@ class RenderWorker(SimpleWorker):
     death_penalty_class = RenderDeathPenalty
 
     def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        rq_internals.harden_rq()
         kwargs.setdefault("job_class", jobs.PlotJob)
-        kwargs.setdefault("serializer", PlainDataSerializer)
+        kwargs.setdefault("serializer", JsonSerializer)
         super().__init__(*args, **kwargs)
         self.settings = settings
         self._watchdog_stop = threading.Event()
@@ -79,15 +82,22 @@ class RenderWorker(SimpleWorker):
                 log.exception("worker %s: heartbeat or sweep failed; retrying", self.name)
 
     def handle_job_failure(
-        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = ""
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
     ) -> None:
         """Record a canceled job as stopped (RQ's state for a job stopped on request), others as failed."""
         try:
             if self.connection.exists(keys.cancel(job.id)):
-                self._stopped_job_id = job.id
+                rq_internals.mark_stopped(self, job.id)
         except RedisError:
             log.warning("job %s: could not check for a cancel request; recording the failure as RQ would", job.id)
-        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+        super().handle_job_failure(
+            job, queue, started_job_registry=started_job_registry, exc_string=exc_string, execution=execution
+        )
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job, then tell the job's event stream its final status at once."""

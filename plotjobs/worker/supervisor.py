@@ -46,7 +46,7 @@ def worker_command(burst: bool) -> CommandFactory:
 
     def command(name: str) -> list[str]:
         argv = [sys.executable, "-m", "plotjobs", "worker", "--single", "--name", name]
-        return argv + ["--burst"] if burst else argv
+        return [*argv, "--burst"] if burst else argv
 
     return command
 

@@ -37,7 +37,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(timeout=15)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
@@ -151,7 +151,7 @@ def running_dev(**env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[s
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                process.wait(timeout=15)
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()

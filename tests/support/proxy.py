@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -55,29 +56,24 @@ class TcpProxy:
         except OSError:
             pass  # the other direction or cut() closed the pair
         for end in (source, sink):
-            try:
+            with contextlib.suppress(OSError):  # already shut
                 end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already shut
 
     def cut(self) -> None:
         """Drop every open connection, as a network failure would."""
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for end in sockets:
-            try:
+            with contextlib.suppress(OSError):  # its peer already went
                 end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # its peer already went
             end.close()
 
     def stop(self) -> None:
         """Stop listening and drop every connection: the target looks down."""
         if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-            except OSError:
-                pass  # not connected: nothing to wake on this platform
+            # Wakes the thread blocked in accept(); OSError: not connected, nothing to wake on this platform.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         self.cut()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from plotjobs.queue import jobs
-from tests.support.processes import PROJECT_ROOT, running_worker
+from tests.support.processes import running_worker
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -96,21 +97,47 @@ def test_tutorial_routes_with_a_real_worker(client: FlaskClient, redis_url: str,
     assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
 
 
-def test_stock_rq_worker_processes_an_api_job(client: FlaskClient, redis_url: str, redis_connection: Redis) -> None:
+STOCK_WORKER_OPTIONS = ["-S", "json", "-j", "plotjobs.queue.jobs.PlotJob"]
+
+
+def _rq_command() -> str:
     rq_command = shutil.which("rq", path=str(Path(sys.executable).parent))
     assert rq_command, "the rq package's command is installed beside this Python"
+    return rq_command
+
+
+@pytest.mark.parametrize("options", [["-S", "json"], STOCK_WORKER_OPTIONS], ids=["json", "json-and-job-class"])
+def test_stock_rq_worker_processes_an_api_job(
+    client: FlaskClient, redis_url: str, redis_connection: Redis, options: list[str]
+) -> None:
     body = client.post("/api/jobs", json={"title": "stock worker"}).get_json()
-    with running_worker(redis_url, redis_connection, command=[rq_command, "worker", "-u", redis_url, "default"]):
+    command = [_rq_command(), "worker", "-u", redis_url, *options, "default"]
+    with running_worker(redis_url, redis_connection, command=command):
         status = wait_for_end(client, body["status_url"])
     assert status["state"] == "finished", status
     assert client.get(body["result_url"]).data.startswith(b"\x89PNG")
 
 
+def test_a_stock_worker_with_our_job_class_refuses_a_foreign_function(
+    client: FlaskClient, redis_url: str, redis_connection: Redis, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    foreign = jobs.queue(redis_connection, "default").enqueue("os.system", f"touch {marker}")
+    command = [_rq_command(), "worker", "-u", redis_url, *STOCK_WORKER_OPTIONS, "default"]
+    with running_worker(redis_url, redis_connection, command=command):
+        status = wait_for_end(client, f"/api/jobs/{foreign.id}")
+    assert status["state"] == "failed" and "ForbiddenTaskError" in status["error"], status
+    assert not marker.exists()
+
+
 def test_python_worker_py_serves_every_configured_queue(
     client: FlaskClient, redis_url: str, redis_connection: Redis
 ) -> None:
-    low = jobs.queue(redis_connection, "low").enqueue("plotjobs.queue.tasks.generate", "chart", {})
-    with running_worker(redis_url, redis_connection, QUEUES="default,low"):
-        status = wait_for_end(client, f"/api/jobs/{low.id}")
-    assert status["state"] == "finished"
-    assert PROJECT_ROOT.joinpath("worker.py").is_file()
+    enqueued = [jobs.queue(redis_connection, name).enqueue("plotjobs.queue.tasks.generate", "chart", {})
+                for name in ("default", "low")]  # fmt: skip
+    with running_worker(redis_url, redis_connection, QUEUES="default,low") as supervisor:
+        states = [wait_for_end(client, f"/api/jobs/{job.id}")["state"] for job in enqueued]
+    assert states == ["finished", "finished"]
+    # worker.py ran the supervisor, whose workers are named after its host and process id.
+    names = {jobs.fetch(redis_connection, job.id).worker_name for job in enqueued}
+    assert all(name and name.startswith(f"{socket.gethostname()}.{supervisor.pid}.") for name in names), names

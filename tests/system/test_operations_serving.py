@@ -181,13 +181,15 @@ def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connec
     client = app.test_client()
     ids = [client.post(f"/api/jobs?priority={p}", json={}).get_json()["id"] for p in ("high", "low")]
     info = subprocess.run([str(VENV_BIN / "rq"), "info", "-u", redis_url, "--only-queues"],
-                          capture_output=True, text=True, timeout=60, env=service_env(redis_url), check=False)  # fmt: skip
+                          capture_output=True, text=True, timeout=60, env=service_env(redis_url),
+                          check=False)  # fmt: skip
     assert info.returncode == 0, info.stderr
     assert re.search(r"^high\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
     assert re.search(r"^low\s+\|\S*\s+1,", info.stdout, re.MULTILINE), info.stdout
     pool = subprocess.run([str(VENV_BIN / "rq"), "worker-pool", "--burst", "-n", "2", "-u", redis_url,
-                           "high", "default", "low"],
-                          capture_output=True, text=True, timeout=120, env=service_env(redis_url), cwd=PROJECT_ROOT, check=False)  # fmt: skip
+                           "-S", "json", "-j", "plotjobs.queue.jobs.PlotJob", "high", "default", "low"],
+                          capture_output=True, text=True, timeout=120, env=service_env(redis_url), cwd=PROJECT_ROOT,
+                          check=False)  # fmt: skip
     assert pool.returncode == 0, pool.stderr[-3000:]
     for job_id in ids:
         assert client.get(f"/api/jobs/{job_id}").get_json()["state"] == "finished"
@@ -195,7 +197,8 @@ def test_stock_rq_info_and_worker_pool_run_our_jobs(redis_url: str, redis_connec
 
 
 def test_stock_rq_worker_runs_our_jobs(redis_url: str, redis_connection: Redis) -> None:
-    command = [str(VENV_BIN / "rq"), "worker", "-u", redis_url, "high", "default", "low"]
+    command = [str(VENV_BIN / "rq"), "worker", "-u", redis_url, "-S", "json", "-j", "plotjobs.queue.jobs.PlotJob",
+               "high", "default", "low"]  # fmt: skip
     with running_gunicorn(redis_url) as base_url, running_worker(redis_url, redis_connection, command=command):
         job_id = requests.post(f"{base_url}/api/jobs", json={"format": "svg"}, timeout=5).json()["id"]
         wait_finished(base_url, job_id)
@@ -204,16 +207,17 @@ def test_stock_rq_worker_runs_our_jobs(redis_url: str, redis_connection: Redis) 
 
 def test_plotjobs_workers_lists_live_workers(redis_url: str, redis_connection: Redis) -> None:
     command = [sys.executable, "-m", "plotjobs", "workers"]
-    idle = subprocess.run([*command, "--check"], check=False, capture_output=True, text=True, timeout=60,
-                          env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
+    idle = subprocess.run([*command, "--check"], check=False, capture_output=True, text=True,
+                          timeout=60, env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
     assert idle.returncode == 1 and "0 worker(s) alive" in idle.stdout
     with running_worker(redis_url, redis_connection):
-        listed = subprocess.run([*command, "--this-host", "--check"], check=False, capture_output=True, text=True, timeout=60,
-                                env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
+        listed = subprocess.run([*command, "--this-host", "--check"], check=False, capture_output=True, text=True,
+                                timeout=60, env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert "queues=high,default,low" in listed.stdout and "1 worker(s) alive" in listed.stdout
     unreachable = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60,
-                                 env=service_env(f"redis://127.0.0.1:{free_port()}/0"), cwd=PROJECT_ROOT)  # fmt: skip
+                                 env=service_env(f"redis://127.0.0.1:{free_port()}/0"),
+                                 cwd=PROJECT_ROOT)  # fmt: skip
     assert unreachable.returncode == 2 and "unreachable" in unreachable.stderr
 
 
@@ -223,7 +227,8 @@ def test_honcho_runs_the_procfile(private_redis: EmbeddedRedis) -> None:
                       WEB_CONCURRENCY="2")  # fmt: skip
     env.pop("PORT", None)
     process = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-p", str(port)], env=env, cwd=PROJECT_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
     connection = redis_from_url(private_redis.url)
     base_url = f"http://127.0.0.1:{port}"
     try:

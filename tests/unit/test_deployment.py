@@ -69,7 +69,9 @@ def test_credentials_come_from_an_ignored_env_file(compose: dict[str, Any]) -> N
     assert "DASHBOARD_USERNAME=" in example and "DASHBOARD_PASSWORD=" in example
     for ignore_file in (".gitignore", ".dockerignore"):
         assert ".env" in (PROJECT_ROOT / ignore_file).read_text().splitlines()
-    tracked = subprocess.run(["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    tracked = subprocess.run(
+        ["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=30
+    )
     assert tracked.stdout.strip() == ""
 
 
@@ -137,9 +139,9 @@ def test_procfile_runs_web_and_worker() -> None:
 def test_requirements_are_exact_pins() -> None:
     for name in ("requirements.txt", "requirements-dev.txt"):
         for line in (PROJECT_ROOT / name).read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith(("#", "-r")):
-                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line), f"{name}: {line}"
+            pin = line.strip()
+            if pin and not pin.startswith(("#", "-r")):
+                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", pin), f"{name}: {pin}"
 
 
 def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
@@ -148,7 +150,7 @@ def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
     )
     environ = {key: value for key, value in os.environ.items() if key not in {"PORT", "GUNICORN_BIND"}}
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          env={**environ, **env})  # fmt: skip
+                          env={**environ, **env}, timeout=60)  # fmt: skip
 
 
 def test_gunicorn_settings_come_from_the_environment() -> None:
@@ -165,8 +167,9 @@ def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:
 
 def test_gunicorn_refuses_bad_plotjobs_settings_before_booting_workers() -> None:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("DASHBOARD_")}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config"]
     refused = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config", "--bind", "127.0.0.1:0", "wsgi:app"],
+        [*command, "--bind", "127.0.0.1:0", "wsgi:app"],
         check=False, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT,
         env={**environ, "DASHBOARD_USERNAME": "ops"},
     )  # fmt: skip

@@ -79,7 +79,7 @@ def test_lines_logged_while_a_job_runs_carry_its_id(
     logs.add_filter(job_log.CurrentJobFilter())
     try:
         capsys.readouterr()
-        monkeypatch.setattr(job_log, "get_current_job", lambda: RunningJob())
+        monkeypatch.setattr(job_log, "get_current_job", RunningJob)
         logging.getLogger("rq.job").info("inside the job")
         logs.log_event(logs.JOB_LOGGER, "job", job_id="named-already")
         monkeypatch.setattr(job_log, "get_current_job", lambda: None)

@@ -1,25 +1,46 @@
-"""Job data crosses Redis as pickle that stock RQ can read, but we load only plain data."""
+"""JSON on the wire: nothing read from Redis is unpickled, and compressed fields are read with a cap."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import zlib
 
 import pytest
 
-from plotjobs.queue.serialization import ForbiddenObjectError, PlainDataSerializer
+from plotjobs.queue.rq_internals import BoundedZlib
+from plotjobs.queue.serialization import MAX_FIELD_BYTES, FieldTooLargeError, JsonSerializer
 
 
-def test_plain_data_round_trips() -> None:
-    value = {"a": [1, 2.5, "x", None, True, b"raw", (1, 2)], "nested": {"k": "v"}}
-    assert PlainDataSerializer.loads(PlainDataSerializer.dumps(value)) == value
+def test_plain_data_round_trips_as_json() -> None:
+    value = {"a": [1, 2.5, "x", None, True], "nested": {"k": "v"}}
+    encoded = JsonSerializer.dumps(value)
+    assert encoded == b'{"a":[1,2.5,"x",null,true],"nested":{"k":"v"}}'
+    assert JsonSerializer.loads(encoded) == value
 
 
-def test_output_is_ordinary_pickle() -> None:
-    assert pickle.loads(PlainDataSerializer.dumps({"spec": {"title": "t"}})) == {"spec": {"title": "t"}}
+@pytest.mark.parametrize("payload", [os.system, ValueError("x"), {"spec": 1}])
+def test_a_pickle_is_refused_and_never_loaded(payload: object) -> None:
+    with pytest.raises(ValueError):
+        JsonSerializer.loads(pickle.dumps(payload))
 
 
-@pytest.mark.parametrize("payload", [os.system, pickle.Pickler, ValueError("x")])
-def test_any_object_is_refused(payload: object) -> None:
-    with pytest.raises(ForbiddenObjectError):
-        PlainDataSerializer.loads(pickle.dumps(payload))
+def test_an_oversized_field_is_refused_before_parsing() -> None:
+    with pytest.raises(FieldTooLargeError):
+        JsonSerializer.loads(b" " * (MAX_FIELD_BYTES + 1))
+
+
+def test_a_zip_bomb_stops_at_the_cap() -> None:
+    bomb = zlib.compress(b"\0" * (MAX_FIELD_BYTES * 4))
+    assert len(bomb) < MAX_FIELD_BYTES // 100
+    with pytest.raises(FieldTooLargeError):
+        BoundedZlib.decompress(bomb)
+
+
+def test_bounded_zlib_reads_what_zlib_reads() -> None:
+    data = b"plotjobs " * 1000
+    assert BoundedZlib.decompress(zlib.compress(data)) == data
+    with pytest.raises(zlib.error):
+        BoundedZlib.decompress(b"not compressed")
+    with pytest.raises(zlib.error):
+        BoundedZlib.decompress(zlib.compress(data)[:-5])

@@ -115,7 +115,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-spec_keys = st.sampled_from(list(ChartSpec.model_fields) + ["name", "x", "y", "values", "x_column"])
+spec_keys = st.sampled_from([*ChartSpec.model_fields, "name", "x", "y", "values", "x_column"])
 series_like = st.dictionaries(st.sampled_from(["name", "x", "y", "values", "x_column"]), json_values, max_size=4)
 
 

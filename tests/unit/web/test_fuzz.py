@@ -30,7 +30,8 @@ SPECS = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), VALUES, 
 SMALL_VALID = st.fixed_dictionaries(
     {},
     optional={
-        "title": st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=200), "seed": st.integers(0, 2**32 - 1), "format": st.sampled_from(["png", "svg", "pdf"]),
+        "title": st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=200),
+        "seed": st.integers(0, 2**32 - 1), "format": st.sampled_from(["png", "svg", "pdf"]),
         "width": st.integers(100, 600), "height": st.integers(100, 600), "dpi": st.integers(50, 120),
         "start": st.dates(dt.date(1000, 1, 1), dt.date(8999, 12, 20)).map(str),
     },

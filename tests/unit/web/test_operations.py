@@ -326,7 +326,7 @@ def test_the_running_jobs_call_string_reaches_the_workers_page_escaped(
     job_id = submit(dashboard, spec={"title": HOSTILE})
     worker = build_worker(redis_connection, dashboard_settings)
     worker.register_birth()
-    worker.set_current_job_id(job_id)
+    worker.prepare_execution(jobs.fetch(redis_connection, job_id))
     try:
         (listed,) = dashboard.get("/rq/0/data/workers.json", headers=basic()).get_json()["workers"]
     finally:

@@ -184,7 +184,7 @@ def test_spec_part_may_be_a_file_and_the_form_may_carry_json_alone(fake_client: 
     data = {"spec": (io.BytesIO(b'{"title": "from a file", "format": "pdf"}'), "spec.json", "application/json")}
     assert fake_client.post("/api/jobs", data=data, content_type="multipart/form-data").status_code == 202
     assert post_form(fake_client, {"series": [{"y": [1, 2]}]}, None).status_code == 202
-    assert post_form(fake_client, None, None).status_code == 202
+    assert post_form(fake_client, None, None).status_code == 400  # a form must carry a spec or a CSV
 
 
 @pytest.mark.parametrize(
@@ -285,6 +285,12 @@ def test_a_malformed_multipart_body_is_refused_not_read_as_an_empty_form(
         assert response.status_code == 400
         assert response.get_json()["error"] == "invalid_form" and response.get_json()["field"] == "body"
     assert not list(fake_redis.scan_iter("rq:job:*"))
-    # A well-formed form without parts is still the default chart.
+    # A well-formed form without parts asks for nothing: refused too (no body is the default chart).
     empty = fake_client.post("/api/jobs", data=b"--b--\r\n", content_type="multipart/form-data; boundary=b")
-    assert empty.status_code == 202
+    assert empty.status_code == 400 and empty.get_json()["field"] == "spec"
+
+
+def test_a_form_with_neither_spec_nor_csv_is_refused(fake_client: FlaskClient) -> None:
+    response = fake_client.post("/api/jobs", data={"other": "x"}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_form" and response.get_json()["field"] == "spec"

@@ -1,0 +1,99 @@
+"""Every use of RQ's internals, in one place; each says why RQ 3.0's public API does not suffice.
+
+Besides these, plotjobs uses RQ only through its public API (queues, jobs, registries,
+executions, results, workers, commands).
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import Any
+
+from rq.timeouts import BaseDeathPenalty
+from rq.worker import BaseWorker
+
+from plotjobs.queue.serialization import MAX_FIELD_BYTES, FieldTooLargeError, JsonSerializer
+
+
+class BoundedZlib:
+    """The part of the ``zlib`` module RQ uses, with decompression capped at MAX_FIELD_BYTES."""
+
+    error = zlib.error
+    MAX_WBITS = zlib.MAX_WBITS
+    compress = staticmethod(zlib.compress)
+
+    @staticmethod
+    def decompress(data: bytes, wbits: int = zlib.MAX_WBITS, bufsize: int = zlib.DEF_BUF_SIZE) -> bytes:
+        """``zlib.decompress`` that stops at MAX_FIELD_BYTES instead of filling memory with a zip bomb."""
+        inflater = zlib.decompressobj(wbits)
+        out = inflater.decompress(data, MAX_FIELD_BYTES + 1)
+        if len(out) > MAX_FIELD_BYTES or inflater.unconsumed_tail:
+            # Not a zlib.error: RQ would catch that and use the compressed bytes as they are.
+            raise FieldTooLargeError(f"a compressed field expands beyond {MAX_FIELD_BYTES} bytes")
+        if not inflater.eof:
+            raise zlib.error("incomplete or truncated stream")
+        return out
+
+
+@functools.cache
+def harden_rq() -> None:
+    """Make RQ's default serializer JSON and its zlib bounded in this process (once; later calls do nothing)."""
+    import rq.job
+    import rq.results
+    import rq.serializers
+
+    # RQ and rq-dashboard fall back to RQ's pickle DefaultSerializer wherever a code path
+    # forgets ``serializer=`` (rq-dashboard's worker list and job view do); RQ has no setting
+    # for the default. DefaultSerializer is PickleSerializer and rq-dashboard's default: every forgotten
+    # ``serializer=`` resolves to this class, whose methods RQ looks up at call time.
+    rq.serializers.DefaultSerializer.dumps = staticmethod(JsonSerializer.dumps)
+    rq.serializers.DefaultSerializer.loads = staticmethod(JsonSerializer.loads)
+    # RQ decompresses job data, exception text and failure results with no size limit, and
+    # before any serializer sees the bytes; only the module's zlib can be bounded.
+    rq.job.zlib = BoundedZlib  # type: ignore[attr-defined,assignment]  # a stand-in for the module, by design
+    rq.results.zlib = BoundedZlib  # type: ignore[attr-defined,assignment]  # a stand-in for the module, by design
+
+
+def mark_stopped(worker: BaseWorker, job_id: str) -> None:
+    """Have RQ record the failing job as STOPPED, not FAILED, as it does for its own stop command.
+
+    RQ 3.0 sets this private attribute from ``send_stop_job_command``; our workers stop a canceled
+    job cooperatively (between render stages), and RQ has no public way to say so.
+    """
+    worker._stopped_job_id = job_id
+
+
+def death_penalty_of(penalty: BaseDeathPenalty) -> tuple[type[BaseException], Any]:
+    """The exception class and the timeout a death penalty was built with.
+
+    RQ keeps both only as private attributes of ``BaseDeathPenalty``; our message names the timeout.
+    """
+    return penalty._exception, penalty._timeout
+
+
+# The job hash fields RQ zlib-compresses, and what stands in for one that expands too far.
+_COMPRESSED_FIELDS = {b"data": zlib.compress(b"null"), b"exc_info": b""}
+
+
+def defuse_compressed_fields(raw_job: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], str | None]:
+    """The job hash with any zip bomb in a compressed field replaced, and why (None when there was none).
+
+    RQ's ``Job.restore`` stops at the first field it cannot read, leaving the job half-loaded
+    and unsavable; replacing the bomb lets it load every other field, so the worker can record
+    the failure (and writing the job back defuses the bomb in Redis).
+    """
+    reason = None
+    cleaned = dict(raw_job)
+    for field, stand_in in _COMPRESSED_FIELDS.items():
+        value = cleaned.get(field)
+        if value is None:
+            continue
+        try:
+            BoundedZlib.decompress(value)
+        except FieldTooLargeError as error:
+            reason = f"{field.decode()}: {error}"
+            cleaned[field] = stand_in
+        except zlib.error:
+            pass  # stored uncompressed: RQ reads it as it is
+    return cleaned, reason
