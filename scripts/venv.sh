@@ -1,7 +1,10 @@
-# Sourced by the run scripts: make .venv (Python 3.11+) and install what $1 lists, once per change.
+# Sourced by the run scripts: make .venv (Python 3.11+) and install what $1 lists with the project and all its
+# extras, once per change.
 set -euo pipefail
 project_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 requirements=${1:?requirements file}
+# Every optional feature: a checkout runs `plotjobs dev` (private Redis), the bridge and the dashboard.
+extras=dev,amqp,dashboard
 venv="$project_root/.venv"
 python=${PYTHON:-python3}
 
@@ -14,11 +17,11 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.installed-$(basename "$requirements")"
-wanted=$(cat "$project_root/$requirements" "$project_root/requirements.txt" "$project_root/pyproject.toml" | sha256sum | cut -d' ' -f1)
+wanted=$(echo "$extras" | cat - "$project_root/$requirements" "$project_root/requirements.txt" "$project_root/pyproject.toml" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "installing $requirements into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$project_root/$requirements" -e "$project_root"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$project_root/$requirements" -e "$project_root[$extras]"
   echo "$wanted" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from plotjobs.errors import BrokerUnavailable
 from plotjobs.queue import accepted
+from plotjobs.spec.base import violations_text
 from plotjobs.spec.chart import ChartSpec
 
 if TYPE_CHECKING:
@@ -104,12 +105,6 @@ def encode_submission(spec: ChartSpec, job_id: str, priority: str | None = None)
     return json.dumps({"spec": spec.model_dump(mode="json"), "job_id": job_id, "priority": priority}).encode()
 
 
-def _validation_reason(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'message'}: {item['msg']}" for item in error.errors()
-    )
-
-
 def parse_message(
     body: bytes,
     *,
@@ -127,7 +122,7 @@ def parse_message(
     try:
         message = SubmitMessage.model_validate(document)
     except ValidationError as error:
-        raise InvalidMessage(f"invalid message: {_validation_reason(error)}") from None
+        raise InvalidMessage(f"invalid message: {violations_text(error)}") from None
     if message.job_id is not None:
         job_id = message.job_id
     elif message_id:

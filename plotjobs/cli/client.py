@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-TERMINAL_STATES = frozenset({"finished", "failed", "canceled", "stopped"})
+from plotjobs import states
+
 REQUEST_TIMEOUT = 30.0
 
 
@@ -121,7 +122,7 @@ class Client:
         while True:
             status = self._json(status_url)
             on_update(status)
-            if status.get("state") in TERMINAL_STATES:
+            if status.get("state") in states.TERMINAL:
                 return status
             if time.monotonic() > deadline:
                 raise ClientError(f"gave up after {timeout:g}s: the job is still {status.get('state')}")

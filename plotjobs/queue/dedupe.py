@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import WatchError
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.errors import JobNotFound
 from plotjobs.queue import jobs, results
 from plotjobs.spec.base import GeneratorSpec
 
-REUSABLE_STATES = frozenset({"queued", "started", "deferred", "scheduled", "finished"})
 # Enough for a handful of concurrent failed generations; beyond that we render without sharing.
 _ATTEMPTS = 5
 
@@ -71,7 +70,7 @@ def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescr
         return None
     state = job.get_status(refresh=False)
     state_name = state.value if state else None
-    if state_name not in REUSABLE_STATES:
+    if state_name not in states.REUSABLE:
         return False, None
     if state_name != "finished":
         return True, None

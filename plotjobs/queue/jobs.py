@@ -14,12 +14,18 @@ from typing import Any, cast
 from redis import Redis
 from rq import Queue
 from rq.command import send_stop_job_command
-from rq.exceptions import DeserializationError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import (
+    DeserializationError,
+    DuplicateJobError,
+    InvalidJobOperation,
+    NoSuchJobError,
+    TimeoutFormatError,
+)
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
     ForbiddenTaskError,
@@ -30,7 +36,7 @@ from plotjobs.errors import (
     ResultNotReady,
     UnreadableJob,
 )
-from plotjobs.queue import metrics, results, tasks
+from plotjobs.queue import metrics, results, rq_internals, tasks
 from plotjobs.queue.rq_internals import harden_rq
 from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.spec.base import GeneratorSpec
@@ -39,14 +45,16 @@ from plotjobs.spec.base import GeneratorSpec
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-TERMINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
-ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
 # How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
 STOP_WAIT_SECONDS = 3.0
 
 
 # The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
 PICKLE_MARK = b"\x80"
+
+
+# What RQ's parsers raise on a field they cannot read (parse_timeout asserts, for one).
+RQ_PARSE_ERRORS = (ValueError, TypeError, KeyError, AssertionError, TimeoutFormatError)
 
 
 class UnreadableJobData(DeserializationError):
@@ -64,15 +72,19 @@ class PlotJob(Job):
 
     def restore(self, raw_data: Any) -> None:
         """Load the hash as RQ does; a field RQ cannot parse marks the job unreadable instead of raising."""
+        cleaned, oversized = rq_internals.defuse_compressed_fields(raw_data)
+        self.unreadable = None if oversized is None else f"FieldTooLargeError: {oversized}"
         try:
-            super().restore(raw_data)
-        except (ValueError, TypeError) as error:
+            super().restore(cleaned)
+        except RQ_PARSE_ERRORS as error:
             # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
 
     @property
     def func_name(self) -> str | None:
         """The task the job names; UnreadableJobData (why, in words) when its data is not JSON."""
+        if self.unreadable is not None:
+            raise UnreadableJobData(self.unreadable)
         try:
             name: str | None = super().func_name
         except DeserializationError:
@@ -191,18 +203,13 @@ def is_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.match(job_id))
 
 
-def states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
+def read_states(connection: Redis, job_ids: list[str]) -> dict[str, str | None]:
     """The RQ status of each job in one round trip; None for a job that no longer exists."""
     with connection.pipeline(transaction=False) as pipeline:
         for job_id in job_ids:
             pipeline.hget(Job.key_for(job_id), "status")
         replies = pipeline.execute()
     return {job_id: reply.decode() if reply else None for job_id, reply in zip(job_ids, replies, strict=True)}
-
-
-def is_terminal(state: str | None) -> bool:
-    """Whether a job in ``state`` will never change again (or is gone)."""
-    return state is None or state in TERMINAL_STATES
 
 
 def stored_result(connection: Redis, job: Job) -> results.ResultDescription | None:
@@ -221,14 +228,14 @@ def queue_depth(connection: Redis, settings: Settings) -> int:
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
     """For each id, whether its job is still to end: False once it has ended, None if there is no such job."""
-    current = states(connection, list(job_ids))
-    return [None if current[job_id] is None else current[job_id] not in TERMINAL_STATES for job_id in job_ids]
+    current = read_states(connection, list(job_ids))
+    return [None if current[job_id] is None else current[job_id] not in states.TERMINAL for job_id in job_ids]
 
 
 def cancel(connection: Redis, job: Job) -> Job:
     """Cancel a waiting job, or ask the worker running it to stop; JobAlreadyEnded if it has ended."""
     status = job.get_status()
-    if status in TERMINAL_STATES:
+    if status in states.TERMINAL:
         raise JobAlreadyEnded(job.id, status.value)
     # Set first: a worker that dequeues the job in the meantime stops at its first stage.
     connection.set(keys.cancel(job.id), "1", ex=keys.CANCEL_TTL)
@@ -251,7 +258,7 @@ def _wait_until_ended(connection: Redis, job: Job) -> Job:
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while True:
             current = fetch(connection, job.id)
-            if current.get_status(refresh=False) in TERMINAL_STATES or time.monotonic() >= deadline:
+            if current.get_status(refresh=False) in states.TERMINAL or time.monotonic() >= deadline:
                 return current
             pubsub.get_message(timeout=0.1)
     finally:
@@ -275,7 +282,7 @@ def latest_result(job: Job) -> Result | None:
     """The job's latest RQ result, or None when it has none or its entry cannot be read."""
     try:
         return job.latest_result()
-    except (ValueError, TypeError, KeyError):
+    except RQ_PARSE_ERRORS:
         # A hand-written stream entry: RQ's parser raises on its fields; it is no result of ours.
         return None
 
@@ -391,7 +398,7 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
     for key in Worker.all_keys(connection=connection):
         try:
             worker = Worker.find_by_key(key, connection=connection, serializer=JsonSerializer)
-        except (ValueError, TypeError):
+        except RQ_PARSE_ERRORS:
             continue  # a worker hash written by hand is no worker of ours
         if worker is None:
             continue

@@ -70,3 +70,30 @@ def death_penalty_of(penalty: BaseDeathPenalty) -> tuple[type[BaseException], An
     RQ keeps both only as private attributes of ``BaseDeathPenalty``; our message names the timeout.
     """
     return penalty._exception, penalty._timeout
+
+
+# The job hash fields RQ zlib-compresses, and what stands in for one that expands too far.
+_COMPRESSED_FIELDS = {b"data": zlib.compress(b"null"), b"exc_info": b""}
+
+
+def defuse_compressed_fields(raw_job: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], str | None]:
+    """The job hash with any zip bomb in a compressed field replaced, and why (None when there was none).
+
+    RQ's ``Job.restore`` stops at the first field it cannot read, leaving the job half-loaded
+    and unsavable; replacing the bomb lets it load every other field, so the worker can record
+    the failure (and writing the job back defuses the bomb in Redis).
+    """
+    reason = None
+    cleaned = dict(raw_job)
+    for field, stand_in in _COMPRESSED_FIELDS.items():
+        value = cleaned.get(field)
+        if value is None:
+            continue
+        try:
+            BoundedZlib.decompress(value)
+        except FieldTooLargeError as error:
+            reason = f"{field.decode()}: {error}"
+            cleaned[field] = stand_in
+        except zlib.error:
+            pass  # stored uncompressed: RQ reads it as it is
+    return cleaned, reason

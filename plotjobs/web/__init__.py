@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from flask import Flask
 
     from plotjobs import config as config_module
+    from plotjobs import states
     from plotjobs.connection import redis_from_settings
     from plotjobs.queue.rq_internals import harden_rq
     from plotjobs.web import api, dashboard, http_errors, monitoring, pages, request_log, security
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     harden_rq()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(
+        # Never debug mode, whatever FLASK_DEBUG says: it would serve tracebacks and propagate errors.
+        DEBUG=False,
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         # A spec sent as a form field may be as large as any other request body.
@@ -69,5 +72,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     security.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
+    # The page's scripts read the end states from here: the one list the server uses too.
+    app.jinja_env.globals["terminal_states"] = " ".join(sorted(states.TERMINAL))
     dashboard.init_app(app, settings, connection)
     return app

@@ -9,13 +9,13 @@ from flask import Blueprint, Response, request, url_for
 from redis import Redis
 from redis.exceptions import RedisError
 
+from plotjobs import states
 from plotjobs.config import Settings
 from plotjobs.errors import (
     BrokerUnavailable,
     CancelTokenRequired,
     FileNotFound,
     JobAlreadyEnded,
-    JobNotFound,
     ResultNotReady,
     TooManyRequests,
 )
@@ -128,16 +128,8 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
 @blueprint.get("/jobs/<job_id>")
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
-    connection = current_redis()
-    try:
-        return jobs.describe(jobs.fetch(connection, job_id))
-    except JobNotFound:
-        # Accepted through RabbitMQ, not yet moved into RQ by the bridge.
-        pending = accepted.status(connection, job_id)
-        if pending is not None:
-            return pending
-    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
-    return jobs.describe(jobs.fetch(connection, job_id))
+    found = accepted.fetch_or_pending(current_redis(), job_id)
+    return found if isinstance(found, dict) else jobs.describe(found)
 
 
 @blueprint.get("/jobs/<job_id>/spec")
@@ -159,12 +151,12 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     if not token:
         raise CancelTokenRequired(job.id)
     state = job.get_status(refresh=False)
-    if state in jobs.TERMINAL_STATES:
+    if state in states.TERMINAL:
         raise JobAlreadyEnded(job.id, state.value)
     if interest.withdraw(connection, job.id, token) > 0:
         return {**jobs.describe(job), "withdrawn": True}, 200
     job = jobs.cancel(connection, job)
-    return {**jobs.describe(job), "withdrawn": False}, 200 if jobs.is_terminal(job.get_status(refresh=False)) else 202
+    return {**jobs.describe(job), "withdrawn": False}, 200 if states.is_terminal(job.get_status(refresh=False)) else 202
 
 
 def file_url(description: results.ResultDescription) -> str:
@@ -208,12 +200,9 @@ def file_response(data: bytes, description: dict[str, Any], filename: str, *, do
 def job_result(job_id: str) -> Response:
     """The rendered file of a finished job; ``?download=1`` asks the browser to save it."""
     connection = current_redis()
-    try:
-        job = jobs.fetch(connection, job_id)
-    except JobNotFound:
-        if accepted.status(connection, job_id) is not None:
-            raise ResultNotReady(job_id, "queued") from None
-        job = jobs.fetch(connection, job_id)
+    job = accepted.fetch_or_pending(connection, job_id)
+    if isinstance(job, dict):
+        raise ResultNotReady(job_id, "queued")
     data, description = jobs.result_file(connection, job)
     download = request.args.get("download", "") in {"1", "true", "yes"}
     return file_response(data, dict(description), f"chart-{job_id}", download=download)

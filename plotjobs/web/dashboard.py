@@ -14,12 +14,13 @@ import html
 import json
 from collections.abc import Callable
 from http import HTTPStatus
+from types import ModuleType
 from typing import Any
 
 from flask import Flask, Response, request
 from redis import Redis
 
-from plotjobs.config import Settings
+from plotjobs.config import ConfigError, Settings
 from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
 from plotjobs.queue import jobs
 from plotjobs.queue.rq_internals import harden_rq
@@ -27,6 +28,7 @@ from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.web.extension import current_redis, current_settings
 
 URL_PREFIX = "/rq"
+EXTRA = "plotjobs[dashboard]"
 BLUEPRINT = "rq_dashboard"
 
 # Every view of rq-dashboard that changes state; it accepts GET for the first one.
@@ -125,13 +127,26 @@ def _display_name(settings: Settings) -> str:
     return settings.redis_url or "redis://localhost:6379/0"
 
 
+def require_rq_dashboard() -> ModuleType:
+    """The rq_dashboard package, or a ConfigError naming the extra that installs it."""
+    try:
+        import rq_dashboard
+        import rq_dashboard.web
+    except ModuleNotFoundError as error:
+        # Only a missing module means "not installed"; any other ImportError is a real incompatibility.
+        raise ConfigError(
+            f"DASHBOARD_USERNAME and DASHBOARD_PASSWORD turn on the dashboard, but {error.name} is not installed:"
+            f" pip install '{EXTRA}' (or unset both to run without the dashboard)"
+        ) from None
+    package: ModuleType = rq_dashboard
+    return package
+
+
 def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     """Mount rq-dashboard at /rq when DASHBOARD_USERNAME and DASHBOARD_PASSWORD are set; else nothing."""
     if not settings.dashboard_enabled:
         return
-    import rq_dashboard
-    import rq_dashboard.web
-
+    rq_dashboard = require_rq_dashboard()
     # rq-dashboard reads jobs through this module-level setting where it passes one at all;
     # harden_rq() covers the views that do not (they fall back to RQ's default serializer).
     harden_rq()

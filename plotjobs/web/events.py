@@ -23,7 +23,7 @@ from redis import Redis
 from redis.client import PubSub
 from redis.exceptions import RedisError
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.errors import JobNotFound
 from plotjobs.queue import jobs
 
@@ -196,12 +196,12 @@ class EventHub:
             job_ids = list(self._watches)
         if not job_ids:
             return
-        states = jobs.states(self.connection, job_ids)
+        current = jobs.read_states(self.connection, job_ids)
         with self._lock:
-            changed = [job_id for job_id, state in states.items() if self._last_states.get(job_id, "") != state]
+            changed = [job_id for job_id, state in current.items() if self._last_states.get(job_id, "") != state]
             for job_id in changed:
                 if job_id in self._watches:
-                    self._last_states[job_id] = states[job_id]
+                    self._last_states[job_id] = current[job_id]
         if changed:
             self._wake(changed)
 
@@ -228,7 +228,7 @@ def _stream(connection: Redis, watch: Watch, first: dict[str, Any]) -> Iterator[
     with watch:
         yield sse_message(first)
         last = first
-        while not jobs.is_terminal(last["state"]):
+        while not states.is_terminal(last["state"]):
             if not watch.wait(KEEPALIVE_SECONDS):
                 # A comment line: keeps proxies from closing an idle stream and finds gone clients.
                 yield ": keep-alive\n\n"

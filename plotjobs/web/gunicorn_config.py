@@ -10,6 +10,11 @@ from plotjobs.logs import gunicorn_logconfig
 
 try:
     _settings = from_env()
+    if _settings.dashboard_enabled:
+        # Checked in the master too: a worker that fails to boot would only print a traceback.
+        from plotjobs.web.dashboard import require_rq_dashboard
+
+        require_rq_dashboard()
 except ConfigError as error:
     raise SystemExit(f"plotjobs cannot start: {error}") from None
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.states import JobState
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -33,7 +34,7 @@ class JobStatus(BaseModel):
     """A job's state (RQ's own), progress and stage."""
 
     id: str
-    state: Literal["queued", "started", "finished", "failed", "canceled", "stopped", "deferred", "scheduled"] | None
+    state: JobState | None
     progress: float = Field(ge=0, le=1)
     stage: str | None
     error: str | None = Field(description="The exception of a failed job.")

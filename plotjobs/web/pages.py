@@ -36,14 +36,8 @@ def image_page() -> str:
 
 def _job_from_query() -> Any | None:
     """The job named by ``?jobid=``, or None while it is accepted through RabbitMQ but not yet in RQ."""
-    connection, job_id = current_redis(), request.args.get("jobid", "")
-    try:
-        return jobs.fetch(connection, job_id)
-    except JobNotFound:
-        if accepted.status(connection, job_id) is not None:
-            return None
-    # The bridge drops the marker only once RQ has the job, so this second look cannot miss it.
-    return jobs.fetch(connection, job_id)
+    found = accepted.fetch_or_pending(current_redis(), request.args.get("jobid", ""))
+    return None if isinstance(found, dict) else found
 
 
 @blueprint.get("/progress")

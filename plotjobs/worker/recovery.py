@@ -28,7 +28,7 @@ from rq.registry import FailedJobRegistry
 from rq.results import Result
 from rq.utils import utcformat
 
-from plotjobs import keys
+from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.queue import jobs, tasks
 from plotjobs.queue.serialization import JsonSerializer
@@ -36,7 +36,6 @@ from plotjobs.queue.serialization import JsonSerializer
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "WorkerLostError"
-_LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED}
 
 
 @dataclass
@@ -218,7 +217,7 @@ def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now
         if job_id in started:
             continue
         job = _fetch(connection, job_id)
-        if job is None or job.get_status(refresh=False) not in _LIVE_STATES:
+        if job is None or job.get_status(refresh=False) not in states.RECOVERABLE:
             intermediate.remove(job_id)
             continue
         if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
@@ -232,7 +231,7 @@ def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[
     for job_id in _members(connection, keys.INFLIGHT):
         job = _fetch(connection, job_id)
         status = job.get_status(refresh=False) if job is not None else None
-        if job is None or status not in _LIVE_STATES:
+        if job is None or status not in states.RECOVERABLE:
             connection.zrem(keys.INFLIGHT, job_id)
             continue
         queue = jobs.queue(connection, job.origin)

@@ -4,7 +4,9 @@
 import { requestJson, serviceUp } from "./api.js";
 
 /** States after which a job never changes again. */
-export const TERMINAL_STATES = new Set(["finished", "failed", "canceled", "stopped"]);
+// The end states, as the server lists them in the page (plotjobs/states.py).
+const terminalMeta = document.querySelector('meta[name="plotjobs-terminal-states"]');
+export const TERMINAL_STATES = new Set(terminalMeta ? terminalMeta.content.split(" ") : []);
 
 const POLL_MIN_MS = 400;
 const POLL_MAX_MS = 5000;

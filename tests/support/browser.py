@@ -29,7 +29,7 @@ class ChromiumMissing(RuntimeError):
 
 
 def _libatomic_present() -> bool:
-    found = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
+    found = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False, timeout=30).stdout
     return "libatomic.so.1" in found
 
 

@@ -37,7 +37,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(timeout=15)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
@@ -77,14 +77,26 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_gunicorn(redis_url: str, workers: int = 2, log_path: Path | None = None, **env: str) -> Iterator[str]:
-    """A real gunicorn serving the app on a free port (its output into ``log_path`` if given); yields its base URL."""
+def running_gunicorn(
+    redis_url: str,
+    workers: int = 2,
+    log_path: Path | None = None,
+    *,
+    gunicorn: Sequence[str] = (sys.executable, "-m", "gunicorn"),
+    app: str = "wsgi:app",
+    cwd: Path = PROJECT_ROOT,
+    **env: str,
+) -> Iterator[str]:
+    """A real gunicorn serving the app on a free port (its output into ``log_path`` if given); yields its base URL.
+
+    ``gunicorn`` is the command that starts it (another environment's ``bin/gunicorn``, say), run in ``cwd``.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
+    command = [*gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]
     log_file = log_path.open("ab") if log_path else None
     try:
         process = subprocess.Popen(
-            command, env=service_env(redis_url, **env), cwd=PROJECT_ROOT, stdout=log_file, stderr=log_file
+            command, env=service_env(redis_url, **env), cwd=cwd, stdout=log_file, stderr=log_file
         )
     finally:
         if log_file is not None:
@@ -139,7 +151,7 @@ def running_dev(**env: str) -> Iterator[tuple[subprocess.Popen[str], str, list[s
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                process.wait(timeout=15)
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()

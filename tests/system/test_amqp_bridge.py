@@ -330,3 +330,24 @@ def test_plotjobs_dev_runs_a_bridge_when_a_broker_is_configured(amqp_url: str, a
         status_url = base_url + response.json()["status_url"]
         wait_for(lambda: requests.get(status_url, timeout=5).json()["state"] == "finished", timeout=60, what="the job")
         assert stop_dev(process, lines) == 0, lines[-20:]
+
+
+def test_several_bridges_on_one_queue_enqueue_each_message_exactly_once(
+    redis_url: str, redis_connection: Redis, amqp_url: str, amqp_queue: str, tmp_path: Path
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(60)]
+    rq_queue = jobs.queue(redis_connection, "default")
+    with (
+        running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "first.log"),
+        running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "second.log"),
+        amqp_channel(amqp_url) as channel,
+    ):
+        wait_for(lambda: queue_state(channel, amqp_queue)[1] == 2, what="both bridges to consume")
+        # Every message twice (a producer's retry): whichever bridge takes a copy, the job is queued once.
+        for job_id in ids + ids:
+            publish(channel, amqp_queue, {"spec": {"seed": 1}, "job_id": job_id})
+        wait_for(lambda: queue_state(channel, amqp_queue)[0] == 0 and len(rq_queue.job_ids) >= len(ids),
+                 what="every message to be enqueued")  # fmt: skip
+        assert queue_state(channel, amqp_queue)[1] == 2, "both bridges still consume"
+    enqueued = rq_queue.job_ids
+    assert sorted(enqueued) == sorted(ids)

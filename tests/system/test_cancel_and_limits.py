@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any
 
 import psutil
@@ -15,8 +16,10 @@ from werkzeug.test import TestResponse
 from plotjobs import keys
 from plotjobs.config import Settings
 from plotjobs.queue import interest, jobs
+from plotjobs.spec.chart import ChartSpec
 from plotjobs.web import create_app
 from plotjobs.worker import recovery
+from plotjobs.worker.render_worker import build_worker
 from tests.support.processes import running_worker
 from tests.support.waiting import wait_for
 from tests.system.test_faults import BIG, FAST, FAST_SETTINGS, freeze, wait_until_started, watching
@@ -214,3 +217,50 @@ def test_a_job_of_its_own_is_canceled_by_its_token_in_the_query(client: FlaskCli
     response = client.delete(f"{own['status_url']}?token={own['cancel_token']}")
     assert response.status_code == 200
     assert (response.get_json()["withdrawn"], response.get_json()["state"]) == (False, "canceled")
+
+
+@pytest.mark.parametrize(
+    ("proxy_hops", "answers"),
+    [
+        # 0: the header is ignored; every request comes from the test client's own address.
+        (0, [("203.0.113.1, 203.0.113.2", 202), ("203.0.113.3, 203.0.113.4", 429)]),
+        # 1: the client is the last address (the one our proxy appended).
+        (1, [("203.0.113.1, 203.0.113.2", 202), ("203.0.113.3, 203.0.113.2", 429), ("203.0.113.1, 203.0.113.4", 202)]),
+        # 2: the client is the second to last (the first of our two proxies saw it).
+        (2, [("203.0.113.1, 203.0.113.2", 202), ("203.0.113.1, 203.0.113.4", 429), ("203.0.113.3, 203.0.113.2", 202)]),
+    ],
+)
+def test_proxy_hops_picks_the_client_out_of_several_forwarded_addresses(
+    settings: Settings, redis_connection: Redis, proxy_hops: int, answers: list[tuple[str, int]]
+) -> None:
+    app = create_app(settings.replace(max_jobs_per_client=1, proxy_hops=proxy_hops), redis=redis_connection)
+    client = app.test_client()
+    seen = [(forwarded, client.post("/api/jobs", headers={"X-Forwarded-For": forwarded}).status_code)
+            for forwarded, _ in answers]  # fmt: skip
+    assert seen == answers
+
+
+def test_delete_of_a_running_job_that_has_not_stopped_within_stop_wait_seconds_is_202(
+    client: FlaskClient, redis_connection: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "STOP_WAIT_SECONDS", 0.3)
+    submitted = client.post("/api/jobs").get_json()
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lrem(queue.key, 0, submitted["id"])
+    redis_connection.hset(f"rq:job:{submitted['id']}", "status", "started")  # a worker that never stops
+    asked_at = time.monotonic()
+    response = cancel(client, submitted)
+    answered_after = time.monotonic() - asked_at
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["state"] == "started" and response.get_json()["withdrawn"] is False
+    assert 0.3 <= answered_after < 0.3 + 3, answered_after  # STOP_WAIT_SECONDS + 3 s margin
+    assert redis_connection.exists(keys.cancel(submitted["id"])), "the worker is still asked to stop"
+
+
+def test_a_failed_job_is_kept_for_failure_ttl_then_expires(settings: Settings, redis_connection: Redis) -> None:
+    short = settings.replace(failure_ttl=120)
+    invalid = ChartSpec.model_construct(**{**ChartSpec().model_dump(), "width": 5})  # the worker's check refuses it
+    job = jobs.enqueue_render(redis_connection, short, invalid)
+    build_worker(redis_connection, short).work(burst=True)
+    assert job.get_status(refresh=True) == "failed"
+    assert 0 < redis_connection.ttl(job.key) <= 120

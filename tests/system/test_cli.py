@@ -109,7 +109,19 @@ def test_waiting_on_a_job_that_does_not_finish_exits_1(redis_url: str, redis_con
         finally:
             if waiting.poll() is None:
                 waiting.kill()
-                waiting.communicate()
+                waiting.communicate(timeout=15)
     assert waiting.returncode == 1
     assert "ended canceled" in stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_submit_reads_the_spec_from_standard_input_given_a_dash(
+    redis_url: str, redis_connection: Redis, tmp_path: Path
+) -> None:
+    spec = json.dumps({"kind": "bar", "width": 320, "height": 240, "seed": 3})
+    command = [sys.executable, "-m", "plotjobs", "submit", "-", "--wait", "-o", "piped.png"]
+    with running_gunicorn(redis_url) as server, running_worker(redis_url, redis_connection):
+        done = subprocess.run([*command, "--server", server], input=spec, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert matplotlib.image.imread(tmp_path / "piped.png").shape[:2] == (240, 320)

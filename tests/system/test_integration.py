@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from plotjobs.queue import jobs
-from tests.support.processes import PROJECT_ROOT, running_worker
+from tests.support.processes import running_worker
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -132,8 +133,11 @@ def test_a_stock_worker_with_our_job_class_refuses_a_foreign_function(
 def test_python_worker_py_serves_every_configured_queue(
     client: FlaskClient, redis_url: str, redis_connection: Redis
 ) -> None:
-    low = jobs.queue(redis_connection, "low").enqueue("plotjobs.queue.tasks.generate", "chart", {})
-    with running_worker(redis_url, redis_connection, QUEUES="default,low"):
-        status = wait_for_end(client, f"/api/jobs/{low.id}")
-    assert status["state"] == "finished"
-    assert PROJECT_ROOT.joinpath("worker.py").is_file()
+    enqueued = [jobs.queue(redis_connection, name).enqueue("plotjobs.queue.tasks.generate", "chart", {})
+                for name in ("default", "low")]  # fmt: skip
+    with running_worker(redis_url, redis_connection, QUEUES="default,low") as supervisor:
+        states = [wait_for_end(client, f"/api/jobs/{job.id}")["state"] for job in enqueued]
+    assert states == ["finished", "finished"]
+    # worker.py ran the supervisor, whose workers are named after its host and process id.
+    names = {jobs.fetch(redis_connection, job.id).worker_name for job in enqueued}
+    assert all(name and name.startswith(f"{socket.gethostname()}.{supervisor.pid}.") for name in names), names

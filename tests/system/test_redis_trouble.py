@@ -14,6 +14,7 @@ from redis import Redis
 from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port
 from plotjobs.config import Settings
 from plotjobs.queue import jobs
+from plotjobs.queue.serialization import MAX_FIELD_BYTES
 from plotjobs.spec.chart import ChartSpec
 from tests.support.processes import running_gunicorn, running_worker
 from tests.support.waiting import wait_for
@@ -112,3 +113,20 @@ def test_a_job_queued_by_the_previous_version_fails_with_a_reason_and_nothing_ru
         failed = wait_for_end(redis_connection, legacy.id)
     assert failed["state"] == "failed"
     assert failed["error"].startswith("UnreadableJobData: its data is a pickle, as plotjobs 0.1 queued jobs")
+
+
+@pytest.mark.integration
+def test_a_zip_bomb_as_job_data_fails_that_job_and_the_worker_carries_on(
+    redis_url: str, redis_connection: Redis
+) -> None:
+    bomb = jobs.enqueue_render(redis_connection, Settings(), ChartSpec())
+    redis_connection.hset(bomb.key, "data", zlib.compress(b"[" * (MAX_FIELD_BYTES * 4)))
+    honest = jobs.enqueue_render(redis_connection, Settings(), ChartSpec())
+    with running_worker(redis_url, redis_connection, **FAST) as worker:
+        assert wait_for_end(redis_connection, honest.id)["state"] == "finished"
+        failed = wait_for_end(redis_connection, bomb.id)
+        assert worker.poll() is None
+    assert failed["state"] == "failed", failed
+    assert failed["error"].startswith("UnreadableJobData: FieldTooLargeError: data:"), failed["error"]
+    # Recording the failure wrote the job back with the bomb replaced.
+    assert len(redis_connection.hget(bomb.key, "data") or b"") < 100

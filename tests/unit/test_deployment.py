@@ -69,7 +69,9 @@ def test_credentials_come_from_an_ignored_env_file(compose: dict[str, Any]) -> N
     assert "DASHBOARD_USERNAME=" in example and "DASHBOARD_PASSWORD=" in example
     for ignore_file in (".gitignore", ".dockerignore"):
         assert ".env" in (PROJECT_ROOT / ignore_file).read_text().splitlines()
-    tracked = subprocess.run(["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    tracked = subprocess.run(
+        ["git", "ls-files", ".env"], check=True, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=30
+    )
     assert tracked.stdout.strip() == ""
 
 
@@ -148,7 +150,7 @@ def _gunicorn_settings(**env: str) -> subprocess.CompletedProcess[str]:
     )
     environ = {key: value for key, value in os.environ.items() if key not in {"PORT", "GUNICORN_BIND"}}
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          env={**environ, **env})  # fmt: skip
+                          env={**environ, **env}, timeout=60)  # fmt: skip
 
 
 def test_gunicorn_settings_come_from_the_environment() -> None:

@@ -211,7 +211,9 @@ settings = Settings(redis_url="redis://fake", secret_key="x", log_level="WARNING
 create_app(settings, redis=fakeredis.FakeRedis())
 print("pika" in sys.modules)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=False, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["202", "False", "True"]
 
@@ -243,7 +245,7 @@ def test_rabbitmq_tests_skip_without_a_broker_unless_ci_requires_it(required: st
     env = dict(os.environ, AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", PLOTJOBS_REQUIRE_AMQP=required)
     test = "tests/system/test_amqp_bridge.py::test_the_tutorial_page_submits_through_rabbitmq_too"
     command = [sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:cacheprovider", test]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, check=False, timeout=60)
     assert outcome in result.stdout, result.stdout
     assert "RabbitMQ is not reachable" in result.stdout
     assert result.returncode == (1 if required else 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import matplotlib.image
@@ -228,9 +227,14 @@ def test_pages_render(fake_client: FlaskClient) -> None:
     assert "/api/jobs/some-id" in page
 
 
-def test_status_json_is_serialisable(fake_client: FlaskClient) -> None:
+def test_status_has_the_documented_fields_of_a_queued_job(fake_client: FlaskClient) -> None:
     body = submit(fake_client)
-    json.dumps(fake_client.get(body["status_url"]).get_json())
+    status = fake_client.get(body["status_url"]).get_json()
+    assert set(status) >= {"id", "state", "progress", "stage", "error", "position", "created_at", "started_at",
+                           "ended_at"}  # fmt: skip
+    assert status["id"] == body["id"] and status["state"] == "queued" and status["stage"] == "queued"
+    assert status["progress"] == 0.0 and status["error"] is None and status["position"] == 0
+    assert status["created_at"] and status["started_at"] is None and status["ended_at"] is None
 
 
 def test_exception_text_keeps_type_and_whole_message() -> None:
@@ -251,4 +255,28 @@ def test_responses_carry_strict_headers(fake_client: FlaskClient) -> None:
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert fake_client.get("/api/jobs/x").headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert not fake_client.application.debug
+
+
+def test_debug_mode_stays_off_even_when_flask_debug_asks_for_it(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app(Settings(redis_url="redis://fake", secret_key="k"), redis=fake_redis)
+    assert not app.debug
+
+    @app.get("/api/boom")
+    def boom() -> str:
+        raise RuntimeError("internal detail")
+
+    response = app.test_client().get("/api/boom")
+    assert response.status_code == 500 and response.is_json
+    assert "internal detail" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_the_workers_list_is_503_json_with_retry_after_when_redis_is_down() -> None:
+    client = create_app(Settings(redis_url="redis://127.0.0.1:1/0", secret_key="k")).test_client()
+    response = client.get("/api/workers")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "service_unavailable"
+    assert int(response.headers["Retry-After"]) > 0

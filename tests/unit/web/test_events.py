@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,14 +13,18 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from plotjobs.queue import jobs
+from plotjobs.web import events as events_module
 from plotjobs.web.events import EventHub, sse_message
 from plotjobs.web.extension import EXTENSION_KEY
 from tests.support.processes import running_gunicorn, running_worker
+from tests.support.sse import sse_blocks, sse_events, take, take_one
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+# A stream read waits at most this long for what it expects (a render takes well under a second).
+READ_SECONDS = 30
 
 
 @pytest.fixture
@@ -30,21 +33,6 @@ def hub(app: Flask) -> Iterator[EventHub]:
     event_hub: EventHub = app.extensions[EXTENSION_KEY]["events"]
     yield event_hub
     event_hub.stop()
-
-
-def sse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """The status objects of an SSE byte stream, in order; comments are skipped."""
-    buffer = ""
-    for chunk in chunks:
-        buffer += chunk.decode()
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            lines = block.split("\n")
-            if lines[0].startswith(":"):
-                continue
-            assert lines[0] == "event: status", block
-            assert lines[1].startswith("data: "), block
-            yield json.loads(lines[1][len("data: ") :])
 
 
 def test_sse_message_is_one_status_event() -> None:
@@ -60,12 +48,12 @@ def test_stream_sends_current_status_then_each_update_and_ends_when_finished(
     assert response.mimetype == "text/event-stream"
     assert response.headers["Cache-Control"] == "no-cache"
     stream = sse_events(response.response)  # type: ignore[arg-type]
-    first = next(stream)
+    first = take_one(stream, READ_SECONDS)
     assert first == client.get(body["status_url"]).get_json()
     assert first["state"] == "queued"
 
     with running_worker(redis_url, redis_connection):
-        rest = list(stream)  # ends by itself once the job is finished
+        rest = take(stream, READ_SECONDS, what="the stream")  # ends by itself once the job is finished
     response.close()
 
     assert rest, "the stream sent updates after the first status"
@@ -82,7 +70,8 @@ def test_stream_of_a_finished_job_sends_one_event_and_ends(
     body = client.post("/api/jobs", json={"title": "done already"}).get_json()
     with running_worker(redis_url, redis_connection):
         wait_for(lambda: client.get(body["status_url"]).get_json()["state"] == "finished", what="the job to finish")
-    events = list(sse_events(client.get(body["events_url"], buffered=False).response))  # type: ignore[arg-type]
+    response = client.get(body["events_url"], buffered=False)
+    events = take(sse_events(response.response), READ_SECONDS)  # type: ignore[arg-type]
     assert [event["state"] for event in events] == ["finished"]
 
 
@@ -92,7 +81,7 @@ def test_stream_ends_with_failed_for_a_job_that_raises(
     job = jobs.queue(redis_connection, "default").enqueue("plotjobs.queue.tasks.generate", "chart", {"width": 5})
     response = client.get(f"/api/jobs/{job.id}/events", buffered=False)
     with running_worker(redis_url, redis_connection):
-        events = list(sse_events(response.response))  # type: ignore[arg-type]
+        events = take(sse_events(response.response), READ_SECONDS)  # type: ignore[arg-type]
     assert events[0]["state"] == "queued"
     assert events[-1]["state"] == "failed"
     assert "width" in events[-1]["error"]
@@ -104,10 +93,10 @@ def test_stream_notices_a_status_change_nobody_published(
     body = client.post("/api/jobs", json={"title": "canceled quietly"}).get_json()
     response = client.get(body["events_url"], buffered=False)
     stream = sse_events(response.response)  # type: ignore[arg-type]
-    assert next(stream)["state"] == "queued"
+    assert take_one(stream, READ_SECONDS)["state"] == "queued"
     # RQ's cancel publishes nothing on our channel: the hub's periodic status read must see it.
     jobs.fetch(redis_connection, body["id"]).cancel()
-    assert [event["state"] for event in stream] == ["canceled"]
+    assert [event["state"] for event in take(stream, READ_SECONDS)] == ["canceled"]
 
 
 def test_stream_of_an_unknown_job_is_404_json(client: FlaskClient, hub: EventHub) -> None:
@@ -129,10 +118,10 @@ def test_one_gunicorn_process_holds_many_streams_to_the_end(redis_url: str, redi
         ]
         streams = [sse_events(response.iter_content(chunk_size=None)) for response in responses]
         # Every stream has its first event while all of them are open: one process holds them all.
-        assert {next(stream)["state"] for stream in streams} == {"queued"}
+        assert {take_one(stream, READ_SECONDS)["state"] for stream in streams} == {"queued"}
 
         def last_state(stream: Iterator[dict[str, Any]]) -> str:
-            return str(list(stream)[-1]["state"])
+            return str(take(stream, READ_SECONDS)[-1]["state"])
 
         with running_worker(redis_url, redis_connection), ThreadPoolExecutor(stream_count) as pool:
             final_states = list(pool.map(last_state, streams))
@@ -163,3 +152,16 @@ def test_the_hub_wakes_every_watch_of_a_job_and_they_share_one_read(redis_connec
         assert event_hub.watched() == 0
     finally:
         event_hub.stop()
+
+
+def test_an_idle_stream_sends_a_keep_alive_comment_after_keepalive_seconds(
+    client: FlaskClient, hub: EventHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "KEEPALIVE_SECONDS", 0.2)
+    body = client.post("/api/jobs", json={"title": "nobody renders me"}).get_json()
+    response = client.get(body["events_url"], buffered=False)
+    blocks = sse_blocks(response.response)  # type: ignore[arg-type]
+    first, second = take(blocks, READ_SECONDS, count=2)
+    response.close()
+    assert first.startswith("event: status")
+    assert second == ": keep-alive"

@@ -6,6 +6,7 @@ import base64
 import importlib
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from plotjobs import keys
-from plotjobs.config import Settings
+from plotjobs.config import ConfigError, Settings
 from plotjobs.queue import jobs
 from plotjobs.web import create_app
 from plotjobs.worker.render_worker import build_worker
@@ -214,6 +215,19 @@ def test_rq_dashboard_imports_with_the_pinned_six() -> None:
     assert importlib.import_module("rq_dashboard.web").blueprint.name == "rq_dashboard"
     pins = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("six==") for line in pins)
+
+
+@pytest.mark.parametrize("missing", ["rq_dashboard", "six"])
+def test_dashboard_credentials_without_the_extra_name_the_extra(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    for name in [name for name in sys.modules if name == "rq_dashboard" or name.startswith("rq_dashboard.")]:
+        monkeypatch.delitem(sys.modules, name)
+    # None in sys.modules makes importing it raise ModuleNotFoundError, as if it were not installed.
+    monkeypatch.setitem(sys.modules, missing, None)
+    settings = Settings(redis_url="redis://fake", dashboard_username=USER, dashboard_password=PASSWORD)
+    with pytest.raises(ConfigError, match=re.escape("pip install 'plotjobs[dashboard]'")):
+        create_app(settings, redis=fake_redis)
 
 
 def test_dashboard_is_off_without_credentials(client: FlaskClient) -> None:

@@ -99,3 +99,16 @@ def test_safe_methods_never_need_a_token(fake_client: FlaskClient) -> None:
 def test_a_job_id_in_the_address_is_rendered_escaped(fake_client: FlaskClient) -> None:
     html = fake_client.get("/jobs/%3Cscript%3Ealert(1)%3C%5Cscript%3E").get_data(as_text=True)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;\\script&gt;" in html
+
+
+@pytest.mark.parametrize("path", ["/", "/jobs/00000000-0000-4000-8000-000000000000", "/api/jobs/nope",
+                                  "/api/openapi.json", "/static/style.css", "/no-such-page"])  # fmt: skip
+def test_pages_and_api_answers_send_no_referrer_to_other_origins(fake_client: FlaskClient, path: str) -> None:
+    with fake_client.get(path) as response:
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_submitted_job_answer_carries_the_referrer_policy(fake_client: FlaskClient) -> None:
+    response = fake_client.post("/api/jobs")
+    assert response.status_code == 202 and response.headers["Referrer-Policy"] == "same-origin"

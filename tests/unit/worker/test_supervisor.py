@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import signal
+import sys
 import time
 
 import fakeredis
 import pytest
 
 from plotjobs.config import Settings
+from plotjobs.worker import supervisor as supervisor_module
 from plotjobs.worker.supervisor import HEALTHY_AFTER_SECONDS, Slot, Supervisor
 
 
@@ -36,3 +40,25 @@ def test_crashes_in_a_row_back_off_and_a_clean_exit_or_a_long_run_starts_afresh(
     _exit(supervisor, slot, returncode=0)
     assert slot.restart_at == 0.0
     assert _exit(supervisor, slot, returncode=1) == pytest.approx(0.5, abs=0.2)
+
+
+def test_a_worker_that_exits_at_once_is_restarted_after_delays_doubling_from_half_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real run: the supervisor spawns a command that fails at once; the gaps between spawns are the backoff."""
+    monkeypatch.setattr(supervisor_module.signal, "signal", lambda signum, handler: None)  # keep pytest's handlers
+    spawns: list[float] = []
+    supervisor: Supervisor
+
+    def crashing(name: str) -> list[str]:
+        spawns.append(time.monotonic())  # the supervisor's own clock, read as it starts the process
+        if len(spawns) == 4:
+            supervisor.request_stop(signal.SIGTERM, None)
+        return [sys.executable, "-c", "raise SystemExit(3)"]
+
+    supervisor = Supervisor(Settings(), fakeredis.FakeRedis(), processes=1, name_prefix="test", command=crashing)
+    assert supervisor.run() == 0  # the stop request came before the last crash: a warm stop
+    gaps = [later - earlier for earlier, later in itertools.pairwise(spawns)]
+    # Each gap is the delay plus the crash itself and up to two loop turns (0.25 s each); 1.5 s covers a loaded host.
+    for gap, delay in zip(gaps, [0.5, 1.0, 2.0], strict=True):
+        assert delay <= gap <= delay + 1.5, (gaps, [0.5, 1.0, 2.0])
