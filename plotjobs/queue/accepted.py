@@ -42,7 +42,13 @@ def status(connection: Redis, job_id: str) -> dict[str, Any] | None:
     raw = connection.get(keys.accepted(job_id))
     if raw is None:
         return None
-    accepted_at = json.loads(raw).get("accepted_at")
+    try:
+        marker = json.loads(raw)
+    except ValueError:
+        marker = {}  # written by hand: the submission is still accepted, its time unknown
+    accepted_at = marker.get("accepted_at") if isinstance(marker, dict) else None
+    if not isinstance(accepted_at, str):
+        accepted_at = None
     return {
         "id": job_id,
         "state": "queued",

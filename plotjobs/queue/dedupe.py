@@ -59,7 +59,8 @@ def job_id_for(digest: str, generation: int) -> str:
 
 def _generation(connection: Redis, key: str) -> int:
     raw = connection.get(key)
-    return int(raw) if raw else 0
+    # A counter that is not a whole number was not written by us: start over from generation 0.
+    return int(raw) if raw and raw.isdigit() else 0
 
 
 def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescription | None] | None:

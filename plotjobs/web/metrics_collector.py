@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -13,7 +14,16 @@ from plotjobs.queue import metrics
 
 
 def _decoded(raw: Mapping[bytes, bytes]) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in raw.items()}
+    """The hash as text, keeping only fields whose value is a number (anything else was not written by us)."""
+    decoded = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw.items()}
+    return {key: value for key, value in decoded.items() if _is_number(value)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _histogram(

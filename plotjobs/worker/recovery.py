@@ -206,7 +206,12 @@ def _seen_long_enough(connection: Redis, job_id: str, now: float, grace: int) ->
     key = keys.limbo(job_id)
     if connection.set(key, now, nx=True, ex=max(grace * 10, 600)):
         return False
-    first_seen = float(connection.get(key) or now)
+    raw = connection.get(key) or b""
+    try:
+        first_seen = float(raw)
+    except ValueError:
+        first_seen = now  # not a time of ours: count from this sighting
+        connection.set(key, now, ex=max(grace * 10, 600))
     return now - first_seen >= grace
 
 

@@ -91,3 +91,23 @@ def test_an_unreadable_job_says_why(client: FlaskClient, redis_connection: Redis
     answer = client.get(f"/api/jobs/{job_id}")
     assert answer.status_code == 409
     assert answer.get_json()["error"] == "unreadable_job" and job_id in answer.get_json()["message"]
+
+
+def test_hostile_values_in_our_own_keys_answer_clearly(client: FlaskClient, redis_connection: Redis) -> None:
+    pending = "0b7c1cde-8f44-4b5e-9a56-1f4f0a1b2c3d"
+    redis_connection.set(f"plotjobs:accepted:{pending}", b"\x80not json")
+    status = client.get(f"/api/jobs/{pending}")
+    assert status.status_code == 200 and status.get_json()["stage"] == "submitted"
+    for key in redis_connection.scan_iter("plotjobs:spec:*"):
+        redis_connection.set(key, b"many")
+    seeded = client.post("/api/jobs", json={"seed": 7})
+    assert seeded.status_code in (200, 202)
+    for key in redis_connection.scan_iter("plotjobs:spec:*"):
+        redis_connection.set(key, b"many")
+    again = client.post("/api/jobs", json={"seed": 7})
+    assert again.status_code in (200, 202) and again.get_json()["id"]
+    redis_connection.hset("plotjobs:metrics:jobs", mapping={"submitted|line": "lots", "finished|line": "3"})
+    redis_connection.hset("plotjobs:metrics:request_seconds", "GET x|count", b"\xff")
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert 'plotjobs_jobs_finished_total{kind="line"} 3.0' in scrape.get_data(as_text=True)
