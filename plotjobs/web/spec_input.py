@@ -89,7 +89,7 @@ def parse_form(request: Request) -> ChartSpec:
         # Parsed here rather than into request.files, so the request's end does not close them.
         for _, upload in files.items(multi=True):
             upload.close()
-    if spec_part is None and csv_part is None:
+    if not (spec_part and spec_part.strip()) and csv_part is None:
         # Nothing to read: an empty body (not an empty form) is how to ask for the default chart.
         message = "a multipart submission needs a 'spec' part; send no body for the default chart"
         raise InvalidForm(message, field="spec")

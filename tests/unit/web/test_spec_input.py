@@ -291,6 +291,7 @@ def test_a_malformed_multipart_body_is_refused_not_read_as_an_empty_form(
 
 
 def test_a_form_with_neither_spec_nor_csv_is_refused(fake_client: FlaskClient) -> None:
-    response = fake_client.post("/api/jobs", data={"other": "x"}, content_type="multipart/form-data")
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "invalid_form" and response.get_json()["field"] == "spec"
+    for form in ({"other": "x"}, {"spec": ""}, {"spec": "  "}):
+        response = fake_client.post("/api/jobs", data=form, content_type="multipart/form-data")
+        assert response.status_code == 400, form
+        assert response.get_json()["error"] == "invalid_form" and response.get_json()["field"] == "spec"
