@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
@@ -44,6 +45,9 @@ ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERR
 STOP_WAIT_SECONDS = 3.0
 
 
+# What RQ's parsers raise on a result stream entry written by hand (bad base64, zlib, JSON, type or number).
+RESULT_PARSE_ERRORS = (ValueError, TypeError, KeyError, zlib.error)
+
 # The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
 PICKLE_MARK = b"\x80"
 
@@ -68,6 +72,13 @@ class PlotJob(Job):
         except (ValueError, TypeError) as error:
             # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
+
+    def latest_result(self, timeout: int = 0) -> Result | None:
+        """RQ's latest result, or None when its stream entry cannot be read (it was written by hand)."""
+        try:
+            return super().latest_result(timeout)
+        except RESULT_PARSE_ERRORS:
+            return None
 
     @property
     def func_name(self) -> str:
@@ -273,7 +284,7 @@ def latest_result(job: Job) -> Result | None:
     """The job's latest RQ result, or None when it has none or its entry cannot be read."""
     try:
         return job.latest_result()
-    except (ValueError, TypeError, KeyError):
+    except RESULT_PARSE_ERRORS:
         # A hand-written stream entry: RQ's parser raises on its fields; it is no result of ours.
         return None
 

@@ -5,6 +5,12 @@ pages without escaping (a stored XSS), requeues every failed job on a plain GET 
 deletes jobs on request. Mounted here it answers only to the configured credentials,
 its JSON is escaped before its templates see it, every action that changes state needs
 a same-origin POST, and deleting is off unless DASHBOARD_ALLOW_DELETE is set.
+
+It also reads records anyone with access to Redis may have written. rq-dashboard parses
+them with RQ and answers 500 on the first field RQ cannot parse, hiding every honest record
+listed beside it. Here it reads jobs, queues and workers through the classes below: a job
+that cannot be read is listed marked as unreadable, refused with 409 when asked for by id,
+and skipped by the bulk actions; a queue or worker that cannot be read is left out.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 from redis import Redis
+from rq import Queue, Worker
+from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
+from rq.executions import Execution
+from rq.registry import BaseRegistry
 
 from plotjobs.config import Settings
-from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
+from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage, UnreadableJob
 from plotjobs.queue import jobs
 from plotjobs.queue.rq_internals import harden_rq
 from plotjobs.queue.serialization import JsonSerializer
@@ -110,12 +120,207 @@ def _escape_json(response: Response) -> Response:
 
 
 def _known_job_first(view: Callable[..., Any]) -> Callable[..., Any]:
-    def checked(instance_number: int, job_id: str) -> Any:
-        # Our fetch refuses malformed ids (404) and job data that is not plain data.
-        jobs.fetch(current_redis(), job_id)
-        return view(instance_number=instance_number, job_id=job_id)
+    def checked(**view_args: Any) -> Any:
+        # Our fetch refuses malformed ids (404) and jobs whose record cannot be read (409).
+        jobs.fetch(current_redis(), view_args["job_id"])
+        return view(**view_args)
 
     return checked
+
+
+# What RQ raises reading a worker or execution hash written by hand (bad numbers, dates, text).
+_RECORD_ERRORS = (ValueError, TypeError, KeyError)
+
+
+class DashboardJob(jobs.PlotJob):
+    """A job as the dashboard reads it: always JSON, an unreadable record refused or marked, never a 500."""
+
+    @classmethod
+    def fetch(cls, id: str, connection: Redis | None = None, serializer: Any = None) -> DashboardJob:
+        """The job ``id``; UnreadableJob (409) when its record cannot be read."""
+        job = cls.fetch_marked(id, connection)
+        if job.unreadable is not None:
+            raise UnreadableJob(id, job.unreadable)
+        return job
+
+    @classmethod
+    def fetch_marked(cls, id: str, connection: Redis | None) -> DashboardJob:
+        """The job ``id`` even when its record cannot be read; then its description says why."""
+        job = super().fetch(id, connection=connection, serializer=JsonSerializer)
+        assert isinstance(job, DashboardJob)
+        if job.unreadable is not None:
+            # What restore parsed before it stopped is plain text and dates; the rest keeps RQ's defaults.
+            job.description = f"unreadable job: {job.unreadable}"
+        return job
+
+    def get_meta(self, refresh: bool = True) -> dict[str, Any]:
+        """The job's meta; a note in its place when it is not a JSON object."""
+        try:
+            meta = super().get_meta(refresh)
+        except ValueError:
+            meta = None
+        return meta if isinstance(meta, dict) and "unserialized" not in meta else {"unreadable": "meta is not JSON"}
+
+    @property
+    def dependency_ids(self) -> list[str]:
+        """None: plotjobs' jobs never depend on others, and rq-dashboard cannot show rq 3's dependency ids."""
+        return []
+
+    def get_call_string(self) -> str | None:
+        """The call, as RQ writes it, when the job's data is a call; else why it cannot be shown."""
+        try:
+            func_name, args, kwargs = self.func_name, self.args, self.kwargs
+        except DeserializationError:
+            return f"unreadable: {jobs.unreadable_data_reason(self.data)}"
+        if not (isinstance(func_name, str) and isinstance(args, list | tuple) and isinstance(kwargs, dict)):
+            return "unreadable: its data is not a call"
+        return super().get_call_string()
+
+
+class DashboardQueue(Queue):
+    """RQ's queue, whose listing leaves out names that are no queue key."""
+
+    job_class = DashboardJob
+
+    @classmethod
+    def all(cls, connection: Redis, job_class: Any = None, serializer: Any = None, **kwargs: Any) -> list[Queue]:
+        """Every registered queue whose key can be read."""
+        queues: list[Queue] = []
+        for key in connection.smembers(cls.redis_queues_keys):
+            try:
+                queues.append(
+                    cls.from_queue_key(key.decode(), connection=connection, job_class=DashboardJob, serializer=JsonSerializer)
+                )
+            except ValueError:
+                continue  # not a queue key (or not text): no queue of ours
+        return queues
+
+
+class DashboardWorker(Worker):
+    """RQ's worker, whose listing leaves out hashes that cannot be read and shows a job it can."""
+
+    @classmethod
+    def all(cls, connection: Redis | None = None, **kwargs: Any) -> list[Worker]:  # type: ignore[override]
+        """Every registered worker whose hash can be read."""
+        workers: list[Worker] = []
+        for key in cls.all_keys(connection=connection):
+            try:
+                worker = cls.find_by_key(
+                    key, connection=connection, job_class=DashboardJob, queue_class=DashboardQueue, serializer=JsonSerializer
+                )
+            except _RECORD_ERRORS:
+                continue
+            if worker is not None:
+                workers.append(worker)
+        return workers
+
+    def get_current_job(self) -> DashboardJob | None:  # type: ignore[override]
+        """The job of one of the worker's executions, marked if unreadable; None if idle or none can be read."""
+        try:
+            execution: Execution | None = self.execution
+        except _RECORD_ERRORS:
+            return None
+        if execution is None:
+            return None
+        try:
+            return DashboardJob.fetch_marked(execution.job_id, self.connection)
+        except NoSuchJobError:
+            return None
+
+
+def _registry(queue_name: str, registry_name: str, connection: Redis) -> BaseRegistry:
+    queue = jobs.queue(connection, queue_name)
+    registries = {
+        "started": queue.started_job_registry,
+        "finished": queue.finished_job_registry,
+        "failed": queue.failed_job_registry,
+        "deferred": queue.deferred_job_registry,
+        "scheduled": queue.scheduled_job_registry,
+        "canceled": queue.canceled_job_registry,
+    }
+    if registry_name not in registries:
+        raise UnknownPage(f"no registry {registry_name!r}")
+    return registries[registry_name]
+
+
+def _job_ids(members: list[bytes]) -> list[str]:
+    """The job ids in a queue's or registry's members (started ones are job:execution), once each."""
+    ids: dict[str, None] = {}
+    for member in members:
+        try:
+            ids[member.decode().partition(":")[0]] = None
+        except UnicodeDecodeError:
+            continue  # not text: names no job
+    return [job_id for job_id in ids if job_id]
+
+
+def registry_page(
+    queue_name: str, registry_name: str, offset: int, per_page: int, order: str, connection: Redis
+) -> tuple[int, list[dict[str, Any]]]:
+    """rq-dashboard's page of a queue or registry: (how many it holds, its jobs), unreadable ones marked."""
+    import rq_dashboard.web
+
+    if registry_name == "queued":
+        key = jobs.queue(connection, queue_name).key
+        total = int(connection.llen(key))
+    else:
+        key = _registry(queue_name, registry_name, connection).key
+        total = int(connection.zcard(key))
+    start = max(0, total - offset - per_page) if order == "dsc" else offset
+    end = (total - offset if order == "dsc" else offset + per_page) - 1
+    members = connection.lrange(key, start, end) if registry_name == "queued" else connection.zrange(key, start, end)
+    if order == "dsc":
+        members.reverse()
+    listed = []
+    for job_id in _job_ids(members):
+        try:
+            listed.append(rq_dashboard.web.serialize_job(DashboardJob.fetch_marked(job_id, connection)))
+        except NoSuchJobError:
+            continue  # expired, or a member that names no job
+    return total, listed
+
+
+def _requeue_all(queue_name: str) -> Response:
+    """Requeue every failed job of the queue that can be read; the others stay where they are."""
+    connection = current_redis()
+    count = 0
+    for job_id in _job_ids(connection.zrange(_registry(queue_name, "failed", connection).key, 0, -1)):
+        try:
+            DashboardJob.fetch(job_id, connection=connection).requeue()
+        except (UnreadableJob, NoSuchJobError, InvalidJobOperation):
+            continue
+        count += 1
+    return jsonify(status="OK", count=count)
+
+
+def _empty_queue(queue_name: str, registry_name: str) -> Response:
+    """Delete every job of a queue or registry that can be read; unreadable ones stay, for an operator to see."""
+    connection = current_redis()
+    if registry_name == "queued":
+        jobs.queue(connection, queue_name).empty()
+        return jsonify(status="OK")
+    registry = _registry(queue_name, registry_name, connection)
+    for job_id in _job_ids(connection.zrange(registry.key, 0, -1)):
+        try:
+            DashboardJob.fetch(job_id, connection=connection).delete()
+        except UnreadableJob:
+            continue
+        except NoSuchJobError:
+            # RQ's own cleanup takes a started entry off once its heartbeat lapses; it cannot remove one by id.
+            if registry_name != "started":
+                registry.remove(job_id)
+    return jsonify(status="OK")
+
+
+def _read_through_plotjobs() -> None:
+    """Have rq-dashboard read jobs, queues and workers through the classes above (its module globals)."""
+    import rq_dashboard.web
+
+    rq_dashboard.web.config.serializer = JsonSerializer
+    rq_dashboard.web.Job = DashboardJob
+    rq_dashboard.web.Queue = DashboardQueue
+    rq_dashboard.web.Worker = DashboardWorker
+    rq_dashboard.web.get_queue_registry_jobs_count = registry_page
 
 
 def _display_name(settings: Settings) -> str:
@@ -131,10 +336,10 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     import rq_dashboard
     import rq_dashboard.web
 
-    # rq-dashboard reads jobs through this module-level setting where it passes one at all;
-    # harden_rq() covers the views that do not (they fall back to RQ's default serializer).
+    # rq-dashboard passes its serializer setting in some places only; harden_rq() covers the
+    # others (they fall back to RQ's default serializer), its classes are replaced by ours.
     harden_rq()
-    rq_dashboard.web.config.serializer = JsonSerializer
+    _read_through_plotjobs()
     app.config.update(
         RQ_DASHBOARD_REDIS_URL=(_display_name(settings),),
         RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_allow_delete,
@@ -146,6 +351,9 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     app.redis_conn = connection  # type: ignore[attr-defined]
     app.before_request_funcs[BLUEPRINT] = [_guard]
     app.after_request_funcs.setdefault(BLUEPRINT, []).extend([_escape_json, _harden])
-    for endpoint in ("job_view", "job_info"):
+    for endpoint in ("job_view", "job_info", "requeue_job_view", "delete_job_view"):
         name = f"{BLUEPRINT}.{endpoint}"
         app.view_functions[name] = _known_job_first(app.view_functions[name])
+    # Its own versions stop at the first job they cannot read (a 500), leaving the rest undone.
+    app.view_functions[f"{BLUEPRINT}.requeue_all"] = _requeue_all
+    app.view_functions[f"{BLUEPRINT}.empty_queue"] = _empty_queue
