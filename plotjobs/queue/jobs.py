@@ -17,6 +17,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import DeserializationError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
+from rq.utils import decode_redis_hash
 from rq.worker import Worker
 
 from plotjobs import keys
@@ -45,8 +46,8 @@ ACTIVE_STATES = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERR
 STOP_WAIT_SECONDS = 3.0
 
 
-# What RQ's parsers raise on a result stream entry written by hand (bad base64, zlib, JSON, type or number).
-RESULT_PARSE_ERRORS = (ValueError, TypeError, KeyError, zlib.error)
+# What RQ's parsers raise on a result stream entry written by hand (bad base64, zlib, JSON, type or timestamp).
+RESULT_PARSE_ERRORS = (ValueError, TypeError, KeyError, OverflowError, zlib.error)
 
 # The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
 PICKLE_MARK = b"\x80"
@@ -69,9 +70,16 @@ class PlotJob(Job):
         """Load the hash as RQ does; a field RQ cannot parse marks the job unreadable instead of raising."""
         try:
             super().restore(raw_data)
-        except (ValueError, TypeError) as error:
-            # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
+        except (ValueError, TypeError, AssertionError) as error:
+            # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis
+            # (its timeout parser asserts that what it got is text).
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
+            return
+        # Fields RQ reads without checking them, then trips over when it acts on the job.
+        if not decode_redis_hash(raw_data).get("status"):
+            self.unreadable = "it has no status"
+        elif not (isinstance(self._dependency_ids, list) and all(isinstance(i, str) for i in self._dependency_ids)):
+            self.unreadable = "its dependency ids are not a list of ids"
 
     def latest_result(self, timeout: int = 0) -> Result | None:
         """RQ's latest result, or None when its stream entry cannot be read (it was written by hand)."""

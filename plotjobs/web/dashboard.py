@@ -24,12 +24,19 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from redis import Redis
 from rq import Queue, Worker
-from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchGroupError, NoSuchJobError
 from rq.executions import Execution
 from rq.registry import BaseRegistry
 
 from plotjobs.config import Settings
-from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage, UnreadableJob
+from plotjobs.errors import (
+    ActionForbidden,
+    AuthenticationRequired,
+    JobActionRefused,
+    MethodNotAllowed,
+    UnknownPage,
+    UnreadableJob,
+)
 from plotjobs.queue import jobs
 from plotjobs.queue.rq_internals import harden_rq
 from plotjobs.queue.serialization import JsonSerializer
@@ -129,7 +136,20 @@ def _known_job_first(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # What RQ raises reading a worker or execution hash written by hand (bad numbers, dates, text).
-_RECORD_ERRORS = (ValueError, TypeError, KeyError)
+_RECORD_ERRORS = (ValueError, TypeError, KeyError, OverflowError)
+
+
+def _job_action(view: Callable[..., Any]) -> Callable[..., Any]:
+    def acted(**view_args: Any) -> Any:
+        try:
+            return view(**view_args)
+        except InvalidJobOperation as error:
+            raise JobActionRefused(view_args["job_id"], str(error)) from None
+        except (NoSuchGroupError, *_RECORD_ERRORS) as error:
+            # Acting on a job, RQ reads its execution and group records too; any may be hand-written.
+            raise UnreadableJob(view_args["job_id"], f"{type(error).__name__} in a record RQ reads with it") from None
+
+    return acted
 
 
 class DashboardJob(jobs.PlotJob):
@@ -168,6 +188,8 @@ class DashboardJob(jobs.PlotJob):
 
     def get_call_string(self) -> str | None:
         """The call, as RQ writes it, when the job's data is a call; else why it cannot be shown."""
+        if self.unreadable is not None:
+            return f"unreadable: {self.unreadable}"
         try:
             func_name, args, kwargs = self.func_name, self.args, self.kwargs
         except DeserializationError:
@@ -220,7 +242,7 @@ class DashboardWorker(Worker):
             execution: Execution | None = self.execution
         except _RECORD_ERRORS:
             return None
-        if execution is None:
+        if execution is None or not jobs.is_job_id(execution.job_id):
             return None
         try:
             return DashboardJob.fetch_marked(execution.job_id, self.connection)
@@ -251,7 +273,7 @@ def _job_ids(members: list[bytes]) -> list[str]:
             ids[member.decode().partition(":")[0]] = None
         except UnicodeDecodeError:
             continue  # not text: names no job
-    return [job_id for job_id in ids if job_id]
+    return [job_id for job_id in ids if jobs.is_job_id(job_id)]
 
 
 def registry_page(
@@ -280,6 +302,10 @@ def registry_page(
     return total, listed
 
 
+# A bulk action leaves these jobs as they are and carries on with the others.
+_SKIPPED_IN_BULK = (UnreadableJob, NoSuchJobError, NoSuchGroupError, InvalidJobOperation, *_RECORD_ERRORS)
+
+
 def _requeue_all(queue_name: str) -> Response:
     """Requeue every failed job of the queue that can be read; the others stay where they are."""
     connection = current_redis()
@@ -287,7 +313,7 @@ def _requeue_all(queue_name: str) -> Response:
     for job_id in _job_ids(connection.zrange(_registry(queue_name, "failed", connection).key, 0, -1)):
         try:
             DashboardJob.fetch(job_id, connection=connection).requeue()
-        except (UnreadableJob, NoSuchJobError, InvalidJobOperation):
+        except _SKIPPED_IN_BULK:
             continue
         count += 1
     return jsonify(status="OK", count=count)
@@ -303,12 +329,12 @@ def _empty_queue(queue_name: str, registry_name: str) -> Response:
     for job_id in _job_ids(connection.zrange(registry.key, 0, -1)):
         try:
             DashboardJob.fetch(job_id, connection=connection).delete()
-        except UnreadableJob:
-            continue
         except NoSuchJobError:
             # RQ's own cleanup takes a started entry off once its heartbeat lapses; it cannot remove one by id.
             if registry_name != "started":
                 registry.remove(job_id)
+        except _SKIPPED_IN_BULK:
+            continue
     return jsonify(status="OK")
 
 
@@ -354,6 +380,9 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     for endpoint in ("job_view", "job_info", "requeue_job_view", "delete_job_view"):
         name = f"{BLUEPRINT}.{endpoint}"
         app.view_functions[name] = _known_job_first(app.view_functions[name])
+    for endpoint in ("requeue_job_view", "delete_job_view"):
+        name = f"{BLUEPRINT}.{endpoint}"
+        app.view_functions[name] = _job_action(app.view_functions[name])
     # Its own versions stop at the first job they cannot read (a 500), leaving the rest undone.
     app.view_functions[f"{BLUEPRINT}.requeue_all"] = _requeue_all
     app.view_functions[f"{BLUEPRINT}.empty_queue"] = _empty_queue
