@@ -217,6 +217,20 @@ class DashboardQueue(Queue):
                 continue  # not a queue key (or not text): no queue of ours
         return queues
 
+    def compact(self) -> None:
+        """RQ's compaction (keep the members that name a job, in order), which reads members as bytes.
+
+        RQ's own stops at a member that is not text, leaving the rest of the queue in a key no one reads.
+        """
+        parked = f"{self.redis_queue_namespace_prefix}_compact:{jobs.new_job_id()}"
+        if not self.connection.exists(self.key):
+            return
+        self.connection.rename(self.key, parked)
+        while (member := self.connection.lpop(parked)) is not None:
+            job_id = member.decode(errors="replace")
+            if jobs.is_job_id(job_id) and self.connection.exists(self.job_class.key_for(job_id)):
+                self.connection.rpush(self.key, member)
+
 
 class DashboardWorker(Worker):
     """RQ's worker, whose listing leaves out hashes that cannot be read and shows a job it can."""
