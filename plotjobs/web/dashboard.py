@@ -19,14 +19,17 @@ import hmac
 import html
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, jsonify, request
 from redis import Redis
 from rq import Queue, Worker
 from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchGroupError, NoSuchJobError
 from rq.executions import Execution
+from rq.job import Job
 from rq.registry import BaseRegistry
+from rq.timeouts import BaseDeathPenalty
+from rq.worker import BaseWorker
 
 from plotjobs.config import Settings
 from plotjobs.errors import (
@@ -205,13 +208,21 @@ class DashboardQueue(Queue):
     job_class = DashboardJob
 
     @classmethod
-    def all(cls, connection: Redis, job_class: Any = None, serializer: Any = None, **kwargs: Any) -> list[Queue]:
+    def all(
+        cls,
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: type[BaseDeathPenalty] | None = None,
+    ) -> list[Queue]:
         """Every registered queue whose key can be read."""
         queues: list[Queue] = []
-        for key in connection.smembers(cls.redis_queues_keys):
+        for key in _members(connection.smembers(cls.redis_queues_keys)):
             try:
                 queues.append(
-                    cls.from_queue_key(key.decode(), connection=connection, job_class=DashboardJob, serializer=JsonSerializer)
+                    cls.from_queue_key(
+                        key.decode(), connection=connection, job_class=DashboardJob, serializer=JsonSerializer
+                    )
                 )
             except ValueError:
                 continue  # not a queue key (or not text): no queue of ours
@@ -226,7 +237,7 @@ class DashboardQueue(Queue):
         if not self.connection.exists(self.key):
             return
         self.connection.rename(self.key, parked)
-        while (member := self.connection.lpop(parked)) is not None:
+        while (member := cast(bytes | None, self.connection.lpop(parked))) is not None:
             job_id = member.decode(errors="replace")
             if jobs.is_job_id(job_id) and self.connection.exists(self.job_class.key_for(job_id)):
                 self.connection.rpush(self.key, member)
@@ -236,13 +247,18 @@ class DashboardWorker(Worker):
     """RQ's worker, whose listing leaves out hashes that cannot be read and shows a job it can."""
 
     @classmethod
-    def all(cls, connection: Redis | None = None, **kwargs: Any) -> list[Worker]:  # type: ignore[override]
+    def all(cls, connection: Redis | None = None, **kwargs: Any) -> list[BaseWorker]:  # type: ignore[override]
         """Every registered worker whose hash can be read."""
-        workers: list[Worker] = []
+        assert connection is not None
+        workers: list[BaseWorker] = []
         for key in cls.all_keys(connection=connection):
             try:
                 worker = cls.find_by_key(
-                    key, connection=connection, job_class=DashboardJob, queue_class=DashboardQueue, serializer=JsonSerializer
+                    key,
+                    connection=connection,
+                    job_class=DashboardJob,
+                    queue_class=DashboardQueue,
+                    serializer=JsonSerializer,
                 )
             except _RECORD_ERRORS:
                 continue
@@ -250,7 +266,7 @@ class DashboardWorker(Worker):
                 workers.append(worker)
         return workers
 
-    def get_current_job(self) -> DashboardJob | None:  # type: ignore[override]
+    def get_current_job(self) -> DashboardJob | None:
         """The job of one of the worker's executions, marked if unreadable; None if idle or none can be read."""
         try:
             execution: Execution | None = self.execution
@@ -266,7 +282,7 @@ class DashboardWorker(Worker):
 
 def _registry(queue_name: str, registry_name: str, connection: Redis) -> BaseRegistry:
     queue = jobs.queue(connection, queue_name)
-    registries = {
+    registries: dict[str, BaseRegistry] = {
         "started": queue.started_job_registry,
         "finished": queue.finished_job_registry,
         "failed": queue.failed_job_registry,
@@ -277,6 +293,11 @@ def _registry(queue_name: str, registry_name: str, connection: Redis) -> BaseReg
     if registry_name not in registries:
         raise UnknownPage(f"no registry {registry_name!r}")
     return registries[registry_name]
+
+
+def _members(reply: Any) -> list[bytes]:
+    """A Redis reply of members, as the bytes they are (our client does not decode replies)."""
+    return list(reply)
 
 
 def _job_ids(members: list[bytes]) -> list[str]:
@@ -304,7 +325,9 @@ def registry_page(
         total = int(connection.zcard(key))
     start = max(0, total - offset - per_page) if order == "dsc" else offset
     end = (total - offset if order == "dsc" else offset + per_page) - 1
-    members = connection.lrange(key, start, end) if registry_name == "queued" else connection.zrange(key, start, end)
+    members = _members(
+        connection.lrange(key, start, end) if registry_name == "queued" else connection.zrange(key, start, end)
+    )
     if order == "dsc":
         members.reverse()
     listed = []
@@ -324,7 +347,7 @@ def _requeue_all(queue_name: str) -> Response:
     """Requeue every failed job of the queue that can be read; the others stay where they are."""
     connection = current_redis()
     count = 0
-    for job_id in _job_ids(connection.zrange(_registry(queue_name, "failed", connection).key, 0, -1)):
+    for job_id in _job_ids(_members(connection.zrange(_registry(queue_name, "failed", connection).key, 0, -1))):
         try:
             DashboardJob.fetch(job_id, connection=connection).requeue()
         except _SKIPPED_IN_BULK:
@@ -337,10 +360,10 @@ def _empty_queue(queue_name: str, registry_name: str) -> Response:
     """Delete every job of a queue or registry that can be read; unreadable ones stay, for an operator to see."""
     connection = current_redis()
     if registry_name == "queued":
-        jobs.queue(connection, queue_name).empty()
+        jobs.queue(connection, queue_name).empty()  # type: ignore[no-untyped-call]
         return jsonify(status="OK")
     registry = _registry(queue_name, registry_name, connection)
-    for job_id in _job_ids(connection.zrange(registry.key, 0, -1)):
+    for job_id in _job_ids(_members(connection.zrange(registry.key, 0, -1))):
         try:
             DashboardJob.fetch(job_id, connection=connection).delete()
         except NoSuchJobError:

@@ -169,8 +169,6 @@ def test_delete_works_when_allowed(dashboard_settings: Settings, redis_connectio
     assert client.get(f"/api/jobs/{job_id}").status_code == 404
 
 
-
-
 def test_the_running_jobs_call_string_reaches_the_workers_page_escaped(
     dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
 ) -> None:
@@ -243,9 +241,17 @@ JSON_SHAPES: dict[str, Value] = {
     "json-numbers": lambda p: b"[42, null]",
     "json-string": lambda p: b'"text"',
 }
-COMPRESSED_JSON: dict[str, Value] = {
-    f"zlib-{name}": (lambda value: lambda p: zlib.compress(value(p)))(value) for name, value in JSON_SHAPES.items()
-} | {
+
+
+def compressed(value: Value) -> Value:
+    return lambda p: zlib.compress(value(p))
+
+
+def b64(value: Value) -> Value:
+    return lambda p: base64.b64encode(value(p))
+
+
+COMPRESSED_JSON: dict[str, Value] = {f"zlib-{name}": compressed(value) for name, value in JSON_SHAPES.items()} | {
     "zlib-pickle": lambda p: zlib.compress(p.pickle),
     "zip-bomb": lambda p: zip_bomb(),
     "zlib-foreign-call": lambda p: zlib.compress(b'["os.system", null, ["touch /tmp/pwned"], {}]'),
@@ -292,10 +298,6 @@ JOB_FIELDS: dict[str, dict[str, Value]] = {
     "rate_limit_key": {},
     "rate_limit_concurrency": NUMBER,
 }
-
-
-def b64(value: Value) -> Value:
-    return lambda p: base64.b64encode(value(p))
 
 
 # The fields of a result stream entry (rq:results:<id>) that Result.restore parses.
@@ -426,7 +428,7 @@ def plant(connection: Redis, case: Case, payloads: Payloads) -> None:
         _put(connection, Job.key_for(HOSTILE_ID), case.field, value)
     elif case.where == "result":
         stream = f"rq:results:{HOSTILE_ID}"
-        (entry_id, entry), *_ = connection.xrevrange(stream, count=1)
+        (_, entry), *_ = connection.xrevrange(stream, count=1)
         entry = {key: item for key, item in entry.items() if key != case.field.encode()}
         connection.xadd(stream, entry if value is None else entry | {case.field.encode(): value})
     elif case.where == "worker":
@@ -543,7 +545,7 @@ def _problems_of_every_view(client: FlaskClient, connection: Redis, case: Case, 
 
 def test_the_planted_pickle_would_create_its_marker(tmp_path: Path) -> None:
     payloads = Payloads(tmp_path / "PWNED")
-    pickle.loads(payloads.pickle)  # noqa: S301 -- the control: this is what no view may do
+    pickle.loads(payloads.pickle)  # the control: what no view may do
     assert payloads.marker.exists()
 
 
