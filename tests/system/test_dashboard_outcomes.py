@@ -13,7 +13,7 @@ from redis import Redis
 
 from plotjobs import keys
 from plotjobs.config import Settings
-from plotjobs.queue import jobs
+from plotjobs.queue import interest, jobs
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.web import create_app
 from tests.support.processes import running_worker
@@ -92,12 +92,16 @@ def test_a_job_stopped_on_request(dashboard: FlaskClient, redis_url: str, redis_
         running_worker(redis_url, redis_connection, **FAST) as supervisor,
     ):
         jobs.enqueue_render(redis_connection, Settings(), BIG, job_id=job_id)
+        token = interest.record(redis_connection, Settings(), job_id)
         wait_until_started(events)
         [worker] = psutil.Process(supervisor.pid).children()
         freeze(worker)  # mid-render: it can only stop, not finish first
-        request = threading.Thread(target=lambda: answers.append(dashboard.delete(f"/api/jobs/{job_id}")))
+        cancel = f"/api/jobs/{job_id}"
+        request = threading.Thread(
+            target=lambda: answers.append(dashboard.delete(cancel, headers={"X-Cancel-Token": token}))
+        )
         request.start()
-        wait_for(lambda: redis_connection.exists(keys.cancel(job_id)), what="the cancel request")
+        wait_for(lambda: answers or redis_connection.exists(keys.cancel(job_id)), what="the cancel request")
         worker.send_signal(signal.SIGCONT)
         request.join(timeout=30)
         status = wait_for_end(redis_connection, job_id)
