@@ -482,7 +482,7 @@ def _lists_our_queue(body: Any) -> bool:
 
 
 VIEWS = [
-    View("queues_overview", "/rq/0/view"),
+    View("queues_overview", "/rq/"),  # its other paths redirect here: instance 0 is the default
     View("workers_overview", "/rq/0/view/workers"),
     *[View(f"jobs_overview[{registry}]", f"/rq/0/view/jobs/{QUEUE}/{registry}/8/asc/1") for registry in REGISTRIES],
     View("job_view[hostile]", f"/rq/0/view/job/{HOSTILE_ID}"),
