@@ -84,6 +84,16 @@ class UnreadableJob(PlotjobsError):
         super().__init__(f"job {job_id} cannot be read: {reason}")
 
 
+class JobActionRefused(PlotjobsError):
+    """RQ refused an action on a job (requeueing one that has not failed, say)."""
+
+    status = 409
+    code = "job_action_refused"
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"RQ refused this action on job {job_id}: {reason or 'not possible in its state'}")
+
+
 class ResultExpired(PlotjobsError):
     """The job finished but its file is gone (its result TTL passed)."""
 

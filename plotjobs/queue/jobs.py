@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, cast
@@ -23,6 +24,7 @@ from rq.exceptions import (
 )
 from rq.job import Job, JobStatus
 from rq.results import Result
+from rq.utils import decode_redis_hash
 from rq.worker import Worker
 
 from plotjobs import keys, states
@@ -48,6 +50,9 @@ _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
 STOP_WAIT_SECONDS = 3.0
 
+
+# What RQ's parsers raise on a result stream entry written by hand (bad base64, zlib, JSON, type or timestamp).
+RESULT_PARSE_ERRORS = (ValueError, TypeError, KeyError, OverflowError, zlib.error)
 
 # The first byte of every pickle since protocol 2: jobs queued by plotjobs 0.1.
 PICKLE_MARK = b"\x80"
@@ -77,8 +82,22 @@ class PlotJob(Job):
         try:
             super().restore(cleaned)
         except RQ_PARSE_ERRORS as error:
-            # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis.
+            # RQ parses a dozen fields with int(), json and dates; any may hold garbage written to Redis
+            # (its timeout parser asserts that what it got is text).
             self.unreadable = f"{type(error).__name__}: {str(error)[:200]}"
+            return
+        # Fields RQ reads without checking them, then trips over when it acts on the job.
+        if not decode_redis_hash(raw_data).get("status"):
+            self.unreadable = "it has no status"
+        elif not (isinstance(self._dependency_ids, list) and all(isinstance(i, str) for i in self._dependency_ids)):
+            self.unreadable = "its dependency ids are not a list of ids"
+
+    def latest_result(self, timeout: int = 0) -> Result | None:
+        """RQ's latest result, or None when its stream entry cannot be read (it was written by hand)."""
+        try:
+            return super().latest_result(timeout)
+        except RESULT_PARSE_ERRORS:
+            return None
 
     @property
     def func_name(self) -> str | None:
@@ -282,7 +301,7 @@ def latest_result(job: Job) -> Result | None:
     """The job's latest RQ result, or None when it has none or its entry cannot be read."""
     try:
         return job.latest_result()
-    except RQ_PARSE_ERRORS:
+    except RESULT_PARSE_ERRORS:
         # A hand-written stream entry: RQ's parser raises on its fields; it is no result of ours.
         return None
 

@@ -5,6 +5,12 @@ pages without escaping (a stored XSS), requeues every failed job on a plain GET 
 deletes jobs on request. Mounted here it answers only to the configured credentials,
 its JSON is escaped before its templates see it, every action that changes state needs
 a same-origin POST, and deleting is off unless DASHBOARD_ALLOW_DELETE is set.
+
+It also reads records anyone with access to Redis may have written. rq-dashboard parses
+them with RQ and answers 500 on the first field RQ cannot parse, hiding every honest record
+listed beside it. Here it reads jobs, queues and workers through the classes below: a job
+that cannot be read is listed marked as unreadable, refused with 409 when asked for by id,
+and skipped by the bulk actions; a queue or worker that cannot be read is left out.
 """
 
 from __future__ import annotations
@@ -17,14 +23,20 @@ from http import HTTPStatus
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 from redis import Redis
 
 from plotjobs.config import ConfigError, Settings
-from plotjobs.errors import ActionForbidden, AuthenticationRequired, MethodNotAllowed, UnknownPage
-from plotjobs.queue import jobs
+from plotjobs.errors import (
+    ActionForbidden,
+    AuthenticationRequired,
+    JobActionRefused,
+    MethodNotAllowed,
+    UnknownPage,
+    UnreadableJob,
+)
+from plotjobs.queue import dashboard_records, jobs
 from plotjobs.queue.rq_internals import harden_rq
-from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.web.extension import current_redis, current_settings
 
 URL_PREFIX = "/rq"
@@ -113,12 +125,36 @@ def _escape_json(response: Response) -> Response:
 
 
 def _known_job_first(view: Callable[..., Any]) -> Callable[..., Any]:
-    def checked(instance_number: int, job_id: str) -> Any:
-        # Our fetch refuses malformed ids (404) and job data that is not plain data.
-        jobs.fetch(current_redis(), job_id)
-        return view(instance_number=instance_number, job_id=job_id)
+    def checked(**view_args: Any) -> Any:
+        # Our fetch refuses malformed ids (404) and jobs whose record cannot be read (409).
+        jobs.fetch(current_redis(), view_args["job_id"])
+        return view(**view_args)
 
     return checked
+
+
+def _job_action(view: Callable[..., Any]) -> Callable[..., Any]:
+    def acted(**view_args: Any) -> Any:
+        try:
+            return view(**view_args)
+        except dashboard_records.ACTION_REFUSED as error:
+            raise JobActionRefused(view_args["job_id"], str(error)) from None
+        except dashboard_records.RECORD_ERRORS as error:
+            # Acting on a job, RQ reads its execution and group records too; any may be hand-written.
+            raise UnreadableJob(view_args["job_id"], f"{type(error).__name__} in a record RQ reads with it") from None
+
+    return acted
+
+
+def _requeue_all(queue_name: str) -> Response:
+    """Requeue every failed job of the queue that can be read; the others stay where they are."""
+    return jsonify(status="OK", count=dashboard_records.requeue_all(current_redis(), queue_name))
+
+
+def _empty_queue(queue_name: str, registry_name: str) -> Response:
+    """Delete every job of a queue or registry that can be read; unreadable ones stay, for an operator to see."""
+    dashboard_records.empty(current_redis(), queue_name, registry_name)
+    return jsonify(status="OK")
 
 
 def _display_name(settings: Settings) -> str:
@@ -147,10 +183,10 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     if not settings.dashboard_enabled:
         return
     rq_dashboard = require_rq_dashboard()
-    # rq-dashboard reads jobs through this module-level setting where it passes one at all;
-    # harden_rq() covers the views that do not (they fall back to RQ's default serializer).
+    # rq-dashboard passes its serializer setting in some places only; harden_rq() covers the
+    # others (they fall back to RQ's default serializer), its classes are replaced by ours.
     harden_rq()
-    rq_dashboard.web.config.serializer = JsonSerializer
+    dashboard_records.read_through_plotjobs()
     app.config.update(
         RQ_DASHBOARD_REDIS_URL=(_display_name(settings),),
         RQ_DASHBOARD_DISABLE_DELETE=not settings.dashboard_allow_delete,
@@ -162,6 +198,12 @@ def init_app(app: Flask, settings: Settings, connection: Redis) -> None:
     app.redis_conn = connection  # type: ignore[attr-defined]
     app.before_request_funcs[BLUEPRINT] = [_guard]
     app.after_request_funcs.setdefault(BLUEPRINT, []).extend([_escape_json, _harden])
-    for endpoint in ("job_view", "job_info"):
+    for endpoint in ("job_view", "job_info", "requeue_job_view", "delete_job_view"):
         name = f"{BLUEPRINT}.{endpoint}"
         app.view_functions[name] = _known_job_first(app.view_functions[name])
+    for endpoint in ("requeue_job_view", "delete_job_view"):
+        name = f"{BLUEPRINT}.{endpoint}"
+        app.view_functions[name] = _job_action(app.view_functions[name])
+    # Its own versions stop at the first job they cannot read (a 500), leaving the rest undone.
+    app.view_functions[f"{BLUEPRINT}.requeue_all"] = _requeue_all
+    app.view_functions[f"{BLUEPRINT}.empty_queue"] = _empty_queue
