@@ -89,7 +89,7 @@ class PlotJob(Job):
         # Fields RQ reads without checking them, then trips over when it acts on the job.
         if not decode_redis_hash(raw_data).get("status"):
             self.unreadable = "it has no status"
-        elif not (isinstance(self._dependency_ids, list) and all(isinstance(i, str) for i in self._dependency_ids)):
+        elif not rq_internals.dependency_ids_are_ids(self):
             self.unreadable = "its dependency ids are not a list of ids"
 
     def latest_result(self, timeout: int = 0) -> Result | None:

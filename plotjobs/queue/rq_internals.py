@@ -97,3 +97,13 @@ def defuse_compressed_fields(raw_job: dict[bytes, bytes]) -> tuple[dict[bytes, b
         except zlib.error:
             pass  # stored uncompressed: RQ reads it as it is
     return cleaned, reason
+
+
+def dependency_ids_are_ids(job: Any) -> bool:
+    """Whether the dependency ids RQ read from the job hash are a list of ids (RQ does not check).
+
+    RQ keeps them, as read, in a private attribute; its public ``dependency_ids`` reads another
+    key (the dependencies set), not the hash field RQ later acts on.
+    """
+    loaded = job._dependency_ids
+    return isinstance(loaded, list) and all(isinstance(item, str) for item in loaded)
