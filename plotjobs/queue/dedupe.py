@@ -1,16 +1,6 @@
 """No work twice: identical reproducible specs share one job, its render and its stored file.
 
-A spec is reproducible when its output is a function of the spec alone: one that carries
-its own data (``series``), or whose demo data is seeded. The demo data is random unless
-``seed`` is given, so an unseeded demo chart never qualifies; a seeded spec without
-``start`` is pinned to today's date at submission, so the job renders exactly what its
-key names. The key is the SHA-256 of the whole validated spec (``model_dump_json``), so
-every field the model has, now or later, takes part in it.
-
-The job id is derived from that key and a generation number, and the enqueue is atomic
-and unique (RQ refuses a second job with the same id), so identical specs submitted at
-the same moment get one job. A job that failed, was stopped or whose file expired is not
-reused: the generation moves on and the next submission renders again.
+See docs/design.md, "No work twice".
 """
 
 from __future__ import annotations

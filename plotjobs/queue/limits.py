@@ -1,10 +1,6 @@
 """Per-client limits on jobs that are waiting or running, so one client cannot starve the others.
 
-Each client has a sorted set ``plotjobs:client:<address>`` of its job ids (score: when it was
-accepted). Counting its active jobs reads their states, and ended or expired ones are dropped
-on the way, so nothing has to decrement a counter when a job ends (a crashed worker could not).
-A job that has ended never counts; only a reservation whose job is not written yet (being
-enqueued, or on its way through RabbitMQ) counts for a short grace.
+See docs/design.md, "Limits count only live jobs".
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
 """rq-dashboard mounted at /rq: behind HTTP Basic auth, off without credentials, hardened.
 
-rq-dashboard 0.9.0 ships no authentication in its blueprint, renders job fields into its
-pages without escaping (a stored XSS), requeues every failed job on a plain GET and
-deletes jobs on request. Mounted here it answers only to the configured credentials,
-its JSON is escaped before its templates see it, every action that changes state needs
-a same-origin POST, and deleting is off unless DASHBOARD_ALLOW_DELETE is set.
-
-It also reads records anyone with access to Redis may have written. rq-dashboard parses
-them with RQ and answers 500 on the first field RQ cannot parse, hiding every honest record
-listed beside it. Here it reads jobs, queues and workers through the classes below: a job
-that cannot be read is listed marked as unreadable, refused with 409 when asked for by id,
-and skipped by the bulk actions; a queue or worker that cannot be read is left out.
+See docs/operations.md, "rq-dashboard at /rq".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """Pushed progress: one Redis subscription per web process, fanned out as Server-Sent Events.
 
-Each web process holds one pattern subscription to ``plotjobs:events:*`` in a background
-thread (the hub) and wakes the streams that watch the job named in each message. A stream
-then re-reads the job's full status, so every event carries exactly what
-``GET /api/jobs/<id>`` would answer. RQ publishes nothing when it marks a job finished,
-failed or stopped (our worker announces it, a stock worker or a sweeper does not), so the
-hub also re-reads the status of every watched job once per ``poll_interval`` in one round
-trip and wakes those whose status changed.
+See docs/design.md, "Pushed progress".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """Browser-facing protections: security headers on every response, CSRF tokens on state changes.
 
-CSRF: a browser carries ambient state (cookies) and lets any site make it POST to us, so a
-request that looks like it comes from a browser must prove it was made by our own page. Our
-pages hold a random token (a ``<meta>`` tag) that is also in a cookie only this site can set;
-a browser's unsafe request must send it back in the ``X-CSRF-Token`` header (double submit).
-Another site can neither read the page's token nor set our cookie. Clients that are not
-browsers (curl, the CLI, scripts) send no cookie, no ``Origin`` and no ``Sec-Fetch-*``
-headers, cannot be made to act by a third party, and need no token.
+See docs/api.md, "Security of the pages".
 """
 
 from __future__ import annotations

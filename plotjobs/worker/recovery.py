@@ -1,14 +1,6 @@
 """The sweeper: finds jobs whose worker died, or that no queue holds any more, and recovers them.
 
-RQ marks a job abandoned only when its started-registry entry expires (JOB_TIMEOUT + 60 s
-for our workers) and a worker happens to run maintenance (every 10 minutes). Instead, every
-RenderWorker beats in ``plotjobs:heartbeats`` (a sorted set: worker name -> Redis server
-time) every third of WORKER_LIVENESS_TIMEOUT. A sweep, run by every worker's watchdog
-thread, by the supervisor and by ``plotjobs sweeper`` (at most once per SWEEP_INTERVAL
-across all of them), requeues the job of a worker whose beat is older than the timeout
-(rendering is idempotent), up to LOST_JOB_RETRIES times, then fails it with "worker lost".
-It also puts back on their queue jobs stranded between a dequeue and their start (in RQ's
-intermediate queue, or popped by BLPOP and then nowhere).
+See docs/design.md, "Guarantees under faults".
 """
 
 from __future__ import annotations

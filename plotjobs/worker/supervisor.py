@@ -1,11 +1,6 @@
 """The worker supervisor: keeps WORKER_PROCESSES render workers alive, recycles them, stops them well.
 
-Each worker is a child process (``plotjobs worker --single``). One that exits cleanly (it
-rendered WORKER_MAX_JOBS jobs, or was asked to stop because its memory passed
-WORKER_MAX_MEMORY_MB) is replaced at once; one that crashes or is killed (say, on a Redis
-timeout, or by the kernel's OOM killer) has its job recovered at once and is restarted with
-exponential backoff. SIGTERM or SIGINT asks every worker to finish its current job and stop;
-a second one kills them and hands their jobs back to the queue.
+See docs/deployment.md (workers) and docs/design.md, "Guarantees under faults".
 """
 
 from __future__ import annotations
