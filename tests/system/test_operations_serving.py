@@ -26,7 +26,8 @@ from plotjobs.web import create_app
 from tests.support.browser import ChromiumMissing, ensure_chromium
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
 from tests.support.waiting import wait_for
-from tests.unit.web.test_operations import HOSTILE, PASSWORD, USER, sample
+from tests.unit.web.test_dashboard import HOSTILE, PASSWORD, USER
+from tests.unit.web.test_operations import sample
 
 pytestmark = pytest.mark.serving
 VENV_BIN = Path(sys.executable).parent
