@@ -12,7 +12,6 @@ from redis import Redis
 
 from plotjobs import logs
 from plotjobs.config import Settings
-from plotjobs.worker import job_log
 from plotjobs.worker.render_worker import build_worker
 
 
@@ -22,20 +21,6 @@ def json_lines(output: str) -> list[dict[str, Any]]:
     for line in lines:
         assert {"ts", "level", "logger", "message"} <= set(line), line
     return lines
-
-
-def test_a_request_logs_one_json_line(fake_client: FlaskClient, capsys: pytest.CaptureFixture[str]) -> None:
-    capsys.readouterr()
-    fake_client.get("/healthz")
-    (line,) = [line for line in json_lines(capsys.readouterr().out) if line["logger"] == logs.REQUEST_LOGGER]
-    assert line["level"] == "info" and line["message"] == "request"
-    assert (line["method"], line["path"], line["endpoint"], line["status"]) == (
-        "GET",
-        "/healthz",
-        "monitoring.healthz",
-        200,
-    )
-    assert line["remote_addr"] == "127.0.0.1" and line["duration_ms"] >= 0
 
 
 def test_a_job_and_rqs_own_lines_are_json(
@@ -67,29 +52,6 @@ def test_rq_handlers_added_before_configure_make_way_for_ours(capsys: pytest.Cap
     rq_worker.info("Worker %s: started", "w1")
     (line,) = json_lines(capsys.readouterr().out)
     assert (line["logger"], line["message"]) == ("rq.worker", "Worker w1: started")
-
-
-def test_lines_logged_while_a_job_runs_carry_its_id(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    class RunningJob:
-        id = "job-42"
-
-    logs.configure("INFO")
-    logs.add_filter(job_log.CurrentJobFilter())
-    try:
-        capsys.readouterr()
-        monkeypatch.setattr(job_log, "get_current_job", RunningJob)
-        logging.getLogger("rq.job").info("inside the job")
-        logs.log_event(logs.JOB_LOGGER, "job", job_id="named-already")
-        monkeypatch.setattr(job_log, "get_current_job", lambda: None)
-        logging.getLogger("rq.worker").info("between jobs")
-        inside, named, between = json_lines(capsys.readouterr().out)
-    finally:
-        handler = logging.getLogger(logs.LOGGER_NAME).handlers[0]
-        for record_filter in handler.filters[:]:
-            handler.removeFilter(record_filter)
-    assert inside["job_id"] == "job-42" and named["job_id"] == "named-already" and "job_id" not in between
 
 
 def test_an_exception_is_part_of_its_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from redis import Redis
 
-from plotjobs import keys
 from plotjobs.broker import amqp as broker_amqp
 from plotjobs.broker.bridge import Bridge
 from plotjobs.cli.embedded_redis import free_port
@@ -155,20 +154,6 @@ def test_the_bridge_maps_a_priority_to_its_own_queues_once(fake_redis: Redis) ->
     [(routing_key, _, properties)] = handle(bridge, {"priority": "high"}).published
     assert routing_key == broker_amqp.dead_letter_queue(settings.amqp_queue)
     assert "no workers serve priority 'high'" in properties.headers[broker_amqp.ERROR_HEADER]
-
-
-def test_an_accepted_job_has_a_queued_status_until_rq_has_it(fake_redis: Redis) -> None:
-    job_id = str(uuid.uuid4())
-    assert accepted.status(fake_redis, job_id) is None
-    accepted.record(fake_redis, job_id)
-    assert 0 < fake_redis.ttl(keys.accepted(job_id)) <= keys.ACCEPTED_TTL
-    status = accepted.status(fake_redis, job_id)
-    assert status is not None
-    assert (status["id"], status["state"], status["stage"], status["progress"]) == (job_id, "queued", "submitted", 0.0)
-    assert status["created_at"]
-    assert accepted.status(fake_redis, job_id.upper()) is None
-    accepted.forget(fake_redis, job_id)
-    assert accepted.status(fake_redis, job_id) is None
 
 
 def test_unreachable_rabbitmq_is_a_503_and_nothing_is_accepted(fake_redis: Redis) -> None:

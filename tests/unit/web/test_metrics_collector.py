@@ -1,0 +1,45 @@
+"""The Prometheus collector reads the totals every process keeps in Redis."""
+
+from __future__ import annotations
+
+from prometheus_client.core import Metric
+from redis import Redis
+
+from plotjobs import keys
+from plotjobs.queue import metrics
+from plotjobs.web.metrics_collector import RedisCollector
+
+
+def _families(fake_redis: Redis) -> dict[str, Metric]:
+    collector = RedisCollector(fake_redis, {"default": 3}, workers_alive=2)
+    return {family.name: family for family in collector.collect()}
+
+
+def _samples(family: Metric) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value for sample in family.samples}
+
+
+def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
+    metrics.count_job(fake_redis, "finished", "line")
+    metrics.count_job(fake_redis, "finished", "line")
+    metrics.observe_render(fake_redis, "line", 0.3)
+    metrics.observe_request(fake_redis, "GET", "api.status", 0.02)
+    families = _families(fake_redis)
+    finished = _samples(families["plotjobs_jobs_finished"])
+    assert finished[("plotjobs_jobs_finished_total", (("kind", "line"),))] == 2.0
+    render = _samples(families["plotjobs_render_duration_seconds"])
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.25")))] == 0.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.5")))] == 1.0
+    assert render[("plotjobs_render_duration_seconds_count", (("kind", "line"),))] == 1.0
+    requests = _samples(families["plotjobs_http_request_duration_seconds"])
+    labels = (("endpoint", "api.status"), ("method", "GET"))
+    assert requests[("plotjobs_http_request_duration_seconds_count", labels)] == 1.0
+    assert _samples(families["plotjobs_queue_depth"]) == {("plotjobs_queue_depth", (("queue", "default"),)): 3.0}
+    assert _samples(families["plotjobs_workers_alive"]) == {("plotjobs_workers_alive", ()): 2.0}
+
+
+def test_fields_we_did_not_write_are_skipped(fake_redis: Redis) -> None:
+    fake_redis.hset(keys.METRICS_JOBS, mapping={"finished|bar": "1", "failed|pie": "many", "bogus|x": "3"})
+    families = _families(fake_redis)
+    assert _samples(families["plotjobs_jobs_finished"]) == {("plotjobs_jobs_finished_total", (("kind", "bar"),)): 1.0}
+    assert _samples(families["plotjobs_jobs_failed"]) == {}
