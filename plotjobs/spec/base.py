@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from abc import abstractmethod
 from typing import ClassVar, Self
 
 from pydantic import BaseModel, ValidationError
@@ -23,14 +24,14 @@ class GeneratorSpec(BaseModel):
     generator_name: ClassVar[str]
 
     @property
+    @abstractmethod
     def output_format(self) -> str:
         """The file format of the rendered bytes (``png``, ``svg``, ``pdf``, ...)."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def content_type(self) -> str:
         """The media type of the rendered bytes."""
-        raise NotImplementedError
 
     @property
     def metric_label(self) -> str:
