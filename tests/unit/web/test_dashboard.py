@@ -33,6 +33,7 @@ from plotjobs.queue.serialization import MAX_FIELD_BYTES, JsonSerializer
 from plotjobs.web import create_app
 from plotjobs.worker.render_worker import build_worker
 from tests.support.processes import PROJECT_ROOT
+from tests.unit.web.test_operations import run_jobs, submit
 
 USER, PASSWORD = "ops", "s3cret-pw"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.body.dataset.pwned=1">'
@@ -42,17 +43,6 @@ XHR = {"X-Requested-With": "XMLHttpRequest"}
 def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
-
-
-def run_jobs(connection: Redis, settings: Settings) -> None:
-    build_worker(connection, settings).work(burst=True)
-
-
-def submit(client: FlaskClient, query: str = "", spec: dict[str, Any] | None = None) -> str:
-    response = client.post(f"/api/jobs{query}", json=spec or {})  # unseeded: never shared with another job
-    assert response.status_code == 202, response.get_json()
-    job_id: str = response.get_json()["id"]
-    return job_id
 
 
 @pytest.fixture
