@@ -36,7 +36,7 @@ def _is_uuid(job_id: str) -> bool:
 
 
 def status(connection: Redis, job_id: str) -> dict[str, Any] | None:
-    """The status of an accepted job that RQ does not have yet (same shape as ``jobs.describe``)."""
+    """The status of an accepted job that RQ does not have yet (same shape as ``status.describe``)."""
     if not _is_uuid(job_id):
         return None
     raw = connection.get(keys.accepted(job_id))

@@ -9,7 +9,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any, cast
 
 from redis import Redis
@@ -129,24 +128,6 @@ def unreadable_data_reason(data: bytes) -> str:
     if data.startswith(PICKLE_MARK):
         return "its data is a pickle, as plotjobs 0.1 queued jobs; it was not loaded and nothing ran: submit it again"
     return "its data is not JSON; it was not loaded and nothing ran"
-
-
-class TutorialState(StrEnum):
-    """The states the original Flask + Celery tutorial's page understands."""
-
-    PENDING = "PENDING"
-    PROGRESS = "PROGRESS"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-
-
-_TUTORIAL_STATES = {
-    JobStatus.STARTED: TutorialState.PROGRESS,
-    JobStatus.FINISHED: TutorialState.SUCCESS,
-    JobStatus.FAILED: TutorialState.FAILURE,
-    JobStatus.STOPPED: TutorialState.FAILURE,
-    JobStatus.CANCELED: TutorialState.FAILURE,
-}
 
 
 def queue(connection: Redis, name: str) -> Queue:
@@ -306,58 +287,6 @@ def latest_result(job: Job) -> Result | None:
         return None
 
 
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def exception_text(traceback_text: str) -> str:
-    """The exception part of a formatted traceback (type and message), without module paths."""
-    lines = traceback_text.rstrip().splitlines()
-    frames = [index for index, line in enumerate(lines) if line.startswith("  File ")]
-    start = frames[-1] + 1 if frames else 0
-    while start < len(lines) - 1 and lines[start].startswith("    "):
-        start += 1
-    text = "\n".join(lines[start:]).strip()
-    head, separator, rest = text.partition(":")
-    return head.rsplit(".", 1)[-1] + separator + rest if " " not in head else text
-
-
-def error_message(job: Job) -> str | None:
-    """Why a job failed: its exception's type and message."""
-    result = latest_result(job)
-    if result is None or not result.exc_string:
-        return None
-    return exception_text(result.exc_string)
-
-
-def describe(job: Job) -> dict[str, Any]:
-    """The public view of a job: RQ's state plus our progress and stage."""
-    status = job.get_status(refresh=False)
-    progress, stage = progress_of(job.meta)
-    if status == JobStatus.FINISHED:
-        progress = 1.0
-    return {
-        "id": job.id,
-        "state": status.value if status else None,
-        "progress": progress,
-        "stage": stage,
-        "error": error_message(job) if status in (JobStatus.FAILED, JobStatus.STOPPED) else None,
-        "position": job.get_position() if status == JobStatus.QUEUED else None,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "ended_at": _iso(job.ended_at),
-    }
-
-
-def progress_of(meta: Any) -> tuple[float, str | None]:
-    """The progress (0..1) and stage in a job's ``meta``; anything else found there reads as no progress."""
-    if not isinstance(meta, dict):
-        return 0.0, None
-    progress, stage = meta.get("progress"), meta.get("stage")
-    fraction = float(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else 0.0
-    return (fraction if 0.0 <= fraction <= 1.0 else 0.0), (stage[:200] if isinstance(stage, str) else None)
-
-
 def workers_alive(connection: Redis) -> int:
     """How many workers are registered and still heartbeating (their key has not expired)."""
     return len(Worker.all_keys(connection=connection))
@@ -376,11 +305,6 @@ def submitted_spec(job: Job) -> dict[str, Any]:
 def job_description(generator_name: str) -> str:
     """RQ's description of our jobs: the generator's name, never user text (monitoring tools render it)."""
     return f"plotjobs.{generator_name}"
-
-
-def tutorial_state(job: Job) -> TutorialState:
-    """Map RQ's status to the tutorial's four states."""
-    return _TUTORIAL_STATES.get(job.get_status(refresh=False), TutorialState.PENDING)
 
 
 def result_file(connection: Redis, job: Job) -> tuple[bytes, results.ResultDescription]:
@@ -432,7 +356,7 @@ def worker_heartbeats(connection: Redis) -> list[dict[str, Any]]:
                 "state": str(worker.get_state()),
                 "queues": worker.queue_names(),
                 "current_job": worker.get_current_job_id(),
-                "last_heartbeat": _iso(heartbeat),
+                "last_heartbeat": heartbeat.isoformat() if heartbeat else None,
                 "seconds_since_heartbeat": round((now - heartbeat).total_seconds(), 1) if heartbeat else None,
             }
         )

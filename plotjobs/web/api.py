@@ -19,7 +19,7 @@ from plotjobs.errors import (
     ResultNotReady,
     TooManyRequests,
 )
-from plotjobs.queue import accepted, dedupe, interest, jobs, limits, results
+from plotjobs.queue import accepted, dedupe, interest, jobs, limits, results, status
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
 from plotjobs.web import events, openapi
 from plotjobs.web.extension import current_event_hub, current_publisher, current_redis, current_settings
@@ -121,15 +121,15 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
     if submission.result is not None:
         body["file_url"] = file_url(submission.result)
     # 200: the result exists already; 202: a render is queued or running.
-    status = 200 if submission.finished else 202
-    return Response(json.dumps(body), mimetype="application/json"), status, {"Location": status_url}
+    code = 200 if submission.finished else 202
+    return Response(json.dumps(body), mimetype="application/json"), code, {"Location": status_url}
 
 
 @blueprint.get("/jobs/<job_id>")
 def job_status(job_id: str) -> dict[str, Any]:
     """A job's state, progress, stage, queue position and times."""
     found = accepted.fetch_or_pending(current_redis(), job_id)
-    return found if isinstance(found, dict) else jobs.describe(found)
+    return found if isinstance(found, dict) else status.describe(found)
 
 
 @blueprint.get("/jobs/<job_id>/spec")
@@ -154,9 +154,11 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     if state in states.TERMINAL:
         raise JobAlreadyEnded(job.id, state.value)
     if interest.withdraw(connection, job.id, token) > 0:
-        return {**jobs.describe(job), "withdrawn": True}, 200
+        return {**status.describe(job), "withdrawn": True}, 200
     job = jobs.cancel(connection, job)
-    return {**jobs.describe(job), "withdrawn": False}, 200 if states.is_terminal(job.get_status(refresh=False)) else 202
+    return {**status.describe(job), "withdrawn": False}, 200 if states.is_terminal(
+        job.get_status(refresh=False)
+    ) else 202
 
 
 def file_url(description: results.ResultDescription) -> str:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from plotjobs import keys, states
 from plotjobs.errors import JobNotFound
-from plotjobs.queue import jobs
+from plotjobs.queue import jobs, status
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def open_stream(connection: Redis, hub: EventHub, job_id: str) -> Iterator[str]:
         raise JobNotFound(job_id)
     watch = hub.watch(job_id)
     try:
-        first = jobs.describe(jobs.fetch(connection, job_id))
+        first = status.describe(jobs.fetch(connection, job_id))
     except BaseException:
         watch.close()
         raise
@@ -228,12 +228,12 @@ def _stream(connection: Redis, watch: Watch, first: dict[str, Any]) -> Iterator[
                 yield ": keep-alive\n\n"
                 continue
             try:
-                status = watch.hub.status(watch.job_id, lambda: jobs.describe(jobs.fetch(connection, watch.job_id)))
+                current = watch.hub.status(watch.job_id, lambda: status.describe(jobs.fetch(connection, watch.job_id)))
             except JobNotFound:
                 return
             except RedisError as error:
                 log.warning("ending the event stream of job %s: %s", watch.job_id, error)
                 return
-            if status != last:
-                yield sse_message(status)
-                last = status
+            if current != last:
+                yield sse_message(current)
+                last = current

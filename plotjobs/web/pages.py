@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 
 from plotjobs.errors import JobNotFound, ResultNotReady
-from plotjobs.queue import accepted, jobs
+from plotjobs.queue import accepted, jobs, status
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.web.api import file_response, queue_render
 from plotjobs.web.extension import current_redis
@@ -46,12 +46,12 @@ def progress() -> tuple[dict[str, Any], int]:
     try:
         job = _job_from_query()
     except JobNotFound as error:
-        return {"state": jobs.TutorialState.FAILURE.value, "progress": 0.0, "error": error.message}, 404
+        return {"state": status.TutorialState.FAILURE.value, "progress": 0.0, "error": error.message}, 404
     if job is None:
-        return {"state": jobs.TutorialState.PENDING.value, "progress": 0.0, "error": None}, 200
-    described = jobs.describe(job)
+        return {"state": status.TutorialState.PENDING.value, "progress": 0.0, "error": None}, 200
+    described = status.describe(job)
     return {
-        "state": jobs.tutorial_state(job).value,
+        "state": status.tutorial_state(job).value,
         "progress": described["progress"],
         "error": described["error"],
     }, 200

@@ -24,10 +24,10 @@ from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.queue import jobs, tasks
 from plotjobs.queue.serialization import JsonSerializer
+from plotjobs.worker import policy
+from plotjobs.worker.policy import InflightJob, LostJob, StartedEntry
 
 log = logging.getLogger(__name__)
-
-WORKER_LOST = "WorkerLostError"
 
 
 @dataclass
@@ -75,7 +75,7 @@ def forget(connection: Redis, worker_name: str) -> None:
 def dead_workers(connection: Redis, settings: Settings, now: float) -> set[str]:
     """Workers that beat once and then fell silent for longer than the liveness timeout."""
     connection.zremrangebyscore(keys.HEARTBEATS, 0, now - keys.HEARTBEATS_TTL)
-    silent = connection.zrangebyscore(keys.HEARTBEATS, 0, now - settings.worker_liveness_timeout)
+    silent = connection.zrangebyscore(keys.HEARTBEATS, 0, policy.silent_since(now, settings.worker_liveness_timeout))
     return {_text(name) for name in silent}
 
 
@@ -93,6 +93,17 @@ def _fetch(connection: Redis, job_id: str) -> Job | None:
         return jobs.PlotJob.fetch(job_id, connection=connection, serializer=JsonSerializer)
     except NoSuchJobError:
         return None
+
+
+def _state(job: Job | None) -> str | None:
+    state = job.get_status(refresh=False) if job is not None else None
+    return state.value if state else None
+
+
+def _is_registered(queue: Queue, job_id: str) -> bool:
+    return any(
+        started_id == job_id for started_id, _ in queue.started_job_registry.get_job_and_execution_ids(cleanup=False)
+    )
 
 
 def _queues(connection: Redis, settings: Settings) -> list[Queue]:
@@ -124,27 +135,25 @@ def _recover_lost(
     if not _claim(connection, job.id):
         return
     worker_name = job.worker_name or "unknown"
-    if connection.exists(keys.cancel(job.id)):
+    count_key = keys.lost_count(job.id)
+    cancel_requested = bool(connection.exists(keys.cancel(job.id)))
+    attempts = 0 if cancel_requested else int(connection.incr(count_key))
+    action = policy.lost_job(cancel_requested=cancel_requested, attempts=attempts, retries=settings.lost_job_retries)
+    if action is LostJob.CANCEL:
         log.info("job %s: worker %s lost after a cancel request; canceled", job.id, worker_name)
         if execution is not None:
             queue.started_job_registry.remove_execution(execution)
         job.cancel()
         tasks.announce(job)
         return
-    count_key = keys.lost_count(job.id)
-    attempts = int(connection.incr(count_key))
-    connection.expire(count_key, max(job.failure_ttl or 0, settings.failure_ttl))
-    if attempts <= settings.lost_job_retries:
+    connection.expire(count_key, policy.lost_count_ttl(job.failure_ttl, settings.failure_ttl))
+    if action is LostJob.REQUEUE:
         log.warning("job %s: worker %s lost; requeued (retry %d of %d)", job.id, worker_name, attempts,
                     settings.lost_job_retries)  # fmt: skip
-        _requeue(connection, queue, job, f"requeued: worker lost (retry {attempts} of {settings.lost_job_retries})",
-                 execution)  # fmt: skip
+        _requeue(connection, queue, job, policy.requeued_stage(attempts, settings.lost_job_retries), execution)
         report.requeued.append(job.id)
         return
-    message = (
-        f"{WORKER_LOST}: worker lost while rendering this job ({worker_name} stopped responding); "
-        f"gave up after {attempts} attempts"
-    )
+    message = policy.worker_lost_message(worker_name, attempts)
     log.warning("job %s: %s", job.id, message)
     failure_ttl = job.failure_ttl or settings.failure_ttl
     with connection.pipeline() as pipe:
@@ -174,16 +183,17 @@ def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: se
     registry = queue.started_job_registry
     for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
         job = _fetch(connection, job_id)
-        if job is None or _holder(connection, job, execution_id) not in dead:
+        if job is None:
+            continue
+        action = policy.started_entry(holder_dead=_holder(connection, job, execution_id) in dead, state=_state(job))
+        if action is StartedEntry.KEEP:
             continue
         execution = Execution(execution_id, job_id, connection=connection)
-        status = job.get_status(refresh=False)
-        if status == JobStatus.STARTED:
+        if action is StartedEntry.RECOVER_LOST:
             _recover_lost(connection, settings, queue, job, execution=execution, report=report)
-        elif status == JobStatus.QUEUED:
+        elif action is StartedEntry.REQUEUE_STRANDED:
             if not _claim(connection, job_id):
                 continue
-            # Registered by a worker that died before marking the job started: it never ran.
             log.warning("job %s: its worker died before starting it; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: stranded after dequeue", execution)
             report.requeued.append(job_id)
@@ -196,15 +206,15 @@ def _sweep_started(connection: Redis, settings: Settings, queue: Queue, dead: se
 def _seen_long_enough(connection: Redis, job_id: str, now: float, grace: int) -> bool:
     """True once a job has been seen stranded in two sweeps at least ``grace`` seconds apart."""
     key = keys.limbo(job_id)
-    if connection.set(key, now, nx=True, ex=max(grace * 10, 600)):
+    if connection.set(key, now, nx=True, ex=policy.limbo_mark_ttl(grace)):
         return False
     raw = connection.get(key) or b""
     try:
         first_seen = float(raw)
     except ValueError:
         first_seen = now  # not a time of ours: count from this sighting
-        connection.set(key, now, ex=max(grace * 10, 600))
-    return now - first_seen >= grace
+        connection.set(key, now, ex=policy.limbo_mark_ttl(grace))
+    return policy.seen_long_enough(first_seen, now, grace)
 
 
 def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now: float, report: SweepReport) -> None:
@@ -214,7 +224,7 @@ def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now
         if job_id in started:
             continue
         job = _fetch(connection, job_id)
-        if job is None or job.get_status(refresh=False) not in states.RECOVERABLE:
+        if job is None or _state(job) not in states.RECOVERABLE:
             intermediate.remove(job_id)
             continue
         if _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id):
@@ -227,25 +237,27 @@ def _sweep_intermediate(connection: Redis, settings: Settings, queue: Queue, now
 def _sweep_orphans(connection: Redis, settings: Settings, now: float, dead: set[str], report: SweepReport) -> None:
     for job_id in _members(connection, keys.INFLIGHT):
         job = _fetch(connection, job_id)
-        status = job.get_status(refresh=False) if job is not None else None
-        if job is None or status not in states.RECOVERABLE:
+        state = _state(job)
+        if job is None or state not in states.RECOVERABLE:
             connection.zrem(keys.INFLIGHT, job_id)
             continue
         queue = jobs.queue(connection, job.origin)
-        if status == JobStatus.STARTED:
-            registered = any(
-                started_id == job_id
-                for started_id, _ in queue.started_job_registry.get_job_and_execution_ids(cleanup=False)
-            )
-            if not registered and job.worker_name in dead:
-                _recover_lost(connection, settings, queue, job, execution=None, report=report)
-            continue
-        if connection.lpos(queue.key, job_id) is not None:
+        started = state == states.JobState.STARTED
+        on_queue = not started and connection.lpos(queue.key, job_id) is not None
+        action = policy.inflight_job(
+            state=state,
+            registered=started and _is_registered(queue, job_id),
+            worker_dead=job.worker_name in dead,
+            on_queue=on_queue,
+            on_intermediate_queue=not (started or on_queue)
+            and connection.lpos(queue.intermediate_queue_key, job_id) is not None,
+        )
+        if action is InflightJob.RECOVER_LOST:
+            _recover_lost(connection, settings, queue, job, execution=None, report=report)
+        elif action is InflightJob.CLEAR_MARK:
             connection.delete(keys.limbo(job_id))
-        elif connection.lpos(queue.intermediate_queue_key, job_id) is not None:
-            continue  # the intermediate-queue sweep above owns it, and its first-seen mark
-        elif _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(
-            connection, job_id
+        elif action is InflightJob.REQUEUE_IF_SEEN_LONG_ENOUGH and (
+            _seen_long_enough(connection, job_id, now, settings.worker_liveness_timeout) and _claim(connection, job_id)
         ):
             log.warning("job %s: queued but on no queue; back on queue %s", job_id, queue.name)
             _requeue(connection, queue, job, "requeued: lost between dequeue and start", None)

@@ -23,12 +23,11 @@ from redis.exceptions import RedisError
 
 from plotjobs.backoff import Backoff
 from plotjobs.config import Settings
-from plotjobs.worker import recovery
+from plotjobs.worker import policy, recovery
+from plotjobs.worker.policy import WorkerExit
 
 log = logging.getLogger(__name__)
 
-# A worker that ran this long before crashing starts its backoff afresh.
-HEALTHY_AFTER_SECONDS = 60.0
 LOOP_SECONDS = 0.25
 DUPLICATE_SIGNAL_SECONDS = 1.0
 MEMORY_CHECK_SECONDS = 1.0
@@ -93,7 +92,13 @@ class Supervisor:
         now = time.monotonic()
         # Ctrl-C reaches the whole process group, and a process manager may relay it as SIGTERM:
         # a different signal right after the first is the same request, not a second one.
-        if self.stop_requests and signum != self._first_signal and now - self._first_stop_at < DUPLICATE_SIGNAL_SECONDS:
+        if policy.is_repeated_signal(
+            stop_requests=self.stop_requests,
+            signum=signum,
+            first_signal=self._first_signal,
+            since_first=now - self._first_stop_at,
+            window=DUPLICATE_SIGNAL_SECONDS,
+        ):
             return
         if not self.stop_requests:
             self._first_stop_at, self._first_signal = now, signum
@@ -119,10 +124,8 @@ class Supervisor:
                 if slot.process is not None and slot.process.poll() is not None:
                     clean = self._ended(slot) and clean
             live = [slot for slot in self.slots if slot.process is not None]
-            if self.stop_requests and not live:
-                return 0 if clean or self.stop_requests == 1 else 1
-            if self.burst and not live and all(slot.done for slot in self.slots):
-                return 0 if clean else 1
+            if (self.stop_requests or (self.burst and all(slot.done for slot in self.slots))) and not live:
+                return policy.supervisor_exit_status(clean=clean, stop_requests=self.stop_requests)
             if not self.stop_requests:
                 self._start_due()
                 self._recycle_oversized()
@@ -147,8 +150,9 @@ class Supervisor:
         code = slot.process.returncode
         ran_for = time.monotonic() - slot.started_at
         slot.process = None
-        if code == 0 or (slot.recycling and code == -signal.SIGTERM):
-            if code != 0:  # asked to stop before its signal handlers were installed
+        outcome = policy.worker_exit(code, recycling=slot.recycling)
+        if outcome is not WorkerExit.CRASHED:
+            if outcome is WorkerExit.STOPPED_BEFORE_READY:
                 self._recover(slot.name)
             log.info("supervisor: worker %s exited cleanly after %.0f s", slot.name, ran_for)
             slot.backoff.reset()
@@ -157,7 +161,7 @@ class Supervisor:
             return True
         log.warning("supervisor: worker %s died (exit status %s); recovering its job", slot.name, code)
         self._recover(slot.name)
-        if ran_for > HEALTHY_AFTER_SECONDS:
+        if policy.backoff_starts_afresh(ran_for):
             slot.backoff.reset()
         slot.restart_at = time.monotonic() + slot.backoff.next()
         return False

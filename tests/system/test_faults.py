@@ -22,6 +22,7 @@ from rq.executions import Execution
 from plotjobs import keys
 from plotjobs.config import Settings
 from plotjobs.queue import jobs
+from plotjobs.queue.status import describe
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.worker import recovery
 from tests.support.processes import PROJECT_ROOT, running_worker, service_env
@@ -39,7 +40,7 @@ BIG = ChartSpec(width=4000, height=4000, dpi=300, seed=1)
 
 
 def state_of(connection: Redis, job_id: str) -> dict[str, Any]:
-    return jobs.describe(jobs.fetch(connection, job_id))
+    return describe(jobs.fetch(connection, job_id))
 
 
 def wait_for_end(connection: Redis, job_id: str, timeout: float = 30) -> dict[str, Any]:

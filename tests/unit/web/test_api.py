@@ -13,6 +13,7 @@ from redis import Redis
 
 from plotjobs.config import Settings
 from plotjobs.queue import jobs
+from plotjobs.queue.status import exception_text
 from plotjobs.web import create_app
 from plotjobs.worker.render_worker import build_worker
 
@@ -245,8 +246,8 @@ def test_exception_text_keeps_type_and_whole_message() -> None:
         "           ^^^^^^^^^\n"
         "rq.timeouts.JobTimeoutException: Task exceeded maximum timeout value (5 seconds)\n"
     )
-    assert jobs.exception_text(traceback_text) == "JobTimeoutException: Task exceeded maximum timeout value (5 seconds)"
-    assert jobs.exception_text("ValueError: boom\n  detail") == "ValueError: boom\n  detail"
+    assert exception_text(traceback_text) == "JobTimeoutException: Task exceeded maximum timeout value (5 seconds)"
+    assert exception_text("ValueError: boom\n  detail") == "ValueError: boom\n  detail"
 
 
 def test_responses_carry_strict_headers(fake_client: FlaskClient) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from plotjobs.config import Settings
 from plotjobs.queue import jobs
+from plotjobs.queue.status import describe
 from plotjobs.web import create_app
 from plotjobs.worker.render_worker import build_worker
 
@@ -89,5 +90,5 @@ def test_accepted_specs_render_without_crashing_the_worker(specs: list[dict[str,
     connection = app.extensions["plotjobs"]["redis"]
     build_worker(connection, Settings(redis_url="redis://fake")).work(burst=True)
     for job_id in ids:
-        status = jobs.describe(jobs.fetch(connection, job_id))
+        status = describe(jobs.fetch(connection, job_id))
         assert status["state"] == "finished", (status, json.dumps(specs))

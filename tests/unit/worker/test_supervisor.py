@@ -12,7 +12,8 @@ import pytest
 
 from plotjobs.config import Settings
 from plotjobs.worker import supervisor as supervisor_module
-from plotjobs.worker.supervisor import HEALTHY_AFTER_SECONDS, Slot, Supervisor
+from plotjobs.worker.policy import HEALTHY_AFTER_SECONDS
+from plotjobs.worker.supervisor import Slot, Supervisor
 
 
 class ExitedProcess:

@@ -1,0 +1,94 @@
+"""The status view of a job: RQ's state with our progress, stage, error and position (docs/api.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from rq.job import Job, JobStatus
+
+from plotjobs.queue.jobs import latest_result
+
+# Longer stages are cut: meta is written by our task, but a hand-written one must not bloat every status read.
+MAX_STAGE_CHARS = 200
+
+
+class TutorialState(StrEnum):
+    """The states the original Flask + Celery tutorial's page understands."""
+
+    PENDING = "PENDING"
+    PROGRESS = "PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+
+_TUTORIAL_STATES = {
+    JobStatus.STARTED: TutorialState.PROGRESS,
+    JobStatus.FINISHED: TutorialState.SUCCESS,
+    JobStatus.FAILED: TutorialState.FAILURE,
+    JobStatus.STOPPED: TutorialState.FAILURE,
+    JobStatus.CANCELED: TutorialState.FAILURE,
+}
+
+# The states whose status carries the reason the job ended.
+_ENDED_WITH_ERROR = frozenset({JobStatus.FAILED, JobStatus.STOPPED})
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """A time as ISO 8601, or None."""
+    return moment.isoformat() if moment else None
+
+
+def exception_text(traceback_text: str) -> str:
+    """The exception part of a formatted traceback (type and message), without module paths."""
+    lines = traceback_text.rstrip().splitlines()
+    frames = [index for index, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) - 1 and lines[start].startswith("    "):
+        start += 1
+    text = "\n".join(lines[start:]).strip()
+    head, separator, rest = text.partition(":")
+    return head.rsplit(".", 1)[-1] + separator + rest if " " not in head else text
+
+
+def error_message(job: Job) -> str | None:
+    """Why a job failed: its exception's type and message."""
+    result = latest_result(job)
+    if result is None or not result.exc_string:
+        return None
+    return exception_text(result.exc_string)
+
+
+def progress_of(meta: Any) -> tuple[float, str | None]:
+    """The progress (0..1) and stage in a job's ``meta``; anything else found there reads as no progress."""
+    if not isinstance(meta, dict):
+        return 0.0, None
+    progress, stage = meta.get("progress"), meta.get("stage")
+    fraction = float(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else 0.0
+    in_range = fraction if 0.0 <= fraction <= 1.0 else 0.0
+    return in_range, (stage[:MAX_STAGE_CHARS] if isinstance(stage, str) else None)
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """The public view of a job: RQ's state plus our progress and stage."""
+    state = job.get_status(refresh=False)
+    progress, stage = progress_of(job.meta)
+    if state == JobStatus.FINISHED:
+        progress = 1.0
+    return {
+        "id": job.id,
+        "state": state.value if state else None,
+        "progress": progress,
+        "stage": stage,
+        "error": error_message(job) if state in _ENDED_WITH_ERROR else None,
+        "position": job.get_position() if state == JobStatus.QUEUED else None,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "ended_at": iso(job.ended_at),
+    }
+
+
+def tutorial_state(job: Job) -> TutorialState:
+    """Map RQ's status to the tutorial's four states."""
+    return _TUTORIAL_STATES.get(job.get_status(refresh=False), TutorialState.PENDING)
