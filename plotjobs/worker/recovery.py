@@ -18,7 +18,6 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry
 from rq.results import Result
-from rq.utils import utcformat
 
 from plotjobs import keys, states
 from plotjobs.config import Settings
@@ -160,7 +159,8 @@ def _recover_lost(
         if execution is not None:
             queue.started_job_registry.remove_execution(execution, pipeline=pipe)
         job.set_status(JobStatus.FAILED, pipeline=pipe)
-        pipe.hset(job.key, "ended_at", utcformat(dt.datetime.now(dt.UTC)))
+        # The failed registry saves the whole job hash, this included.
+        job.ended_at = dt.datetime.now(dt.UTC)
         # What RQ's worker does for a failed job: the failed registry, and a failure result with the reason.
         FailedJobRegistry(queue.name, connection=connection, job_class=jobs.PlotJob, serializer=JsonSerializer).add(
             job, ttl=failure_ttl, exc_string=message, pipeline=pipe

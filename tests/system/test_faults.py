@@ -17,7 +17,6 @@ from typing import Any
 import psutil
 import pytest
 from redis import Redis
-from rq.executions import Execution
 
 from plotjobs import keys
 from plotjobs.config import Settings
@@ -223,55 +222,6 @@ def test_a_render_over_its_timeout_fails_as_timed_out_and_the_worker_carries_on(
     assert jobs.fetch(redis_connection, next_id).worker_name == "timed"
 
 
-def test_sweeper_requeues_a_job_stranded_in_the_intermediate_queue(redis_connection: Redis) -> None:
-    job_id = enqueue(redis_connection, ChartSpec())
-    queue = jobs.queue(redis_connection, "default")
-    redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # a worker dequeued it, then vanished
-    settings = FAST_SETTINGS
-    assert recovery.sweep(redis_connection, settings, force=True) == recovery.SweepReport()
-    marked = redis_connection.get(keys.limbo(job_id))
-    assert marked is not None, "the first sweep marks when it first saw the job stranded"
-    first_seen = float(marked)
-    redis_connection.set(keys.limbo(job_id), first_seen - settings.worker_liveness_timeout)
-    report = recovery.sweep(redis_connection, settings, force=True)
-    assert report is not None and report.requeued == [job_id]
-    assert queue.get_job_ids() == [job_id]
-    assert redis_connection.llen(queue.intermediate_queue_key) == 0
-    assert state_of(redis_connection, job_id)["stage"] == "requeued: stranded after dequeue"
-
-
-def test_sweeper_requeues_an_orphan_that_no_queue_holds(redis_connection: Redis) -> None:
-    job_id = enqueue(redis_connection, ChartSpec())
-    queue = jobs.queue(redis_connection, "default")
-    redis_connection.lpop(queue.key)  # popped by BLPOP (several queues), then the worker died
-    settings = FAST_SETTINGS
-    recovery.sweep(redis_connection, settings, force=True)
-    marked = redis_connection.get(keys.limbo(job_id))
-    assert marked is not None, "the first sweep marks when it first saw the job stranded"
-    first_seen = float(marked)
-    redis_connection.set(keys.limbo(job_id), first_seen - settings.worker_liveness_timeout)
-    report = recovery.sweep(redis_connection, settings, force=True)
-    assert report is not None and report.requeued == [job_id]
-    assert queue.get_job_ids() == [job_id]
-    assert state_of(redis_connection, job_id)["state"] == "queued"
-
-
-def test_sweeper_requeues_a_job_registered_by_a_worker_that_died_before_starting_it(redis_connection: Redis) -> None:
-    job_id = enqueue(redis_connection, ChartSpec())
-    queue = jobs.queue(redis_connection, "default")
-    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
-    job = jobs.fetch(redis_connection, job_id)
-    with redis_connection.pipeline() as pipe:  # what RQ's prepare_execution writes, then the worker died
-        Execution.create(job, ttl=120, pipeline=pipe, worker_name="ghost")
-        pipe.execute()
-    recovery.declare_dead(redis_connection, "ghost", FAST_SETTINGS)
-    report = recovery.sweep(redis_connection, FAST_SETTINGS, force=True)
-    assert report is not None and report.requeued == [job_id]
-    assert redis_connection.zcard(queue.started_job_registry.key) == 0  # RQ's expiry cannot fail it later
-    assert queue.get_job_ids() == [job_id]
-    assert redis_connection.llen(queue.intermediate_queue_key) == 0
-
-
 def test_stock_rq_worker_with_our_worker_class_beats_and_sweeps(redis_url: str, redis_connection: Redis) -> None:
     rq_command = str(Path(sys.executable).parent / "rq")
     command = [
@@ -293,29 +243,6 @@ def test_stock_rq_worker_with_our_worker_class_beats_and_sweeps(redis_url: str, 
         assert recovery.is_beating(redis_connection, "stock")
         wait_for(lambda: redis_connection.exists(keys.SWEEP_LOCK), what="a sweep by the worker")
     assert not recovery.is_beating(redis_connection, "stock")
-
-
-def test_a_lost_job_that_was_asked_to_cancel_is_canceled_not_requeued(redis_connection: Redis) -> None:
-    job_id = enqueue(redis_connection, ChartSpec())
-    queue = jobs.queue(redis_connection, "default")
-    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
-    job = jobs.fetch(redis_connection, job_id)
-    with redis_connection.pipeline() as pipe:  # what a worker writes when it starts the job
-        Execution.create(job, ttl=120, pipeline=pipe, worker_name="ghost")
-        job.prepare_for_execution("ghost", pipeline=pipe)
-        pipe.execute()
-    redis_connection.set(keys.cancel(job_id), "1", ex=60)
-    recovery.declare_dead(redis_connection, "ghost", FAST_SETTINGS)
-    report = recovery.sweep(redis_connection, FAST_SETTINGS, force=True)
-    assert report == recovery.SweepReport()
-    assert state_of(redis_connection, job_id)["state"] == "canceled"
-    assert queue.get_job_ids() == [] and redis_connection.zcard(queue.started_job_registry.key) == 0
-
-
-def test_sweeps_are_rate_limited_across_processes(redis_connection: Redis) -> None:
-    assert recovery.sweep(redis_connection, FAST_SETTINGS) is not None
-    assert recovery.sweep(redis_connection, FAST_SETTINGS) is None
-    assert 0 < redis_connection.ttl(keys.SWEEP_LOCK) <= FAST_SETTINGS.sweep_interval
 
 
 def test_plotjobs_sweeper_once_reports(redis_url: str, redis_connection: Redis) -> None:

@@ -26,3 +26,15 @@ def test_a_pickle_is_refused_and_never_loaded(payload: object) -> None:
 def test_an_oversized_field_is_refused_before_parsing() -> None:
     with pytest.raises(FieldTooLargeError):
         JsonSerializer.loads(b" " * (MAX_FIELD_BYTES + 1))
+
+
+def test_a_field_of_exactly_the_limit_is_read() -> None:
+    at_limit = b'"' + b"a" * (MAX_FIELD_BYTES - 2) + b'"'
+    assert len(at_limit) == MAX_FIELD_BYTES
+    assert JsonSerializer.loads(at_limit) == "a" * (MAX_FIELD_BYTES - 2)
+
+
+def test_the_refusal_says_how_large_the_field_was_and_the_limit() -> None:
+    with pytest.raises(FieldTooLargeError) as refused:
+        JsonSerializer.loads(b" " * (MAX_FIELD_BYTES + 1))
+    assert str(refused.value) == f"a {MAX_FIELD_BYTES + 1}-byte field; at most {MAX_FIELD_BYTES} are read"
