@@ -78,7 +78,7 @@ def describe(job: Job) -> dict[str, Any]:
         progress = 1.0
     return {
         "id": job.id,
-        "state": state.value if state else None,
+        "state": state.value,  # fetch refuses a job without a status
         "progress": progress,
         "stage": stage,
         "error": error_message(job) if state in _ENDED_WITH_ERROR else None,

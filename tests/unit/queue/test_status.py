@@ -139,6 +139,7 @@ def test_a_long_stage_is_cut_to_its_limit() -> None:
         ("ValueError: boom\n  detail", "ValueError: boom\n  detail"),
         ("rq.timeouts.JobTimeoutException: Task exceeded", "JobTimeoutException: Task exceeded"),
         ("Worker lost: a.b.c stopped", "Worker lost: a.b.c stopped"),
+        ("Worker a.b lost: it stopped", "Worker a.b lost: it stopped"),
         ("KeyboardInterrupt", "KeyboardInterrupt"),
         ("a.b.NoMessage", "NoMessage"),
         ("  \nValueError: padded\n\n", "ValueError: padded"),
@@ -147,6 +148,7 @@ def test_a_long_stage_is_cut_to_its_limit() -> None:
             "Error: last",
         ),
         ('  File "x.py", line 1, in f\n    only_source()', "only_source()"),
+        ('  File "x.py", line 1, in f\n    x = call()\n    y = more()\nmod.Error: last', "Error: last"),
         ("", ""),
     ],
 )
@@ -175,3 +177,10 @@ def test_the_tutorial_states_map_rq_states(connection: Redis, state: JobStatus, 
 def test_iso_leaves_absent_times_absent() -> None:
     assert status.iso(None) is None
     assert status.iso(dt.datetime(2026, 1, 2, tzinfo=dt.UTC)) == "2026-01-02T00:00:00+00:00"
+
+
+def test_the_view_describes_the_job_as_fetched_in_one_read(connection: Redis) -> None:
+    job = jobs.fetch(connection, _queued(connection).id)
+    connection.hset(job.key, "status", "started")  # a worker took it after this read
+    assert status.describe(job)["state"] == "queued"
+    assert status.tutorial_state(job) is TutorialState.PENDING
