@@ -1,0 +1,150 @@
+"""The render worker in-process on a real Redis: it renders, beats, announces, records cancels as stopped."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq.job import JobStatus
+from rq.timeouts import JobTimeoutException
+
+from plotjobs import keys
+from plotjobs.config import Settings
+from plotjobs.queue import jobs
+from plotjobs.queue.status import describe
+from plotjobs.spec.chart import ChartSpec
+from plotjobs.worker import recovery
+from plotjobs.worker import render_worker as render_worker_module
+from plotjobs.worker.render_worker import RenderDeathPenalty, build_worker
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(redis_url: str, **changes: object) -> Settings:
+    return Settings(redis_url=redis_url).replace(**changes)
+
+
+def test_the_worker_listens_on_the_configured_queues_in_order(redis_url: str, redis_connection: Redis) -> None:
+    worker = build_worker(redis_connection, _settings(redis_url, queues=("high", "default", "low")), name="w1")
+    assert worker.queue_names() == ["high", "default", "low"]
+    assert worker.name == "w1"
+    assert worker.job_class is jobs.PlotJob
+    assert worker.default_result_ttl == Settings().result_ttl
+
+
+def test_a_burst_worker_renders_the_job_announces_its_end_and_forgets_its_heartbeat(
+    redis_url: str, redis_connection: Redis
+) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=1)).id
+    pubsub = redis_connection.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.events(job_id))
+    worker = build_worker(redis_connection, settings, name="w1")
+    beats: list[bool] = []
+    original_beat = recovery.beat
+
+    def beat(connection: Redis, name: str) -> None:
+        original_beat(connection, name)
+        beats.append(recovery.is_beating(connection, name))
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(render_worker_module.recovery, "beat", beat)
+            assert worker.work(burst=True) is True
+        assert beats and beats[0], "the worker beat before its first job"
+        assert not recovery.is_beating(redis_connection, "w1"), "a clean stop forgets the heartbeat"
+        assert describe(jobs.fetch(redis_connection, job_id))["state"] == "finished"
+        states: list[str] = []
+
+        def announced_finished() -> bool:
+            message = pubsub.get_message(timeout=0.2)
+            if message is not None:
+                states.append(json.loads(message["data"])["state"])
+            return "finished" in states
+
+        wait_for(announced_finished, timeout=10, what="the worker to announce the job's end")
+        assert states[-1] == "finished", states
+    finally:
+        pubsub.close()
+
+
+def test_a_job_canceled_before_it_ran_is_recorded_as_stopped_with_the_reason(
+    redis_url: str, redis_connection: Redis
+) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=2)).id
+    redis_connection.set(keys.cancel(job_id), "1", ex=60)
+    build_worker(redis_connection, settings, name="w1").work(burst=True)
+    described = describe(jobs.fetch(redis_connection, job_id))
+    assert described["state"] == "stopped"
+    assert described["error"] == "JobCanceled: canceled on request"
+
+
+def test_a_failed_job_without_a_cancel_request_is_failed(redis_url: str, redis_connection: Redis) -> None:
+    settings = _settings(redis_url)
+    job = jobs.queue(redis_connection, "default").enqueue("plotjobs.queue.tasks.generate", "no-such-generator", {})
+    build_worker(redis_connection, settings, name="w1").work(burst=True)
+    described = describe(jobs.fetch(redis_connection, job.id))
+    assert described["state"] == "failed"
+    assert described["error"].startswith("UnknownGeneratorError: no generator 'no-such-generator'")
+
+
+def test_the_watchdog_beats_and_sweeps_every_third_of_the_liveness_timeout_and_survives_errors(
+    redis_url: str, redis_connection: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(redis_url, worker_liveness_timeout=3)
+    worker = build_worker(redis_connection, settings, name="w1")
+    calls: list[str] = []
+    waits: list[float] = []
+    failed_once = threading.Event()
+
+    def beat(connection: Redis, name: str) -> None:
+        calls.append("beat")
+        if not failed_once.is_set():
+            failed_once.set()
+            raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(render_worker_module.recovery, "beat", beat)
+    monkeypatch.setattr(render_worker_module.recovery, "sweep", lambda connection, s: calls.append("sweep"))
+    original_wait = worker._watchdog_stop.wait
+
+    def wait(timeout: float) -> bool:
+        waits.append(timeout)
+        return original_wait(0.01)
+
+    monkeypatch.setattr(worker._watchdog_stop, "wait", wait)
+    watchdog = threading.Thread(target=worker._watch, args=(settings,), daemon=True)
+    watchdog.start()
+    try:
+        wait_for(lambda: calls.count("sweep") >= 2, timeout=10, what="two sweeps by the watchdog")
+    finally:
+        worker._watchdog_stop.set()
+        watchdog.join(timeout=5)
+    assert calls[:3] == ["beat", "beat", "sweep"], "a failed beat is retried on the next turn"
+    assert set(waits) == {1.0}
+    assert not watchdog.is_alive()
+
+
+def test_a_render_past_its_timeout_says_so_in_plain_words() -> None:
+    penalty = RenderDeathPenalty(7, JobTimeoutException)
+    with pytest.raises(JobTimeoutException, match=r"^render timed out after 7 s \(JOB_TIMEOUT\)$"):
+        penalty.handle_death_penalty(14, None)
+
+
+def test_finishing_a_job_survives_redis_refusing_the_final_announcement(
+    redis_url: str, redis_connection: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=3)).id
+
+    def announce(job: object) -> None:
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(render_worker_module.tasks, "announce", announce)
+    build_worker(redis_connection, settings, name="w1").work(burst=True)
+    assert jobs.fetch(redis_connection, job_id).get_status() == JobStatus.FINISHED
+    assert f"could not publish the final status of job {job_id}" in caplog.text
