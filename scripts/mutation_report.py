@@ -87,7 +87,8 @@ def scores(modules: list[str], equivalent: dict[str, str], explained: dict[str, 
 
 def diff_of(name: str) -> str:
     """mutmut's diff of one mutant."""
-    shown = subprocess.run(["mutmut", "show", name], capture_output=True, text=True, check=False, cwd=ROOT)
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    shown = subprocess.run([mutmut, "show", name], capture_output=True, text=True, check=False, cwd=ROOT)
     return "\n".join(line for line in shown.stdout.splitlines() if line[:1] in "+-" and line[:3] not in ("---", "+++"))
 
 

@@ -6,6 +6,7 @@ then declaring the worker dead; tests/system/test_faults.py kills real workers.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -147,6 +148,7 @@ def test_an_ended_job_left_in_the_started_registry_of_a_dead_worker_is_dropped_n
 def test_a_started_job_no_registry_holds_is_recovered_once_its_worker_is_dead(redis_connection: Redis) -> None:
     job_id = enqueue(redis_connection)
     execution = dequeue(redis_connection, job_id, "w1")
+    dequeue(redis_connection, enqueue(redis_connection), "alive")  # another job's entry is no entry of this one
     queue = jobs.queue(redis_connection, "default")
     queue.started_job_registry.remove_execution(execution)  # lost with a Redis failover, say
     assert recovery.sweep(redis_connection, SETTINGS, force=True) == recovery.SweepReport()
@@ -291,3 +293,110 @@ def test_server_time_is_redis_clock_in_seconds(redis_connection: Redis) -> None:
     measured = recovery.server_time(redis_connection)
     assert seconds <= measured < seconds + 2
     assert measured != int(measured) or microseconds == 0
+
+
+def test_a_job_failed_as_lost_is_kept_for_its_own_failure_ttl_with_the_reason_and_worker(
+    redis_connection: Redis,
+) -> None:
+    job_id = jobs.new_job_id()
+    jobs.enqueue_render(redis_connection, SETTINGS.replace(failure_ttl=5000), ChartSpec(), "high", job_id=job_id)
+    for attempt in range(1, SETTINGS.lost_job_retries + 2):
+        dequeue(redis_connection, job_id, f"w{attempt}")
+        kill(redis_connection, f"w{attempt}")
+        redis_connection.delete(keys.recovering(job_id))
+        recovery.sweep(redis_connection, SETTINGS, force=True)
+    assert 900 < redis_connection.ttl(keys.lost_count(job_id)) <= 5000, "the job's own failure TTL is the longer one"
+    job = jobs.fetch(redis_connection, job_id)
+    assert 4900 < redis_connection.ttl(job.key) <= 5000
+    failed = FailedJobRegistry("high", connection=redis_connection, serializer=JsonSerializer)
+    assert failed.get_job_ids() == [job_id]
+    expires_in = float(redis_connection.zscore(failed.key, job_id) or 0) - time.time()
+    assert 4900 < expires_in <= 5001
+    result = jobs.latest_result(job)
+    assert result is not None and result.worker_name == "w3"
+    assert result.exc_string is not None and result.exc_string.startswith("WorkerLostError: ")
+
+
+def test_every_recovery_is_logged_with_the_job_the_worker_and_the_queue(
+    redis_connection: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=recovery.__name__)
+    settings = SETTINGS.replace(lost_job_retries=1)
+    lost, canceled, never_started, stranded, orphan = (enqueue(redis_connection) for _ in range(5))
+    dequeue(redis_connection, lost, "w1")
+    dequeue(redis_connection, canceled, "w1")
+    redis_connection.set(keys.cancel(canceled), "1", ex=60)
+    dequeue(redis_connection, never_started, "w1", start=False)
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)  # stranded
+    redis_connection.lpop(queue.key)  # orphan
+    kill(redis_connection, "w1")
+    recovery.sweep(redis_connection, settings, force=True)
+    for job_id in (stranded, orphan):
+        _strand_first_seen_long_ago(redis_connection, job_id)
+    recovery.sweep(redis_connection, settings, force=True)
+    dequeue(redis_connection, lost, "w2")
+    kill(redis_connection, "w2")
+    redis_connection.delete(keys.recovering(lost))
+    recovery.sweep(redis_connection, settings, force=True)
+    messages = [record.getMessage() for record in caplog.records if record.name == recovery.__name__]
+    assert sorted(messages) == sorted(
+        [
+            f"job {lost}: worker w1 lost; requeued (retry 1 of 1)",
+            f"job {canceled}: worker w1 lost after a cancel request; canceled",
+            f"job {never_started}: its worker died before starting it; back on queue default",
+            f"job {stranded}: stranded after dequeue; back on queue default",
+            f"job {orphan}: queued but on no queue; back on queue default",
+            f"job {lost}: WorkerLostError: worker lost while rendering this job (w2 stopped responding); "
+            "gave up after 2 attempts",
+        ]
+    )
+
+
+def test_every_entry_is_swept_not_only_those_before_one_left_alone(redis_connection: Redis) -> None:
+    alive_job, lost_job = enqueue(redis_connection), enqueue(redis_connection)
+    dequeue(redis_connection, alive_job, "alive")
+    dequeue(redis_connection, lost_job, "dead")
+    queue = jobs.queue(redis_connection, "default")
+    first_stranded, second_stranded = enqueue(redis_connection), enqueue(redis_connection)
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
+    ended, orphans = enqueue(redis_connection), [enqueue(redis_connection) for _ in range(3)]
+    jobs.fetch(redis_connection, ended).set_status(JobStatus.FINISHED)
+    redis_connection.delete(queue.key)
+    kill(redis_connection, "dead")
+    recovery.sweep(redis_connection, SETTINGS, force=True)
+    for job_id in (first_stranded, second_stranded, *orphans):
+        _strand_first_seen_long_ago(redis_connection, job_id)
+    redis_connection.delete(keys.recovering(lost_job))
+    report = recovery.sweep(redis_connection, SETTINGS, force=True)
+    assert report is not None
+    assert set(report.requeued) == {first_stranded, second_stranded, *orphans}
+    assert set(queue.get_job_ids()) == {lost_job, first_stranded, second_stranded, *orphans}
+    assert state(redis_connection, alive_job)[0] == "started"
+
+
+def test_a_requeued_job_is_on_its_queue_once_however_often_it_was_listed(redis_connection: Redis) -> None:
+    job_id = enqueue(redis_connection)
+    queue = jobs.queue(redis_connection, "default")
+    redis_connection.lmove(queue.key, queue.intermediate_queue_key)
+    redis_connection.rpush(queue.intermediate_queue_key, job_id)
+    redis_connection.rpush(queue.key, job_id)
+    redis_connection.rpush(queue.key, job_id)
+    job = jobs.fetch(redis_connection, job_id)
+    with redis_connection.pipeline() as pipe:
+        Execution.create(job, ttl=120, pipeline=pipe, worker_name="ghost")
+        pipe.execute()
+    kill(redis_connection, "ghost")
+    recovery.sweep(redis_connection, SETTINGS, force=True)
+    assert queue.get_job_ids() == [job_id]
+    assert redis_connection.llen(queue.intermediate_queue_key) == 0
+
+
+def test_a_queue_no_longer_configured_is_still_swept(redis_connection: Redis) -> None:
+    job_id = enqueue(redis_connection, "retired")
+    dequeue(redis_connection, job_id, "w1")
+    kill(redis_connection, "w1")
+    redis_connection.delete(keys.INFLIGHT)  # only the queue's own registry knows the job
+    assert recovery.sweep(redis_connection, SETTINGS, force=True) == recovery.SweepReport(requeued=[job_id])
+    assert jobs.queue(redis_connection, "retired").get_job_ids() == [job_id]
