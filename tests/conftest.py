@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -126,3 +127,11 @@ def amqp_queue(amqp_url: str) -> Iterator[str]:
 def amqp_settings(settings: Settings, amqp_url: str, amqp_queue: str) -> Settings:
     """Settings that send submissions through the test RabbitMQ queue."""
     return settings.replace(broker_url=amqp_url, amqp_queue=amqp_queue)
+
+
+@pytest.fixture
+def plotjobs_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
+    """caplog that sees plotjobs' own loggers at INFO even after logging was configured (it stops propagation)."""
+    monkeypatch.setattr(logging.getLogger("plotjobs"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="plotjobs")
+    return caplog

@@ -6,7 +6,6 @@ then declaring the worker dead; tests/system/test_faults.py kills real workers.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import pytest
@@ -318,9 +317,8 @@ def test_a_job_failed_as_lost_is_kept_for_its_own_failure_ttl_with_the_reason_an
 
 
 def test_every_recovery_is_logged_with_the_job_the_worker_and_the_queue(
-    redis_connection: Redis, caplog: pytest.LogCaptureFixture
+    redis_connection: Redis, plotjobs_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger=recovery.__name__)
     settings = SETTINGS.replace(lost_job_retries=1)
     lost, canceled, never_started, stranded, orphan = (enqueue(redis_connection) for _ in range(5))
     dequeue(redis_connection, lost, "w1")
@@ -339,7 +337,7 @@ def test_every_recovery_is_logged_with_the_job_the_worker_and_the_queue(
     kill(redis_connection, "w2")
     redis_connection.delete(keys.recovering(lost))
     recovery.sweep(redis_connection, settings, force=True)
-    messages = [record.getMessage() for record in caplog.records if record.name == recovery.__name__]
+    messages = [record.getMessage() for record in plotjobs_logs.records if record.name == recovery.__name__]
     assert sorted(messages) == sorted(
         [
             f"job {lost}: worker w1 lost; requeued (retry 1 of 1)",

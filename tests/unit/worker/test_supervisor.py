@@ -187,11 +187,11 @@ def test_recovering_declares_the_worker_dead_and_sweeps_at_once(monkeypatch: pyt
     assert calls == [("dead", "w1"), ("sweep", True)]
 
 
-def test_recovering_and_sweeping_survive_redis_being_down(caplog: pytest.LogCaptureFixture) -> None:
+def test_recovering_and_sweeping_survive_redis_being_down(plotjobs_logs: pytest.LogCaptureFixture) -> None:
     supervisor = Supervisor(Settings(), Redis(port=1, socket_connect_timeout=0.2), processes=1, name_prefix="x")
     supervisor._recover("w1")
     supervisor._sweep()
-    messages = [record.getMessage() for record in caplog.records]
+    messages = [record.getMessage() for record in plotjobs_logs.records]
     assert any("the next sweep recovers w1's job" in message for message in messages), messages
     assert any("sweep skipped, Redis unreachable" in message for message in messages), messages
 
