@@ -44,8 +44,13 @@ DEADLINE_MS = 30_000
 def playwright() -> Iterator[Playwright]:
     # First the Debian packages: Playwright's driver itself needs one of them (libatomic1).
     ensure_chromium()
-    with sync_playwright() as driver:
-        yield driver
+    # expect() keeps its own 5 s default, which the context's default timeout does not change.
+    expect.set_options(timeout=DEADLINE_MS)
+    try:
+        with sync_playwright() as driver:
+            yield driver
+    finally:
+        expect.set_options(timeout=None)
 
 
 @pytest.fixture(scope="module")
