@@ -2,7 +2,7 @@
 "use strict";
 
 import { cancelJob, requestJson } from "./api.js";
-import { followJob } from "./live.js";
+import { TERMINAL_STATES, followJob } from "./live.js";
 
 const IMAGE_FORMATS = new Set(["png", "svg", "jpg", "jpeg", "gif", "webp"]);
 const NO_WORKER_AFTER_MS = 3000;
@@ -40,14 +40,15 @@ function queuedText(position) {
 
 /**
  * A card following job `id`. `spec` (optional) is what was submitted; `cancelToken` (this
- * browser's submission token) shows a cancel button, and `onCanceled()` is told once it is
- * spent; `onRetry(spec)` resubmits it; `onRemove()` shows a remove button.
+ * browser's submission token) shows a cancel button, and `onTokenDropped()` is told once the
+ * token is spent or useless (its job ended or is gone); `onRetry(spec)` resubmits it;
+ * `onRemove()` shows a remove button.
  */
 export function createJobCard({
   id,
   spec = null,
   cancelToken = null,
-  onCanceled = null,
+  onTokenDropped = null,
   onRetry = null,
   onRemove = null,
 }) {
@@ -175,6 +176,9 @@ export function createJobCard({
 
   function render(state, status) {
     setState(state);
+    // Dropped in the same step that shows the end, so no ended card still holds a token; a job that
+    // ends without this browser's cancel answer (it finished, the answer was lost) would keep it for good.
+    if (token && TERMINAL_STATES.has(state)) dropToken();
     // Only the browser that submitted the job holds its token, and only while it may still end early.
     cancel.hidden = !(token && CANCELABLE.has(state));
     if (state !== "queued") {
@@ -202,6 +206,7 @@ export function createJobCard({
 
   function onGone() {
     stopWorkerWatch();
+    if (token) dropToken();
     setState("gone");
     badge.textContent = "not found";
     if (currentSpec === null) link.textContent = "Unknown chart";
@@ -215,22 +220,22 @@ export function createJobCard({
     setError("");
     try {
       const answer = await cancelJob(id, token);
-      spendToken();
+      if (token) dropToken();
       if (answer && answer.withdrawn) {
         setNote("Canceled for you; someone else asked for the same chart, so it goes on.");
       }
     } catch (error) {
-      if (error.status === 403 || error.status === 409) spendToken();
+      if (token && (error.status === 403 || error.status === 409)) dropToken();
       setError("Could not cancel the chart: " + error.message);
     } finally {
       cancel.disabled = false;
     }
   });
 
-  function spendToken() {
+  function dropToken() {
     token = null;
     cancel.hidden = true;
-    if (onCanceled) onCanceled();
+    if (onTokenDropped) onTokenDropped();
   }
 
   retry.addEventListener("click", async () => {

@@ -23,7 +23,7 @@ function addCard(id, spec, { atTop, cancelToken = null }) {
     id,
     spec,
     cancelToken,
-    onCanceled: () => forgetCancelToken(id),
+    onTokenDropped: () => forgetCancelToken(id),
     onRetry: resubmit,
     onRemove: () => {
       item.remove();

@@ -18,7 +18,7 @@ const id = section.dataset.jobId;
 const card = createJobCard({
   id,
   cancelToken: cancelTokenOf(id),
-  onCanceled: () => forgetCancelToken(id),
+  onTokenDropped: () => forgetCancelToken(id),
   onRetry: retry,
 });
 slot.appendChild(card.element);

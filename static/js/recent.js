@@ -34,7 +34,7 @@ export function cancelTokenOf(id) {
   return item && typeof item.cancelToken === "string" ? item.cancelToken : null;
 }
 
-/** Drop the cancel token of job `id`: it has been used. */
+/** Drop the cancel token of job `id`: it has been used, or its job has ended. */
 export function forgetCancelToken(id) {
   save(loadRecent().map((item) => (item.id === id ? { ...item, cancelToken: null } : item)));
 }

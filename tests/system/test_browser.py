@@ -13,7 +13,16 @@ from typing import Any
 import matplotlib.image
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    APIResponse,
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    expect,
+    sync_playwright,
+)
 from redis import Redis
 
 from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port
@@ -35,8 +44,13 @@ DEADLINE_MS = 30_000
 def playwright() -> Iterator[Playwright]:
     # First the Debian packages: Playwright's driver itself needs one of them (libatomic1).
     ensure_chromium()
-    with sync_playwright() as driver:
-        yield driver
+    # expect() keeps its own 5 s default, which the context's default timeout does not change.
+    expect.set_options(timeout=DEADLINE_MS)
+    try:
+        with sync_playwright() as driver:
+            yield driver
+    finally:
+        expect.set_options(timeout=None)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +159,12 @@ def card(page: Page, job_id: str) -> Any:
     return page.locator(f'.job-card[data-job-id="{job_id}"]')
 
 
+def stored_cancel_tokens(page: Page) -> dict[str, str | None]:
+    """The cancel token this browser keeps for each of its recent jobs, newest first."""
+    stored = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')") or "[]")
+    return {item["id"]: item.get("cancelToken") for item in stored}
+
+
 def test_ask_for_charts_watch_them_queue_progress_and_appear(
     page: Page, console: Console, redis_url: str, redis_connection: Redis
 ) -> None:
@@ -198,8 +218,8 @@ def test_ask_for_charts_watch_them_queue_progress_and_appear(
     expect(page.locator(".job-card")).to_have_count(2)
     assert page.locator(".job-card").first.get_attribute("data-job-id") == second_id
     expect(card(page, first_id).locator(".job-figure")).to_be_visible()
-    stored = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
-    assert [item["id"] for item in stored] == [second_id, first_id]
+    # Finished jobs cannot be canceled: the page no longer keeps their tokens.
+    assert list(stored_cancel_tokens(page).items()) == [(second_id, None), (first_id, None)]
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "index-desktop.png"), full_page=True)
@@ -275,15 +295,34 @@ def test_only_the_browser_that_asked_for_a_chart_can_cancel_it(
     page.get_by_role("button", name="Render chart").click()
     mine = page.locator(".job-card").first
     expect(mine).to_have_attribute("data-state", "queued")
-    job_id = mine.get_attribute("data-job-id")
-    [stored] = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
-    assert stored["id"] == job_id and len(stored["cancelToken"]) == 43
+    job_id = mine.get_attribute("data-job-id") or ""
+    [token] = stored_cancel_tokens(page).values()
+    assert list(stored_cancel_tokens(page)) == [job_id] and len(token or "") == 43
     page.reload()
+
+    # The status stream usually tells the card that the job ended before the DELETE's own
+    # answer arrives: hold that answer back so every run takes that path.
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_the_cancel_answer(route: Route) -> None:
+        if route.request.method == "DELETE":
+            held.append((route, route.fetch()))
+        else:
+            route.fallback()
+
+    page.route(f"**/api/jobs/{job_id}", hold_the_cancel_answer)
     card(page, job_id).get_by_role("button", name="Cancel").click()
     expect(card(page, job_id)).to_have_attribute("data-state", "canceled")
-    expect(card(page, job_id).get_by_role("button", name="Cancel")).to_be_hidden()
-    [stored] = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
-    assert stored["cancelToken"] is None
+    expect(card(page, job_id).locator(".cancel")).to_be_hidden()
+    expect(card(page, job_id).locator(".cancel")).to_be_disabled()
+    # A card that shows its job ended has dropped the token in the same step, answer or not.
+    assert stored_cancel_tokens(page) == {job_id: None}
+    [(route, answer)] = held
+    assert answer.status == 200 and answer.json()["state"] == "canceled"
+    route.fulfill(response=answer)
+    expect(card(page, job_id).locator(".cancel")).to_be_enabled()
+    expect(card(page, job_id).locator(".job-error")).to_be_hidden()
+    assert stored_cancel_tokens(page) == {job_id: None}
     assert jobs.fetch(redis_connection, not_mine["id"]).get_status() == "queued"
     assert console.violations() == []
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import Request, expect, sync_playwright
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -23,7 +24,7 @@ from plotjobs.config import Settings, from_env
 from plotjobs.connection import redis_from_url
 from plotjobs.queue import jobs
 from plotjobs.web import create_app
-from tests.support.browser import ChromiumMissing, ensure_chromium
+from tests.support.browser import CHROMIUM_ARGS, ChromiumMissing, ensure_chromium
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
 from tests.support.waiting import wait_for
 from tests.unit.web.test_dashboard import HOSTILE, PASSWORD, USER
@@ -32,6 +33,8 @@ from tests.unit.web.test_operations import sample
 pytestmark = pytest.mark.serving
 VENV_BIN = Path(sys.executable).parent
 AUTH = (USER, PASSWORD)
+# Playwright's expect() waits 5 s unless told otherwise; a loaded machine may need more.
+DEADLINE_MS = 30_000
 
 
 def wait_finished(base_url: str, job_id: str, states: tuple[str, ...] = ("finished",)) -> dict[str, Any]:
@@ -132,6 +135,47 @@ def test_markup_in_a_job_does_not_run_in_the_dashboard(redis_url: str, redis_con
             assert "data-pwned" not in dom, path
             assert "<title>pwned" not in dom, path
         assert "&lt;img src=x onerror=" in rendered_dom(authed + f"/rq/0/view/job/{failing.id}")
+
+
+@pytest.mark.browser
+def test_dashboard_pages_run_their_own_assets_within_their_policy(redis_url: str, redis_connection: Redis) -> None:
+    env = {"DASHBOARD_USERNAME": USER, "DASHBOARD_PASSWORD": PASSWORD}
+    with running_gunicorn(redis_url, **env) as base_url, sync_playwright() as driver:
+        job_id = requests.post(f"{base_url}/api/jobs", timeout=5).json()["id"]
+        browser = driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=base_url, http_credentials={"username": USER, "password": PASSWORD})
+            context.set_default_timeout(DEADLINE_MS)
+            page = context.new_page()
+            refused: list[str] = []
+            page.on("console", lambda message: refused.append(message.text)
+                    if "Content Security Policy" in message.text else None)  # fmt: skip
+            page.on("pageerror", lambda error: refused.append(f"pageerror: {error}"))
+            # Every request for the dashboard's own files, with its status (0: it never got an answer).
+            assets: dict[str, int] = {}
+
+            def record_asset(request: Request) -> None:
+                if "/rq/static/" in request.url:
+                    response = request.response()
+                    assets[request.url] = response.status if response else 0
+
+            page.on("requestfinished", record_asset)
+            page.on("requestfailed", record_asset)
+            # Each page fills its table from JSON with its inline script and underscore templates.
+            page.goto("/rq/")
+            expect(page.locator('tr[data-role="queue"]', has_text="default")).to_be_visible(timeout=DEADLINE_MS)
+            page.goto("/rq/0/view/jobs/default/queued/8/asc/1")
+            expect(page.locator(f'tr[data-role="job"][data-job-id="{job_id}"]')).to_be_visible(timeout=DEADLINE_MS)
+            page.goto(f"/rq/0/view/job/{job_id}")
+            expect(page.locator("#job-data")).to_contain_text("Origin queue", timeout=DEADLINE_MS)
+            page.goto("/rq/0/view/workers")
+            expect(page.locator("#workers tbody")).to_contain_text("No workers.", timeout=DEADLINE_MS)
+        finally:
+            browser.close()
+    assert refused == []
+    loaded = {url.rsplit("/", 1)[1] for url, status in assets.items() if status == 200}
+    assert {"jquery-3.5.1.min.js", "underscore-umd-min.js", "bootstrap.bundle.min.js", "bootstrap.min.css"} <= loaded
+    assert set(assets.values()) == {200}, assets
 
 
 def test_readyz_follows_redis_down_and_back(tmp_path: Path) -> None:

@@ -114,6 +114,54 @@ def test_dashboard_lists_our_queues_and_a_finished_job(
     assert dashboard.get("/rq/1/view/queues", headers=basic()).status_code == 404
 
 
+# The policy docs/operations.md gives the dashboard: this origin only, plus what rq-dashboard's
+# own pages need (inline scripts, underscore templates compiled with new Function, style
+# attributes, Bootstrap's data: images).
+DASHBOARD_POLICY = {
+    "default-src": {"'self'"},
+    "script-src": {"'self'", "'unsafe-inline'", "'unsafe-eval'"},
+    "style-src": {"'self'", "'unsafe-inline'"},
+    "img-src": {"'self'", "data:"},
+    "object-src": {"'none'"},
+    "base-uri": {"'self'"},
+    "frame-ancestors": {"'none'"},
+}
+
+
+def policy_of(header: str) -> dict[str, set[str]]:
+    """A Content-Security-Policy header as {directive: its sources}."""
+    directives = [part.split() for part in header.split(";") if part.strip()]
+    return {name: set(sources) for name, *sources in directives}
+
+
+@pytest.mark.parametrize("path", ["/rq/", "/rq/0/view/workers", "/rq/0/view/jobs/default/failed/8/asc/1",
+                                  "/rq/0/data/queues.json", "/rq/static/js/jquery-3.5.1.min.js",
+                                  "/rq/1/view/queues"])  # fmt: skip
+def test_dashboard_responses_carry_the_dashboards_own_policy(dashboard: FlaskClient, path: str) -> None:
+    for headers in (basic(), {}):
+        with dashboard.get(path, headers=headers) as response:
+            assert response.status_code in {200, 401, 404}, (path, response.status_code)
+            assert policy_of(response.headers["Content-Security-Policy"]) == DASHBOARD_POLICY, (path, headers)
+            assert response.headers["Referrer-Policy"] == "same-origin"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_job_page_of_the_dashboard_carries_its_policy(dashboard: FlaskClient) -> None:
+    job_id = submit(dashboard)
+    page = dashboard.get(f"/rq/0/view/job/{job_id}", headers=basic())
+    assert page.status_code == 200
+    assert policy_of(page.headers["Content-Security-Policy"]) == DASHBOARD_POLICY
+
+
+@pytest.mark.parametrize("path", ["/", "/static/js/index.js", "/api/workers", "/rqx"])
+def test_the_dashboards_policy_stays_on_the_dashboard(dashboard: FlaskClient, path: str) -> None:
+    with dashboard.get(path, headers=basic()) as response:
+        policy = policy_of(response.headers["Content-Security-Policy"])
+    assert policy["default-src"] == ({"'none'"} if path.startswith("/api/") else {"'self'"})
+    sources = set().union(*policy.values())
+    assert not sources & {"'unsafe-inline'", "'unsafe-eval'", "data:"}, policy
+
+
 def test_markup_in_job_fields_reaches_the_dashboard_escaped(
     dashboard: FlaskClient, redis_connection: Redis, dashboard_settings: Settings
 ) -> None:
