@@ -58,7 +58,7 @@ class RequestMetrics:
         self.histogram.labels(method, endpoint).observe(seconds)
 
     def collector(self) -> Collector:
-        """What a scrape reads: the files of every process on this host, or this process's own histogram."""
+        """What a scrape reads: the files of every process sharing the directory, or this process's histogram."""
         if self.multiprocess_dir is None:
             return _WithoutCreated(self.histogram)
         return MultiProcessCollector(None, self.multiprocess_dir)
