@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     gunicorn_bind: OptionalText = None
     gunicorn_access_log: OptionalText = None
     forwarded_allow_ips: Annotated[str, BeforeValidator(_text_or_loopback)] = "127.0.0.1"
+    # prometheus_client reads this variable itself, at import; gunicorn sets it (to a private directory
+    # when unset) before its workers start. Unset in a single process: the request metrics stay in memory.
+    prometheus_multiproc_dir: OptionalText = None
 
     @classmethod
     def settings_customise_sources(

@@ -56,7 +56,6 @@ RECOVERING_TTL = 5
 
 METRICS_JOBS = PREFIX + "metrics:jobs"
 METRICS_RENDER = PREFIX + "metrics:render_seconds"
-METRICS_REQUESTS = PREFIX + "metrics:request_seconds"
 METRICS_TTL = 90 * DAY
 """Counters outlive scrapes and restarts; each write pushes the expiry back."""
 

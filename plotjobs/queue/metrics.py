@@ -1,8 +1,8 @@
-"""Counters and histograms kept in Redis, written once per job (and per request) by every process.
+"""Job counters and render histograms kept in Redis, written once per job by every process.
 
-Every web process and every worker increments the same Redis hashes, so whichever
-gunicorn process answers a scrape reports the totals of all of them: there is no
-per-process state to merge and no multiprocess directory to share between hosts.
+Every web process and every worker, on every host, increments the same Redis hashes, so
+whichever gunicorn process answers a scrape reports the totals of all of them. Request
+timings are not here: they stay on the web host that served them (plotjobs.web.request_metrics).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from plotjobs import keys
 
 JOB_OUTCOMES = ("submitted", "finished", "failed")
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SEPARATOR = "|"
 
 
@@ -39,8 +38,3 @@ def _observe(connection: Redis, key: str, label: str, seconds: float, buckets: t
 def observe_render(connection: Redis, kind: str, seconds: float) -> None:
     """Record how long one render of ``kind`` took."""
     _observe(connection, keys.METRICS_RENDER, kind, seconds, RENDER_BUCKETS)
-
-
-def observe_request(connection: Redis, method: str, endpoint: str, seconds: float) -> None:
-    """Record how long one request to ``endpoint`` took."""
-    _observe(connection, keys.METRICS_REQUESTS, f"{method} {endpoint}", seconds, REQUEST_BUCKETS)

@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from plotjobs.web import api, dashboard, http_errors, monitoring, pages, request_log, security
     from plotjobs.web.events import EventHub
     from plotjobs.web.extension import EXTENSION_KEY
+    from plotjobs.web.request_metrics import RequestMetrics
 
     settings = settings or config_module.from_env()
     harden_rq()
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         "publisher": _publisher(settings),
         # The hub's thread starts with the first event stream, in the process that serves it.
         "events": EventHub(connection),
+        "request_metrics": RequestMetrics(settings.prometheus_multiproc_dir),
     }
     if settings.proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

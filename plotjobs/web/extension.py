@@ -1,4 +1,4 @@
-"""What the running web app holds: its settings, Redis client, event hub and RabbitMQ publisher."""
+"""What the running web app holds: its settings, Redis client, event hub, RabbitMQ publisher and request metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from plotjobs.config import Settings
 if TYPE_CHECKING:
     from plotjobs.broker.amqp import Publisher
     from plotjobs.web.events import EventHub
+    from plotjobs.web.request_metrics import RequestMetrics
 
 EXTENSION_KEY = "plotjobs"
 
@@ -32,6 +33,12 @@ def current_event_hub() -> EventHub:
     """The running app's subscriber to job events."""
     hub: EventHub = current_app.extensions[EXTENSION_KEY]["events"]
     return hub
+
+
+def current_request_metrics() -> RequestMetrics:
+    """The running app's request histogram."""
+    request_metrics: RequestMetrics = current_app.extensions[EXTENSION_KEY]["request_metrics"]
+    return request_metrics
 
 
 def current_publisher() -> Publisher:

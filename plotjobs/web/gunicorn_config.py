@@ -5,11 +5,19 @@ is the point of it. Every plotjobs setting is checked here too, in the master, s
 stops gunicorn with its name before any worker boots.
 """
 
+import os
+from typing import Any
+
 from plotjobs.config import ConfigError, from_env
 from plotjobs.logs import gunicorn_logconfig
+from plotjobs.web import metrics_directory
 
 try:
     _settings = from_env()
+    # Set before anything imports prometheus_client (the dashboard check below, or the app with
+    # --preload): it reads the variable once, at import, and the workers inherit it when forked.
+    _metrics_dir = metrics_directory.prepare(_settings.prometheus_multiproc_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
     if _settings.dashboard_enabled:
         # Checked in the master too: a worker that fails to boot would only print a traceback.
         from plotjobs.web.dashboard import require_rq_dashboard
@@ -36,3 +44,17 @@ logconfig_dict = gunicorn_logconfig(_settings.log_level, _settings.gunicorn_acce
 forwarded_allow_ips = _settings.forwarded_allow_ips
 # Gunicorn's control socket lives in $HOME and would clash between instances; we don't use it.
 control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before the first worker: counts left by an earlier run of this directory are not ours."""
+    try:
+        metrics_directory.clean(_metrics_dir)
+    except OSError as error:
+        raise SystemExit(f"plotjobs cannot start: PROMETHEUS_MULTIPROC_DIR {_metrics_dir!r}: {error}") from None
+    server.log.info("request metrics of this gunicorn's processes are kept in %s", _metrics_dir)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, after a worker exited: its requests stay counted, its live gauges are dropped."""
+    metrics_directory.forget_process(worker.pid, _metrics_dir)

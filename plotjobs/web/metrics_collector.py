@@ -1,4 +1,4 @@
-"""The Prometheus collector of the counters that workers and web processes keep in Redis."""
+"""The Prometheus collector of the job counters and render times that workers and web processes keep in Redis."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ class RedisCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The metric families of one scrape."""
         pipeline = self.connection.pipeline(transaction=False)
-        for key in (keys.METRICS_JOBS, keys.METRICS_RENDER, keys.METRICS_REQUESTS):
+        for key in (keys.METRICS_JOBS, keys.METRICS_RENDER):
             pipeline.hgetall(key)
-        jobs_raw, render_raw, requests_raw = (_decoded(raw) for raw in pipeline.execute())
+        jobs_raw, render_raw = (_decoded(raw) for raw in pipeline.execute())
 
         families = {
             outcome: CounterMetricFamily(f"plotjobs_jobs_{outcome}", f"Chart jobs {outcome}, by kind.", labels=["kind"])
@@ -80,15 +80,6 @@ class RedisCollector(Collector):
             metrics.RENDER_BUCKETS,
             {kind: [kind] for kind in _labels(render_raw)},
         )
-        yield _histogram(
-            HistogramMetricFamily(
-                "plotjobs_http_request_duration_seconds", "Time the web app spent on one request.",
-                labels=["method", "endpoint"],
-            ),
-            requests_raw,
-            metrics.REQUEST_BUCKETS,
-            {label: label.split(" ", 1) for label in _labels(requests_raw)},
-        )  # fmt: skip
 
         depth = GaugeMetricFamily("plotjobs_queue_depth", "Jobs waiting in each queue.", labels=["queue"])
         for name, count in sorted(self.queue_depths.items()):

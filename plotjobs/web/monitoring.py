@@ -10,8 +10,8 @@ from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
-from plotjobs.queue import jobs, metrics
-from plotjobs.web.extension import current_redis, current_settings
+from plotjobs.queue import jobs
+from plotjobs.web.extension import current_redis, current_request_metrics, current_settings
 from plotjobs.web.metrics_collector import RedisCollector
 
 blueprint = Blueprint("monitoring", __name__)
@@ -45,7 +45,7 @@ def readyz() -> tuple[dict[str, Any], int]:
 
 @blueprint.get("/metrics")
 def prometheus_metrics() -> Response:
-    """Every metric in Prometheus' text format, read from Redis so all web processes agree."""
+    """Every metric in Prometheus' text format: jobs from Redis (all hosts agree), requests from this host."""
     connection, settings = current_redis(), current_settings()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
@@ -53,12 +53,13 @@ def prometheus_metrics() -> Response:
             connection, jobs.queue_depths(connection, settings.queues), len(jobs.worker_heartbeats(connection))
         )
     )
+    registry.register(current_request_metrics().collector())
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})  # fmt: skip
 
 
 def _start_timer() -> None:
-    # Liveness must not wait on Redis: an unreachable Redis would stall every probe.
+    # Liveness probes are not traffic: leaving them out keeps the histogram to what clients asked.
     if request.endpoint != "monitoring.healthz":
         g.plotjobs_metrics_started = time.perf_counter()
 
@@ -66,11 +67,12 @@ def _start_timer() -> None:
 def _record_latency(response: Response) -> Response:
     started = g.get("plotjobs_metrics_started")
     if started is not None:
-        # Requests that matched no route share one label, so scanners cannot grow the hash.
+        # Requests that matched no route share one label, so scanners cannot add series.
         endpoint, method = (request.endpoint, request.method) if request.endpoint else ("unmatched", "ANY")
         try:
-            metrics.observe_request(current_redis(), method, endpoint, time.perf_counter() - started)
-        except RedisError as error:
+            current_request_metrics().observe(method, endpoint, time.perf_counter() - started)
+        except OSError as error:
+            # Under gunicorn the counts go to files; a full or unwritable directory must not fail the request.
             log.warning("request latency not recorded: %s", error.__class__.__name__)
     return response
 

@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from playwright.sync_api import Request, expect, sync_playwright
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -24,6 +26,8 @@ from plotjobs.config import Settings, from_env
 from plotjobs.connection import redis_from_url
 from plotjobs.queue import jobs
 from plotjobs.web import create_app
+from plotjobs.web.metrics_directory import PRIVATE_PREFIX
+from plotjobs.web.request_metrics import REQUEST_DURATION
 from tests.support.browser import CHROMIUM_ARGS, ChromiumMissing, ensure_chromium
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env, stop
 from tests.support.waiting import wait_for
@@ -51,7 +55,20 @@ def private_redis() -> Iterator[EmbeddedRedis]:
         yield server
 
 
-def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_connection: Redis, tmp_path: Path) -> None:
+def metrics_directory_in(log_path: Path) -> Path:
+    """The directory gunicorn's master says it keeps the request metrics in."""
+    for text in log_path.read_text().splitlines():
+        found = re.fullmatch(r"request metrics of this gunicorn's processes are kept in (.+)",
+                             json.loads(text)["message"]) if text.startswith("{") else None  # fmt: skip
+        if found:
+            return Path(found.group(1))
+    raise AssertionError("gunicorn did not say where the request metrics are")
+
+
+def test_metrics_agree_across_two_gunicorn_processes(
+    redis_url: str, redis_connection: Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     log_path = tmp_path / "gunicorn.log"
     with running_gunicorn(redis_url, log_path=log_path, GUNICORN_ACCESS_LOG="-") as base_url, \
             running_worker(redis_url, redis_connection):  # fmt: skip
@@ -71,11 +88,79 @@ def test_metrics_agree_across_two_gunicorn_processes(redis_url: str, redis_conne
         assert counted == 4
         ready = requests.get(f"{base_url}/readyz", timeout=5).json()
         assert ready["workers"] == 1 and ready["queues"] == {"high": 0, "default": 0, "low": 0}
+        # Without PROMETHEUS_MULTIPROC_DIR the master made a private one; it goes when gunicorn stops.
+        private = metrics_directory_in(log_path)
+        assert private.name.startswith(PRIVATE_PREFIX) and list(private.glob("histogram_*.db"))
+    assert not private.exists()
     # Gunicorn's own lines, its access lines and the app's request lines: one JSON object each.
     lines = [json.loads(text) for text in log_path.read_text().splitlines() if text.strip()]
     assert any(line["logger"] == "gunicorn.error" and "Starting gunicorn" in line["message"] for line in lines)
     assert any(line["logger"] == "gunicorn.access" and line["path"] == "/metrics" for line in lines)
     assert any(line["logger"] == "plotjobs.request" and line["path"] == "/metrics" for line in lines)
+
+
+def gunicorn_workers_that_served(metrics_dir: Path) -> set[int]:
+    """The pids of the gunicorn processes that have counted a request (each writes its own file)."""
+    return {int(path.stem.removeprefix("histogram_")) for path in metrics_dir.glob("histogram_*.db")}
+
+
+def readyz_until(base_url: str, done: Callable[[], bool], what: str) -> int:
+    """GET /readyz, 8 at a time on new connections, until ``done`` holds; how many were answered."""
+    answered = 0
+
+    def batch() -> bool:
+        nonlocal answered
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda _: requests.get(f"{base_url}/readyz", timeout=5).status_code, range(8)))
+        assert statuses == [200] * 8
+        answered += len(statuses)
+        return done()
+
+    wait_for(batch, timeout=60, what=what)
+    return answered
+
+
+def readyz_count(base_url: str) -> float:
+    """The request histogram's count of GET /readyz in one scrape."""
+    scrape = requests.get(f"{base_url}/metrics", timeout=5)
+    assert scrape.status_code == 200
+    return sample(scrape.text, "plotjobs_http_request_duration_seconds_count", method="GET",
+                  endpoint="monitoring.readyz")  # fmt: skip
+
+
+@pytest.mark.timeout(240)
+def test_request_metrics_add_up_across_gunicorn_processes_and_outlive_a_killed_one(
+    redis_url: str, redis_connection: Redis, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "request-metrics"
+    metrics_dir.mkdir()
+    # A previous run's counts: gunicorn must start from zero, not add to them.
+    stale = MmapedDict(str(metrics_dir / "histogram_1.db"))
+    stale.write_value(mmap_key(REQUEST_DURATION, f"{REQUEST_DURATION}_bucket", ["method", "endpoint", "le"],
+                               ["GET", "monitoring.readyz", "+Inf"], "stale"), 1000, 0.0)  # fmt: skip
+    stale.close()
+    log_path = tmp_path / "gunicorn.log"
+    with running_gunicorn(redis_url, log_path=log_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as base_url:
+        assert metrics_directory_in(log_path) == metrics_dir
+        assert not (metrics_dir / "histogram_1.db").exists()
+        sent = readyz_until(base_url, lambda: len(gunicorn_workers_that_served(metrics_dir)) == 2,
+                            "both gunicorn processes to answer")  # fmt: skip
+        first_workers = gunicorn_workers_that_served(metrics_dir)
+        # Scrapes on new connections land on either process; every one adds up both.
+        assert {readyz_count(base_url) for _ in range(10)} == {sent}
+
+        victim = min(first_workers)
+        # A live gauge (the kind mark_process_dead removes) left by the process about to die.
+        live = MmapedDict(str(metrics_dir / f"gauge_livesum_{victim}.db"))
+        live.write_value(mmap_key("plotjobs_test_in_flight", "plotjobs_test_in_flight", [], [], "test"), 3, 0.0)
+        live.close()
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: not (metrics_dir / f"gauge_livesum_{victim}.db").exists(), timeout=30,
+                 what="gunicorn's child_exit to forget the killed worker's live gauges")  # fmt: skip
+        sent += readyz_until(base_url, lambda: bool(gunicorn_workers_that_served(metrics_dir) - first_workers),
+                             "the replacement worker to answer")  # fmt: skip
+        assert {readyz_count(base_url) for _ in range(10)} == {sent}
+        assert "plotjobs_test_in_flight" not in requests.get(f"{base_url}/metrics", timeout=5).text
 
 
 def test_dashboard_over_http_needs_credentials_and_refuses_state_changing_get(

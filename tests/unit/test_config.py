@@ -59,6 +59,14 @@ def test_fault_handling_settings() -> None:
     assert settings.proxy_hops == 1
 
 
+def test_the_metrics_directory_is_unset_unless_named() -> None:
+    assert from_env({}).prometheus_multiproc_dir is None
+    assert from_env({"PROMETHEUS_MULTIPROC_DIR": "  "}).prometheus_multiproc_dir is None
+    assert from_env({"PROMETHEUS_MULTIPROC_DIR": "/run/plotjobs/metrics"}).prometheus_multiproc_dir == (
+        "/run/plotjobs/metrics"
+    )
+
+
 def test_secret_key_is_hidden_from_repr() -> None:
     assert "s3cret" not in repr(from_env({"SECRET_KEY": "s3cret"}))
 

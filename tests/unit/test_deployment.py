@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,6 +158,19 @@ def test_gunicorn_settings_come_from_the_environment() -> None:
     read = _gunicorn_settings(PORT="9100", WEB_CONCURRENCY="3", GUNICORN_THREADS="2", GUNICORN_TIMEOUT="45")
     assert json.loads(read.stdout) == ["0.0.0.0:9100", 3, 2, 45]
     assert (PROJECT_ROOT / "gunicorn.conf.py").read_text().count("from plotjobs.web.gunicorn_config import *") == 1
+
+
+def test_gunicorn_sets_the_metrics_directory_before_prometheus_client_loads(tmp_path: Path) -> None:
+    code = (
+        "import json, os, runpy, sys, plotjobs.web.gunicorn_config as c; hooks = runpy.run_path('gunicorn.conf.py');"
+        " print(json.dumps([os.environ['PROMETHEUS_MULTIPROC_DIR'], 'prometheus_client' in sys.modules,"
+        " hooks['on_starting'] is c.on_starting, hooks['child_exit'] is c.child_exit]))"
+    )
+    configured = tmp_path / "metrics"
+    read = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(configured)}, timeout=60)  # fmt: skip
+    assert json.loads(read.stdout) == [str(configured), False, True, True], read.stderr
+    assert configured.is_dir()
 
 
 def test_a_bad_gunicorn_setting_is_a_message_not_a_traceback() -> None:

@@ -1,4 +1,4 @@
-"""The Prometheus collector reads the totals every process keeps in Redis."""
+"""The Prometheus collector reads the job totals every process keeps in Redis (requests are not among them)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
     metrics.count_job(fake_redis, "finished", "line")
     metrics.count_job(fake_redis, "finished", "line")
     metrics.observe_render(fake_redis, "line", 0.3)
-    metrics.observe_request(fake_redis, "GET", "api.status", 0.02)
     families = _families(fake_redis)
     finished = _samples(families["plotjobs_jobs_finished"])
     assert finished[("plotjobs_jobs_finished_total", (("kind", "line"),))] == 2.0
@@ -31,9 +30,7 @@ def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
     assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.25")))] == 0.0
     assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.5")))] == 1.0
     assert render[("plotjobs_render_duration_seconds_count", (("kind", "line"),))] == 1.0
-    requests = _samples(families["plotjobs_http_request_duration_seconds"])
-    labels = (("endpoint", "api.status"), ("method", "GET"))
-    assert requests[("plotjobs_http_request_duration_seconds_count", labels)] == 1.0
+    assert "plotjobs_http_request_duration_seconds" not in families
     assert _samples(families["plotjobs_queue_depth"]) == {("plotjobs_queue_depth", (("queue", "default"),)): 3.0}
     assert _samples(families["plotjobs_workers_alive"]) == {("plotjobs_workers_alive", ()): 2.0}
 
