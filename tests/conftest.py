@@ -130,8 +130,14 @@ def amqp_settings(settings: Settings, amqp_url: str, amqp_queue: str) -> Setting
 
 
 @pytest.fixture
-def plotjobs_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
-    """caplog that sees plotjobs' own loggers at INFO even after logging was configured (it stops propagation)."""
-    monkeypatch.setattr(logging.getLogger("plotjobs"), "propagate", True)
+def plotjobs_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog on plotjobs' own logger, at INFO: configured logging stops it propagating to the root's handlers."""
+    logger = logging.getLogger("plotjobs")
     caplog.set_level(logging.INFO, logger="plotjobs")
-    return caplog
+    propagate, logger.propagate = logger.propagate, False  # one way in for each record
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.propagate = propagate
