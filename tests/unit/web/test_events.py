@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -264,7 +265,19 @@ def test_stop_before_any_stream_is_harmless_and_the_hub_still_starts(
     assert len(scripted.pubsubs) == 1
 
 
-def test_watch_waits_for_the_confirmed_subscription_of_one_daemon_thread(
+def test_the_hub_runs_in_a_named_daemon_thread_whoever_opens_the_first_stream(
+    make_hub: Callable[..., EventHub], scripted: ScriptedRedis
+) -> None:
+    hub = make_hub()
+    opener = threading.Thread(target=hub.watch, args=(JOB_ID,), daemon=False)
+    opener.start()
+    opener.join(10)
+    (pubsub,) = scripted.pubsubs
+    # A daemon thread never keeps a stopping web process alive.
+    assert (pubsub.opened_by.name, pubsub.opened_by.daemon) == ("plotjobs-events", True)
+
+
+def test_watch_waits_for_the_confirmed_subscription_which_later_streams_share(
     make_hub: Callable[..., EventHub], scripted: ScriptedRedis
 ) -> None:
     scripted.confirm = False
@@ -273,7 +286,6 @@ def test_watch_waits_for_the_confirmed_subscription_of_one_daemon_thread(
     pubsub = scripted.opened(1)
     wait = pubsub.next_wait()
     assert pubsub.patterns == ["plotjobs:events:*"]
-    assert (pubsub.opened_by.name, pubsub.opened_by.daemon) == ("plotjobs-events", True)
     assert wait.timeout == 0.5  # short waits, so that stop() is noticed while subscribing
     wait.times_out()
     pubsub.next_wait().receives(subscribed_message())
