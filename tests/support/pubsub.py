@@ -52,7 +52,6 @@ class Wait:
     """One ``get_message`` call, blocked until the test answers it."""
 
     timeout: float | None
-    asked_at: float
     clock: FakeClock
     _answers: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
 
@@ -113,7 +112,7 @@ class ScriptedPubSub:
         with self._lock:
             if self._released:
                 return None
-            wait = Wait(timeout, self.clock(), self.clock)
+            wait = Wait(timeout, self.clock)
             self._every_wait.append(wait)
         self._waits.put(wait)
         return wait.answer()
