@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0
 SUBSCRIBE_TIMEOUT = 5.0
+STOP_TIMEOUT = 10.0
 
 
 class Watch:
@@ -66,9 +67,18 @@ class HubUnavailable(RedisError):
 class EventHub:
     """The per-process subscriber that wakes the watches of each job."""
 
-    def __init__(self, connection: Redis, poll_interval: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        poll_interval: float = POLL_SECONDS,
+        *,
+        subscribe_timeout: float = SUBSCRIBE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.connection = connection
         self.poll_interval = poll_interval
+        self.subscribe_timeout = subscribe_timeout
+        self.clock = clock
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
         self._last_states: dict[str, str | None] = {}
@@ -80,7 +90,7 @@ class EventHub:
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._pid: int | None = None
 
     def watch(self, job_id: str) -> Watch:
         """Start watching ``job_id``; updates published from now on wake the returned watch."""
@@ -122,11 +132,11 @@ class EventHub:
         with self._lock:
             return sum(len(watches) for watches in self._watches.values())
 
-    def stop(self) -> None:
-        """Stop the background thread (tests and shutdown)."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the background thread, waiting at most ``timeout`` seconds for it (tests and shutdown)."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout)
 
     def _ensure_running(self) -> None:
         with self._lock:
@@ -138,7 +148,7 @@ class EventHub:
                 self._thread = threading.Thread(target=self._run, name="plotjobs-events", daemon=True)
                 self._thread.start()
         # Subscribing first is what closes the race with the stream's first read.
-        if not self._subscribed.wait(SUBSCRIBE_TIMEOUT):
+        if not self._subscribed.wait(self.subscribe_timeout):
             raise HubUnavailable("could not subscribe to job events")
 
     def _wake(self, job_ids: list[str] | None = None) -> None:
@@ -166,24 +176,24 @@ class EventHub:
 
     def _listen(self, pubsub: PubSub) -> None:
         pubsub.psubscribe(keys.EVENTS_PREFIX + "*")
-        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
-        while not self._stopping.is_set() and time.monotonic() < deadline:
+        deadline = self.clock() + self.subscribe_timeout
+        while not self._stopping.is_set() and self.clock() < deadline:
             message = pubsub.get_message(timeout=0.5)
             if message is not None and message["type"] == "psubscribe":
                 break
         else:
             return
         self._subscribed.set()
-        next_poll = time.monotonic() + self.poll_interval
+        next_poll = self.clock() + self.poll_interval
         while not self._stopping.is_set():
             # At most a second per wait, so that stop() is noticed soon whatever the poll interval.
-            message = pubsub.get_message(timeout=min(1.0, max(0.0, next_poll - time.monotonic())))
+            message = pubsub.get_message(timeout=min(1.0, max(0.0, next_poll - self.clock())))
             if message is not None and message["type"] == "pmessage":
                 channel = message["channel"].decode()
                 self._wake([channel[len(keys.EVENTS_PREFIX) :]])
-            if time.monotonic() >= next_poll:
+            if self.clock() >= next_poll:
                 self._poll_states()
-                next_poll = time.monotonic() + self.poll_interval
+                next_poll = self.clock() + self.poll_interval
 
     def _poll_states(self) -> None:
         with self._lock:
@@ -192,7 +202,12 @@ class EventHub:
             return
         current = jobs.read_states(self.connection, job_ids)
         with self._lock:
-            changed = [job_id for job_id, state in current.items() if self._last_states.get(job_id, "") != state]
+            # A job never read counts as changed, even when it is gone (None): its streams must learn that.
+            changed = [
+                job_id
+                for job_id, state in current.items()
+                if job_id not in self._last_states or self._last_states[job_id] != state
+            ]
             for job_id in changed:
                 if job_id in self._watches:
                     self._last_states[job_id] = current[job_id]
@@ -205,8 +220,8 @@ def sse_message(status: dict[str, Any]) -> str:
     return f"event: status\ndata: {json.dumps(status)}\n\n"
 
 
-def open_stream(connection: Redis, hub: EventHub, job_id: str) -> Iterator[str]:
-    """The SSE stream of a job; JobNotFound (before anything is sent) for an unknown id."""
+def open_stream(connection: Redis, hub: EventHub, job_id: str, keepalive: float = KEEPALIVE_SECONDS) -> Iterator[str]:
+    """The SSE stream of a job, never idle ``keepalive`` seconds; JobNotFound (before anything is sent) if unknown."""
     if not jobs.is_job_id(job_id):
         raise JobNotFound(job_id)
     watch = hub.watch(job_id)
@@ -215,15 +230,15 @@ def open_stream(connection: Redis, hub: EventHub, job_id: str) -> Iterator[str]:
     except BaseException:
         watch.close()
         raise
-    return _stream(connection, watch, first)
+    return _stream(connection, watch, first, keepalive)
 
 
-def _stream(connection: Redis, watch: Watch, first: dict[str, Any]) -> Iterator[str]:
+def _stream(connection: Redis, watch: Watch, first: dict[str, Any], keepalive: float) -> Iterator[str]:
     with watch:
         yield sse_message(first)
         last = first
         while not states.is_terminal(last["state"]):
-            if not watch.wait(KEEPALIVE_SECONDS):
+            if not watch.wait(keepalive):
                 # A comment line: keeps proxies from closing an idle stream and finds gone clients.
                 yield ": keep-alive\n\n"
                 continue
