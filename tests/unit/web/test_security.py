@@ -229,7 +229,17 @@ def test_is_browser_request_looks_at_each_browser_header() -> None:
 
 @pytest.mark.parametrize(
     ("cookie", "sent"),
-    [(None, None), (None, ""), (None, "XXXX"), ("", ""), ("", None), ("abc", None), ("abc", ""), ("abc", "abd")],
+    [
+        (None, None),
+        (None, ""),
+        (None, "XXXX"),
+        ("", ""),
+        ("", None),
+        ("abc", None),
+        ("abc", ""),
+        ("abc", "abd"),
+        ("XXXX", None),
+    ],
 )
 def test_a_browser_needs_a_token_equal_to_its_cookie(probe: FlaskClient, cookie: str | None, sent: str | None) -> None:
     if cookie is not None:
@@ -299,6 +309,12 @@ def test_the_exact_headers_of_pages_and_api_answers(probe: FlaskClient, path: st
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin"
     assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_security_headers_are_sent_under_their_canonical_names(probe: FlaskClient) -> None:
+    names = list(probe.get("/bare").headers.keys())
+    for name in ("X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy", "X-Frame-Options"):
+        assert name in names
 
 
 def test_the_policies_are_exactly_these() -> None:
