@@ -373,3 +373,18 @@ def test_advance_moves_on_only_from_the_generation_it_saw(
     dedupe._advance(fake_redis, key, seen, 600)
     assert fake_redis.get(key) == after
     assert fake_redis.ttl(key) == (600 if after != stored else -1)
+
+
+def test_the_state_judged_is_the_one_read_with_the_job(
+    fake_redis: Redis, fake_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = dedupe.submit(fake_redis, fake_settings, seeded())
+    fetch = jobs.fetch
+
+    def fetch_then_expire(connection: Redis, job_id: str) -> Any:
+        job = fetch(connection, job_id)
+        connection.delete(job.key)  # the job expires just after it was read: no second read may fail on it
+        return job
+
+    monkeypatch.setattr(jobs, "fetch", fetch_then_expire)
+    assert dedupe.submit(fake_redis, fake_settings, seeded()) == dedupe.Submission(first.job_id, reused=True)
