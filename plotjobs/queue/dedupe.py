@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import Redis
@@ -35,6 +36,11 @@ class Submission:
     def finished(self) -> bool:
         """Whether the answer's file exists already."""
         return self.result is not None
+
+
+def utc_today() -> dt.date:
+    """Today's date in UTC: the day a spec's implicit date is pinned to."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 def spec_digest(spec: GeneratorSpec) -> str:
@@ -85,14 +91,20 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
 
 
 def submit(
-    connection: Redis, settings: Settings, spec: GeneratorSpec, queue_name: str | None = None, job_id: str | None = None
+    connection: Redis,
+    settings: Settings,
+    spec: GeneratorSpec,
+    queue_name: str | None = None,
+    job_id: str | None = None,
+    *,
+    today: Callable[[], dt.date] = utc_today,
 ) -> Submission:
     """Queue a render of ``spec`` on ``queue_name`` (None: the default queue), or answer with the job that has it.
 
     A spec that is not reproducible gets ``job_id`` (a random one when None); a reproducible
-    one gets the id derived from the spec.
+    one gets the id derived from the spec, pinned to ``today()`` first.
     """
-    spec = spec.pinned(dt.datetime.now(dt.UTC).date())
+    spec = spec.pinned(today())
     if not spec.is_reproducible():
         return Submission(_enqueue(connection, settings, spec, queue_name, job_id), reused=False)
     digest = spec_digest(spec)
