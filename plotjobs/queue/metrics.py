@@ -8,12 +8,16 @@ timings are not here: they stay on the web host that served them (plotjobs.web.r
 from __future__ import annotations
 
 from redis import Redis
+from redis.client import Pipeline
 
 from plotjobs import keys
 
 JOB_OUTCOMES = ("submitted", "finished", "failed")
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 SEPARATOR = "|"
+# Render-time fields are per bucket, not cumulative: ``<kind>|bucket=<bound>`` and ``<kind>|bucket=+Inf``.
+BUCKET_MARK = "bucket="
+INFINITE_BUCKET = "+Inf"
 
 
 def count_job(connection: Redis, outcome: str, kind: str) -> None:
@@ -24,17 +28,34 @@ def count_job(connection: Redis, outcome: str, kind: str) -> None:
     pipeline.execute()
 
 
-def _observe(connection: Redis, key: str, label: str, seconds: float, buckets: tuple[float, ...]) -> None:
+def bucket_field(label: str, seconds: float) -> str:
+    """The one field an observation of ``seconds`` adds to: its smallest bucket bound, or ``+Inf``."""
+    bound = next((str(bound) for bound in RENDER_BUCKETS if seconds <= bound), INFINITE_BUCKET)
+    return f"{label}{SEPARATOR}{BUCKET_MARK}{bound}"
+
+
+def record_render(connection: Redis, kind: str, seconds: float, *, finished: bool) -> None:
+    """Count one ended render of ``kind`` (finished or failed) and, when finished, how long it took.
+
+    Each observation adds to one bucket only (the scrape sums them into Prometheus' cumulative
+    buckets, and their total is the count): three commands, where a cumulative write was one per bucket.
+    """
     pipeline = connection.pipeline(transaction=False)
-    for bound in buckets:
-        if seconds <= bound:
-            pipeline.hincrby(key, f"{label}{SEPARATOR}le={bound}", 1)
-    pipeline.hincrby(key, f"{label}{SEPARATOR}count", 1)
-    pipeline.hincrbyfloat(key, f"{label}{SEPARATOR}sum", seconds)
-    pipeline.expire(key, keys.METRICS_TTL)
+    pipeline.hincrby(keys.METRICS_JOBS, f"{'finished' if finished else 'failed'}{SEPARATOR}{kind}", 1)
+    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
+    if finished:
+        _observe(pipeline, kind, seconds)
     pipeline.execute()
 
 
 def observe_render(connection: Redis, kind: str, seconds: float) -> None:
     """Record how long one render of ``kind`` took."""
-    _observe(connection, keys.METRICS_RENDER, kind, seconds, RENDER_BUCKETS)
+    pipeline = connection.pipeline(transaction=False)
+    _observe(pipeline, kind, seconds)
+    pipeline.execute()
+
+
+def _observe(pipeline: Pipeline, kind: str, seconds: float) -> None:
+    pipeline.hincrby(keys.METRICS_RENDER, bucket_field(kind, seconds), 1)
+    pipeline.hincrbyfloat(keys.METRICS_RENDER, f"{kind}{SEPARATOR}sum", seconds)
+    pipeline.expire(keys.METRICS_RENDER, keys.METRICS_TTL)

@@ -68,9 +68,7 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     if error is not None:
         fields["error"] = error.__class__.__name__
     try:
-        metrics.count_job(job.connection, outcome, kind)
-        if outcome == "finished":
-            metrics.observe_render(job.connection, kind, seconds)
+        metrics.record_render(job.connection, kind, seconds, finished=outcome == "finished")
     except RedisError as redis_error:
         fields["metrics"] = f"not recorded: {redis_error.__class__.__name__}"
     logging_setup.log_event(

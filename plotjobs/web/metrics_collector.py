@@ -33,18 +33,23 @@ def _histogram(
     labels_of: dict[str, list[str]],
 ) -> HistogramMetricFamily:
     for label, label_values in sorted(labels_of.items()):
-        cumulative = [(str(bound), float(fields.get(f"{label}{metrics.SEPARATOR}le={bound}", 0))) for bound in buckets]
-        count = float(fields.get(f"{label}{metrics.SEPARATOR}count", 0))
+        prefix = f"{label}{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
+        # Each observation is stored in its own bucket only; Prometheus wants them cumulative.
+        cumulative, running = [], 0.0
+        for bound in (*(str(bound) for bound in buckets), metrics.INFINITE_BUCKET):
+            running += float(fields.get(f"{prefix}{bound}", 0))
+            cumulative.append((bound, running))
         family.add_metric(
             label_values,
-            buckets=[*cumulative, ("+Inf", count)],
+            buckets=cumulative,
             sum_value=float(fields.get(f"{label}{metrics.SEPARATOR}sum", 0)),
         )
     return family
 
 
 def _labels(fields: Iterable[str]) -> set[str]:
-    return {field.rsplit(metrics.SEPARATOR, 1)[0] for field in fields if field.endswith(f"{metrics.SEPARATOR}count")}
+    marker = f"{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
+    return {field.rsplit(marker, 1)[0] for field in fields if marker in field}
 
 
 class RedisCollector(Collector):
