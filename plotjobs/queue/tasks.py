@@ -79,6 +79,10 @@ class StageReporter:
             self.last_check = now
 
 
+# The stage of every finished job (plotjobs.queue.status shows it); never stored.
+DONE_STAGE = "done"
+
+
 # A spec that fails validation has no trustworthy kind; user text never becomes a label.
 INVALID_KIND = "invalid"
 
@@ -123,8 +127,9 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
         description = results.store(
             job.connection, data, content_type=validated.content_type, file_format=validated.output_format, ttl=ttl
         )
-        # Stored: stopping now would throw the finished work away.
-        report_progress(job, 1.0, "done", check_cancel=False)
+        # Not written: the status of a finished job reads "done" whatever its meta says, and the
+        # worker's final announcement of this job publishes this meta with the finished state.
+        job.meta = progress_meta(1.0, DONE_STAGE)
     except BaseException as error:
         # Counted and logged, then re-raised untouched: RQ records the failure on the job.
         record_outcome(job, label, "failed", time.perf_counter() - started, error)
