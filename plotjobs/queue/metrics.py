@@ -15,7 +15,9 @@ from plotjobs import keys
 JOB_OUTCOMES = ("submitted", "finished", "failed")
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 SEPARATOR = "|"
-# Render-time fields are per bucket, not cumulative: ``<kind>|bucket=<bound>`` and ``<kind>|bucket=+Inf``.
+# Render times share the jobs hash, so a finished job renews one expiry: ``render_seconds|<kind>|sum`` and
+# per bucket, not cumulative, ``render_seconds|<kind>|bucket=<bound>`` (``bucket=+Inf`` past the last bound).
+RENDER_FIELD = "render_seconds"
 BUCKET_MARK = "bucket="
 INFINITE_BUCKET = "+Inf"
 
@@ -31,20 +33,21 @@ def count_job(connection: Redis, outcome: str, kind: str) -> None:
 def bucket_field(label: str, seconds: float) -> str:
     """The one field an observation of ``seconds`` adds to: its smallest bucket bound, or ``+Inf``."""
     bound = next((str(bound) for bound in RENDER_BUCKETS if seconds <= bound), INFINITE_BUCKET)
-    return f"{label}{SEPARATOR}{BUCKET_MARK}{bound}"
+    return f"{RENDER_FIELD}{SEPARATOR}{label}{SEPARATOR}{BUCKET_MARK}{bound}"
 
 
 def record_render(connection: Redis, kind: str, seconds: float, *, finished: bool) -> None:
     """Count one ended render of ``kind`` (finished or failed) and, when finished, how long it took.
 
     Each observation adds to one bucket only (the scrape sums them into Prometheus' cumulative
-    buckets, and their total is the count): three commands, where a cumulative write was one per bucket.
+    buckets, and their total is the count), in the same hash as the count: four commands for a
+    finished job, where cumulative buckets in a hash of their own cost up to fifteen.
     """
     pipeline = connection.pipeline(transaction=False)
     pipeline.hincrby(keys.METRICS_JOBS, f"{'finished' if finished else 'failed'}{SEPARATOR}{kind}", 1)
-    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     if finished:
         _observe(pipeline, kind, seconds)
+    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     pipeline.execute()
 
 
@@ -52,10 +55,10 @@ def observe_render(connection: Redis, kind: str, seconds: float) -> None:
     """Record how long one render of ``kind`` took."""
     pipeline = connection.pipeline(transaction=False)
     _observe(pipeline, kind, seconds)
+    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     pipeline.execute()
 
 
 def _observe(pipeline: Pipeline, kind: str, seconds: float) -> None:
-    pipeline.hincrby(keys.METRICS_RENDER, bucket_field(kind, seconds), 1)
-    pipeline.hincrbyfloat(keys.METRICS_RENDER, f"{kind}{SEPARATOR}sum", seconds)
-    pipeline.expire(keys.METRICS_RENDER, keys.METRICS_TTL)
+    pipeline.hincrby(keys.METRICS_JOBS, bucket_field(kind, seconds), 1)
+    pipeline.hincrbyfloat(keys.METRICS_JOBS, f"{RENDER_FIELD}{SEPARATOR}{kind}{SEPARATOR}sum", seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -62,10 +63,12 @@ class RedisCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of one scrape."""
-        pipeline = self.connection.pipeline(transaction=False)
-        for key in (keys.METRICS_JOBS, keys.METRICS_RENDER):
-            pipeline.hgetall(key)
-        jobs_raw, render_raw = (_decoded(raw) for raw in pipeline.execute())
+        fields = _decoded(cast(Mapping[bytes, bytes], self.connection.hgetall(keys.METRICS_JOBS)))
+        render_prefix = f"{metrics.RENDER_FIELD}{metrics.SEPARATOR}"
+        render_raw = {
+            name.removeprefix(render_prefix): value for name, value in fields.items() if name.startswith(render_prefix)
+        }
+        jobs_raw = {name: value for name, value in fields.items() if not name.startswith(render_prefix)}
 
         families = {
             outcome: CounterMetricFamily(f"plotjobs_jobs_{outcome}", f"Chart jobs {outcome}, by kind.", labels=["kind"])

@@ -23,14 +23,20 @@ def _fields(connection: Redis, key: str) -> dict[str, str]:
 def test_observe_render_adds_to_the_one_bucket_of_the_duration(fake_redis: Redis) -> None:
     metrics.observe_render(fake_redis, "pie", 0.3)
     metrics.observe_render(fake_redis, "pie", 500.0)
-    assert _fields(fake_redis, keys.METRICS_RENDER).keys() == {"pie|bucket=0.5", "pie|bucket=+Inf", "pie|sum"}
-    assert float(_fields(fake_redis, keys.METRICS_RENDER)["pie|sum"]) == 500.3
-    assert 0 < fake_redis.ttl(keys.METRICS_RENDER) <= keys.METRICS_TTL
+    fields = _fields(fake_redis, keys.METRICS_JOBS)
+    assert fields.keys() == {
+        "render_seconds|pie|bucket=0.5",
+        "render_seconds|pie|bucket=+Inf",
+        "render_seconds|pie|sum",
+    }
+    assert float(fields["render_seconds|pie|sum"]) == 500.3
+    assert 0 < fake_redis.ttl(keys.METRICS_JOBS) <= keys.METRICS_TTL
 
 
 def test_record_render_counts_the_outcome_and_times_only_a_finished_render(fake_redis: Redis) -> None:
     metrics.record_render(fake_redis, "bar", 0.01, finished=True)
     metrics.record_render(fake_redis, "bar", 0.02, finished=False)
-    assert _fields(fake_redis, keys.METRICS_JOBS) == {"finished|bar": "1", "failed|bar": "1"}
-    assert _fields(fake_redis, keys.METRICS_RENDER).keys() == {"bar|bucket=0.05", "bar|sum"}
+    assert _fields(fake_redis, keys.METRICS_JOBS) == {
+        "finished|bar": "1", "failed|bar": "1", "render_seconds|bar|bucket=0.05": "1", "render_seconds|bar|sum": "0.01"
+    }  # fmt: skip
     assert 0 < fake_redis.ttl(keys.METRICS_JOBS) <= keys.METRICS_TTL
