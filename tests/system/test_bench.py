@@ -23,12 +23,12 @@ RATIO_BOUND_AT_FIVE_JOBS = 1.55
 def test_redis_commands_per_job_stay_within_their_bounds() -> None:
     """Status reads meet their target (<= 3 commands); end to end is held to the count measured, not the target.
 
-    The end-to-end target, plotjobs <= 1.5 x bare RQ, is met at 20 jobs and more (1.50, 106 against
-    71 commands per job). With the 5 jobs this test can afford, the workers' fixed start-up and stop
-    weigh more per job (plotjobs' worker serves 3 queues, bare RQ's 1), and the ratio measured is
-    1.50 to 1.51, so the test asserts the counts measured when it was written as upper bounds, with
-    a little slack for the commands that depend on timing (a render stage 0.5 s or more after the
-    last cancel check adds one EXISTS): a regression still fails it.
+    The end-to-end target, plotjobs <= 1.5 x bare RQ, is only just met: 1.499 at 20 jobs (106.1
+    against 70.8 commands per job) and at 5 (118.4 against 79.0), where the workers' fixed start-up
+    and stop weigh more per job. That is too close to assert without a flaky test, so this asserts
+    the counts measured when it was written as upper bounds, with a little slack for the commands
+    that depend on timing (a render stage 0.5 s or more after the last cancel check adds one
+    EXISTS): a regression still fails it.
     """
     report = redis_commands.run(jobs=5, reads=2)
     for state, measurement in report.status_reads.items():
