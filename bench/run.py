@@ -48,7 +48,12 @@ from plotjobs.queue import jobs, tasks  # noqa: E402
 from plotjobs.render import chart as charts  # noqa: E402
 from plotjobs.spec.chart import ChartSpec  # noqa: E402
 
+SUBMIT_PATH = "/api/jobs"
 SEEDED = {"title": "cached", "seed": 42, "start": "2026-01-01"}
+LOAD_SPEC = {"title": "load"}
+# Every request comes from the bench's one address, and the web-tier load queues thousands of jobs
+# on a queue no worker serves: the service's admission limits would refuse most of them with 429.
+SERVICE_LIMITS = {"MAX_JOBS_PER_CLIENT": "1000000", "MAX_QUEUE_DEPTH": "1000000"}
 # Workers listen so that a job on queue sN is served by exactly N of them.
 WORKER_QUEUES = ["s1,s2,s4", "s2,s4", "s4", "s4"]
 IDLE_QUEUE = "idle"
@@ -123,7 +128,7 @@ def start_gunicorn(processes: Processes, redis_url: str, workers: int, queue: st
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config",
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]  # fmt: skip
-    process = processes.start(argv, service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING"))
+    process = processes.start(argv, service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING", **SERVICE_LIMITS))
 
     def answers() -> bool:
         try:
@@ -135,6 +140,14 @@ def start_gunicorn(processes: Processes, redis_url: str, workers: int, queue: st
 
     wait_until(answers, 30, "gunicorn")
     return f"127.0.0.1:{port}", psutil.Process(process.pid)
+
+
+def accepted(status: int, body: bytes) -> dict[str, Any]:
+    """The answer to ``POST /api/jobs``; stop the run, with the server's reason, when it was refused."""
+    if status not in (200, 202):
+        raise RuntimeError(f"POST {SUBMIT_PATH} was refused with {status}: {body.decode(errors='replace')[:500]}")
+    answer: dict[str, Any] = json.loads(body)
+    return answer
 
 
 class Client:
@@ -501,9 +514,9 @@ def main() -> None:
             charts.render(ChartSpec())
             bare.append(time.perf_counter() - started)
             started = time.perf_counter()
-            status, body = client.request("POST", "/api/jobs")
+            status, body = client.request("POST", SUBMIT_PATH)
             posted.append(time.perf_counter() - started)
-            job = jobs.fetch(connection, json.loads(body)["id"])
+            job = jobs.fetch(connection, accepted(status, body)["id"])
             if job.latest_result(timeout=30) is None:
                 raise RuntimeError("latency job gave no result")
             through.append(time.perf_counter() - started)
@@ -540,15 +553,15 @@ def main() -> None:
         # 4. No work twice: a repeated reproducible spec against a render.
         log("cache hits")
         seeded = json.dumps(SEEDED).encode()
-        status, body = client.request("POST", "/api/jobs", seeded)
-        first = json.loads(body)
+        status, body = client.request("POST", SUBMIT_PATH, seeded)
+        first = accepted(status, body)
         jobs.fetch(connection, first["id"]).latest_result(timeout=30)
         answers, hits = [], []
         for _ in range(options.samples):
             started = time.perf_counter()
-            status, body = client.request("POST", "/api/jobs", seeded)
+            status, body = client.request("POST", SUBMIT_PATH, seeded)
             answered = time.perf_counter()
-            answer = json.loads(body)
+            answer = accepted(status, body)
             result_status, data = client.request("GET", answer.get("file_url", answer["result_url"]))
             answers.append(answered - started)
             hits.append(time.perf_counter() - started)
@@ -572,9 +585,10 @@ def main() -> None:
             rows.append(Row(f"5. GET status, {connections} connections: req/s (p99)", f"{rate:.0f} ({p99:.1f} ms)",
                             "1500 req/s, 25 ms", f"{rate / 1500:.2f} ({p99 / 25:.2f})", ">= 1.00 (< 1.00)",
                             rate >= 1500 and p99 < 25 and failures == 0))  # fmt: skip
-        post_body = json.dumps({"title": "load"}).encode()
+        post_body = json.dumps(LOAD_SPEC).encode()
+        accepted(*Client(load_web).request("POST", SUBMIT_PATH, post_body))
         rate, p99, failures = load(
-            load_web, "POST", "/api/jobs", post_body, seconds=options.load_seconds, connections=options.connections
+            load_web, "POST", SUBMIT_PATH, post_body, seconds=options.load_seconds, connections=options.connections
         )
         rows.append(Row("5. POST /api/jobs: jobs/s (p99)", f"{rate:.0f} ({p99:.0f} ms)", "500 target",
                         f"{rate / 500:.2f}", ">= 1.00", rate >= 500 and failures == 0))  # fmt: skip

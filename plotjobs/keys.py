@@ -55,9 +55,8 @@ RECOVERING_TTL = 5
 """One sweep's claim on a job it recovers: covers overlapping sweeps, short against the bound."""
 
 METRICS_JOBS = PREFIX + "metrics:jobs"
-METRICS_RENDER = PREFIX + "metrics:render_seconds"
 METRICS_TTL = 90 * DAY
-"""Counters outlive scrapes and restarts; each write pushes the expiry back."""
+"""Job counters and render times (one hash) outlive scrapes and restarts; each write pushes the expiry back."""
 
 
 def result(digest: str) -> str:

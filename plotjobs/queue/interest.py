@@ -19,6 +19,12 @@ from plotjobs.errors import CancelTokenInvalid
 
 TOKEN_BYTES = 32
 
+# The member and the expiry together, atomically: as a script that is 3 commands, as MULTI/EXEC 4.
+_ADD_EXPIRING = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -27,12 +33,9 @@ def _digest(token: str) -> str:
 def record(connection: Redis, settings: Settings, job_id: str) -> str:
     """A new cancel token for one more submitter of ``job_id``; only its SHA-256 is stored."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    key = keys.interest(job_id)
-    with connection.pipeline() as pipe:
-        pipe.sadd(key, _digest(token))
-        # As long as the job itself can be read: its result or its failure.
-        pipe.expire(key, max(settings.result_ttl, settings.failure_ttl))
-        pipe.execute()
+    # As long as the job itself can be read: its result or its failure.
+    ttl = max(settings.result_ttl, settings.failure_ttl)
+    connection.register_script(_ADD_EXPIRING)(keys=[keys.interest(job_id)], args=[_digest(token), ttl])
     return token
 
 

@@ -8,12 +8,18 @@ timings are not here: they stay on the web host that served them (plotjobs.web.r
 from __future__ import annotations
 
 from redis import Redis
+from redis.client import Pipeline
 
 from plotjobs import keys
 
 JOB_OUTCOMES = ("submitted", "finished", "failed")
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 SEPARATOR = "|"
+# Render times share the jobs hash, so a finished job renews one expiry: ``render_seconds|<kind>|sum`` and
+# per bucket, not cumulative, ``render_seconds|<kind>|bucket=<bound>`` (``bucket=+Inf`` past the last bound).
+RENDER_FIELD = "render_seconds"
+BUCKET_MARK = "bucket="
+INFINITE_BUCKET = "+Inf"
 
 
 def count_job(connection: Redis, outcome: str, kind: str) -> None:
@@ -24,17 +30,35 @@ def count_job(connection: Redis, outcome: str, kind: str) -> None:
     pipeline.execute()
 
 
-def _observe(connection: Redis, key: str, label: str, seconds: float, buckets: tuple[float, ...]) -> None:
+def bucket_field(label: str, seconds: float) -> str:
+    """The one field an observation of ``seconds`` adds to: its smallest bucket bound, or ``+Inf``."""
+    bound = next((str(bound) for bound in RENDER_BUCKETS if seconds <= bound), INFINITE_BUCKET)
+    return f"{RENDER_FIELD}{SEPARATOR}{label}{SEPARATOR}{BUCKET_MARK}{bound}"
+
+
+def record_render(connection: Redis, kind: str, seconds: float, *, finished: bool) -> None:
+    """Count one ended render of ``kind`` (finished or failed) and, when finished, how long it took.
+
+    Each observation adds to one bucket only (the scrape sums them into Prometheus' cumulative
+    buckets, and their total is the count), in the same hash as the count: four commands for a
+    finished job, where cumulative buckets in a hash of their own cost up to fifteen.
+    """
     pipeline = connection.pipeline(transaction=False)
-    for bound in buckets:
-        if seconds <= bound:
-            pipeline.hincrby(key, f"{label}{SEPARATOR}le={bound}", 1)
-    pipeline.hincrby(key, f"{label}{SEPARATOR}count", 1)
-    pipeline.hincrbyfloat(key, f"{label}{SEPARATOR}sum", seconds)
-    pipeline.expire(key, keys.METRICS_TTL)
+    pipeline.hincrby(keys.METRICS_JOBS, f"{'finished' if finished else 'failed'}{SEPARATOR}{kind}", 1)
+    if finished:
+        _observe(pipeline, kind, seconds)
+    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     pipeline.execute()
 
 
 def observe_render(connection: Redis, kind: str, seconds: float) -> None:
     """Record how long one render of ``kind`` took."""
-    _observe(connection, keys.METRICS_RENDER, kind, seconds, RENDER_BUCKETS)
+    pipeline = connection.pipeline(transaction=False)
+    _observe(pipeline, kind, seconds)
+    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
+    pipeline.execute()
+
+
+def _observe(pipeline: Pipeline, kind: str, seconds: float) -> None:
+    pipeline.hincrby(keys.METRICS_JOBS, bucket_field(kind, seconds), 1)
+    pipeline.hincrbyfloat(keys.METRICS_JOBS, f"{RENDER_FIELD}{SEPARATOR}{kind}{SEPARATOR}sum", seconds)

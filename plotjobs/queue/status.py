@@ -9,6 +9,7 @@ from typing import Any
 from rq.job import Job, JobStatus
 
 from plotjobs.queue.jobs import latest_result
+from plotjobs.queue.tasks import DONE_STAGE
 
 # Longer stages are cut: meta is written by our task, but a hand-written one must not bloat every status read.
 MAX_STAGE_CHARS = 200
@@ -75,7 +76,8 @@ def describe(job: Job) -> dict[str, Any]:
     state = job.get_status(refresh=False)
     progress, stage = progress_of(job.meta)
     if state == JobStatus.FINISHED:
-        progress = 1.0
+        # The task does not write its last stage: finished says it.
+        progress, stage = 1.0, DONE_STAGE
     return {
         "id": job.id,
         "state": state.value,  # fetch refuses a job without a status

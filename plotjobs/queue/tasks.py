@@ -40,16 +40,47 @@ def announce(job: Job) -> None:
     job.connection.publish(keys.events(job.id), _event(job))
 
 
-def report_progress(job: Job, progress: float, stage: str) -> None:
-    """Record progress in ``job.meta`` and publish it; raise JobCanceled if a cancel was requested."""
-    if job.connection.exists(keys.cancel(job.id)):
-        raise JobCanceled("canceled on request")
+def report_progress(job: Job, progress: float, stage: str, *, check_cancel: bool = True) -> None:
+    """Record progress in ``job.meta`` and publish it; with ``check_cancel``, raise JobCanceled if one was requested.
+
+    The cancel check travels in the same round trip as the write; the stage is recorded either way.
+    """
     job.meta = progress_meta(progress, stage)
-    # What job.save_meta() writes, sent with the publish in one round trip.
+    # What job.save_meta() writes, sent with the publish (and the check) in one round trip.
     with job.connection.pipeline(transaction=False) as pipeline:
+        if check_cancel:
+            pipeline.exists(keys.cancel(job.id))
         pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
         pipeline.publish(keys.events(job.id), _event(job))
-        pipeline.execute()
+        replies = pipeline.execute()
+    if check_cancel and replies[0]:
+        raise JobCanceled("canceled on request")
+
+
+# Between the first stage and storing, a render stage looks for a cancel only this long after the last look:
+# a quick render looks twice, a long one at its first stage this long after the last look.
+CANCEL_CHECK_INTERVAL_SECONDS = 0.5
+
+
+class StageReporter:
+    """Reports a render's stages; looks for a cancel at the first, before storing, and at most every interval."""
+
+    def __init__(self, job: Job, interval: float = CANCEL_CHECK_INTERVAL_SECONDS) -> None:
+        self.job = job
+        self.interval = interval
+        self.last_check: float | None = None
+
+    def report(self, progress: float, stage: str, *, must_check: bool = False) -> None:
+        """Record a stage; look for a cancel when told to or when the interval has passed since the last look."""
+        now = time.monotonic()
+        check = must_check or self.last_check is None or now - self.last_check >= self.interval
+        report_progress(self.job, progress, stage, check_cancel=check)
+        if check:
+            self.last_check = now
+
+
+# The stage of every finished job (plotjobs.queue.status shows it); never stored.
+DONE_STAGE = "done"
 
 
 # A spec that fails validation has no trustworthy kind; user text never becomes a label.
@@ -68,9 +99,7 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     if error is not None:
         fields["error"] = error.__class__.__name__
     try:
-        metrics.count_job(job.connection, outcome, kind)
-        if outcome == "finished":
-            metrics.observe_render(job.connection, kind, seconds)
+        metrics.record_render(job.connection, kind, seconds, finished=outcome == "finished")
     except RedisError as redis_error:
         fields["metrics"] = f"not recorded: {redis_error.__class__.__name__}"
     logging_setup.log_event(
@@ -86,17 +115,21 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
     started = time.perf_counter()
     label = INVALID_KIND
     try:
-        report_progress(job, 0.05, "started")
+        stages = StageReporter(job)
+        stages.report(0.05, "started", must_check=True)
         generator = generators.get(generator_name)
         validated = generator.validate(spec)
         label = validated.metric_label
-        data = generator.render()(validated, lambda fraction, stage: report_progress(job, fraction, stage))
-        report_progress(job, 0.9, "storing")
+        data = generator.render()(validated, stages.report)
+        # The last chance to stop: a cancel seen here leaves no file behind.
+        stages.report(0.9, "storing", must_check=True)
         ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
         description = results.store(
             job.connection, data, content_type=validated.content_type, file_format=validated.output_format, ttl=ttl
         )
-        report_progress(job, 1.0, "done")
+        # Not written: the status of a finished job reads "done" whatever its meta says, and the
+        # worker's final announcement of this job publishes this meta with the finished state.
+        job.meta = progress_meta(1.0, DONE_STAGE)
     except BaseException as error:
         # Counted and logged, then re-raised untouched: RQ records the failure on the job.
         record_outcome(job, label, "failed", time.perf_counter() - started, error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -33,18 +34,23 @@ def _histogram(
     labels_of: dict[str, list[str]],
 ) -> HistogramMetricFamily:
     for label, label_values in sorted(labels_of.items()):
-        cumulative = [(str(bound), float(fields.get(f"{label}{metrics.SEPARATOR}le={bound}", 0))) for bound in buckets]
-        count = float(fields.get(f"{label}{metrics.SEPARATOR}count", 0))
+        prefix = f"{label}{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
+        # Each observation is stored in its own bucket only; Prometheus wants them cumulative.
+        cumulative, running = [], 0.0
+        for bound in (*(str(bound) for bound in buckets), metrics.INFINITE_BUCKET):
+            running += float(fields.get(f"{prefix}{bound}", 0))
+            cumulative.append((bound, running))
         family.add_metric(
             label_values,
-            buckets=[*cumulative, ("+Inf", count)],
+            buckets=cumulative,
             sum_value=float(fields.get(f"{label}{metrics.SEPARATOR}sum", 0)),
         )
     return family
 
 
 def _labels(fields: Iterable[str]) -> set[str]:
-    return {field.rsplit(metrics.SEPARATOR, 1)[0] for field in fields if field.endswith(f"{metrics.SEPARATOR}count")}
+    marker = f"{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
+    return {field.rsplit(marker, 1)[0] for field in fields if marker in field}
 
 
 class RedisCollector(Collector):
@@ -57,10 +63,12 @@ class RedisCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of one scrape."""
-        pipeline = self.connection.pipeline(transaction=False)
-        for key in (keys.METRICS_JOBS, keys.METRICS_RENDER):
-            pipeline.hgetall(key)
-        jobs_raw, render_raw = (_decoded(raw) for raw in pipeline.execute())
+        fields = _decoded(cast(Mapping[bytes, bytes], self.connection.hgetall(keys.METRICS_JOBS)))
+        render_prefix = f"{metrics.RENDER_FIELD}{metrics.SEPARATOR}"
+        render_raw = {
+            name.removeprefix(render_prefix): value for name, value in fields.items() if name.startswith(render_prefix)
+        }
+        jobs_raw = {name: value for name, value in fields.items() if not name.startswith(render_prefix)}
 
         families = {
             outcome: CounterMetricFamily(f"plotjobs_jobs_{outcome}", f"Chart jobs {outcome}, by kind.", labels=["kind"])

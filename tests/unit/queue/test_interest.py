@@ -29,3 +29,11 @@ def test_a_token_of_another_job_is_refused(fake_redis: Redis) -> None:
     token = interest.record(fake_redis, Settings(redis_url="redis://fake"), "job-1")
     with pytest.raises(CancelTokenInvalid):
         interest.withdraw(fake_redis, "job-2", token)
+
+
+def test_a_record_on_a_real_redis_adds_the_digest_with_its_expiry(redis_connection: Redis) -> None:
+    settings = Settings(redis_url="redis://unused", result_ttl=600, failure_ttl=900)
+    token = interest.record(redis_connection, settings, "job-1")
+    assert redis_connection.scard(keys.interest("job-1")) == 1
+    assert 0 < redis_connection.ttl(keys.interest("job-1")) <= 900
+    assert interest.withdraw(redis_connection, "job-1", token) == 0

@@ -16,9 +16,27 @@ def test_count_job_increments_and_sets_the_expiry(fake_redis: Redis) -> None:
     assert 0 < fake_redis.ttl(keys.METRICS_JOBS) <= keys.METRICS_TTL
 
 
-def test_observe_render_fills_the_buckets_at_or_above_the_duration(fake_redis: Redis) -> None:
+def _fields(connection: Redis, key: str) -> dict[str, str]:
+    return {field.decode(): value.decode() for field, value in connection.hgetall(key).items()}
+
+
+def test_observe_render_adds_to_the_one_bucket_of_the_duration(fake_redis: Redis) -> None:
     metrics.observe_render(fake_redis, "pie", 0.3)
-    fields = {key.decode(): value.decode() for key, value in fake_redis.hgetall(keys.METRICS_RENDER).items()}
-    assert "pie|le=0.25" not in fields and fields["pie|le=0.5"] == "1" and fields["pie|le=120.0"] == "1"
-    assert fields["pie|count"] == "1" and float(fields["pie|sum"]) == 0.3
-    assert 0 < fake_redis.ttl(keys.METRICS_RENDER) <= keys.METRICS_TTL
+    metrics.observe_render(fake_redis, "pie", 500.0)
+    fields = _fields(fake_redis, keys.METRICS_JOBS)
+    assert fields.keys() == {
+        "render_seconds|pie|bucket=0.5",
+        "render_seconds|pie|bucket=+Inf",
+        "render_seconds|pie|sum",
+    }
+    assert float(fields["render_seconds|pie|sum"]) == 500.3
+    assert 0 < fake_redis.ttl(keys.METRICS_JOBS) <= keys.METRICS_TTL
+
+
+def test_record_render_counts_the_outcome_and_times_only_a_finished_render(fake_redis: Redis) -> None:
+    metrics.record_render(fake_redis, "bar", 0.01, finished=True)
+    metrics.record_render(fake_redis, "bar", 0.02, finished=False)
+    assert _fields(fake_redis, keys.METRICS_JOBS) == {
+        "finished|bar": "1", "failed|bar": "1", "render_seconds|bar|bucket=0.05": "1", "render_seconds|bar|sum": "0.01"
+    }  # fmt: skip
+    assert 0 < fake_redis.ttl(keys.METRICS_JOBS) <= keys.METRICS_TTL

@@ -23,13 +23,18 @@ def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
     metrics.count_job(fake_redis, "finished", "line")
     metrics.count_job(fake_redis, "finished", "line")
     metrics.observe_render(fake_redis, "line", 0.3)
+    metrics.observe_render(fake_redis, "line", 0.04)
+    metrics.observe_render(fake_redis, "line", 1000.0)
     families = _families(fake_redis)
     finished = _samples(families["plotjobs_jobs_finished"])
     assert finished[("plotjobs_jobs_finished_total", (("kind", "line"),))] == 2.0
     render = _samples(families["plotjobs_render_duration_seconds"])
-    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.25")))] == 0.0
-    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.5")))] == 1.0
-    assert render[("plotjobs_render_duration_seconds_count", (("kind", "line"),))] == 1.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.05")))] == 1.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.25")))] == 1.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.5")))] == 2.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "120.0")))] == 2.0
+    assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "+Inf")))] == 3.0
+    assert render[("plotjobs_render_duration_seconds_count", (("kind", "line"),))] == 3.0
     assert "plotjobs_http_request_duration_seconds" not in families
     assert _samples(families["plotjobs_queue_depth"]) == {("plotjobs_queue_depth", (("queue", "default"),)): 3.0}
     assert _samples(families["plotjobs_workers_alive"]) == {("plotjobs_workers_alive", ()): 2.0}
