@@ -160,16 +160,18 @@ def test_a_clean_exit_recovers_nothing_and_a_crash_or_early_stop_recovers_the_wo
     monkeypatch.setattr(supervisor, "_recover", recovered.append)
     slot = supervisor.slots[0]
     slot.name = "host.1.1.1"
-    for returncode, recycling, clean in [
-        (0, False, True),
-        (-signal.SIGTERM, True, True),
-        (-signal.SIGKILL, False, False),
+    for returncode, recycling, clean, recovers in [
+        (0, False, True, False),
+        (0, True, True, False),
+        (-signal.SIGTERM, True, True, True),
+        (-signal.SIGKILL, False, False, True),
     ]:
+        recovered.clear()
         slot.process = ExitedProcess(returncode)  # type: ignore[assignment]
         slot.recycling = recycling
         assert supervisor._ended(slot) is clean
         assert slot.process is None
-    assert recovered == ["host.1.1.1", "host.1.1.1"]
+        assert recovered == (["host.1.1.1"] if recovers else []), (returncode, recycling)
 
 
 def test_recovering_declares_the_worker_dead_and_sweeps_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,4 +308,51 @@ def test_run_in_burst_ends_when_every_worker_is_done_and_starts_none_after_a_sto
 
     monkeypatch.setattr(supervisor, "_start_due", start_then_finish)
     assert supervisor.run() == 0
+    assert len(spawner.commands) == 2
+
+
+def test_a_slot_restarts_exactly_at_its_restart_time(spawner: Spawner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervisor_module.time, "monotonic", lambda: 100.0)
+    supervisor = _supervisor(processes=1, command=lambda name: ["worker", name])
+    supervisor.slots[0].restart_at = 100.0
+    supervisor._start_due()
+    assert len(spawner.commands) == 1
+
+
+def test_memory_is_checked_again_exactly_when_due_and_every_slot_is_looked_at(
+    spawner: Spawner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = Settings().worker_max_memory_mb * 1024 * 1024
+    rss = {1000: limit, 1001: limit + 1}  # the first is under its limit, the second over
+    monkeypatch.setattr(
+        supervisor_module.psutil, "Process", lambda pid: type("P", (), {"memory_info": lambda self: Memory(rss[pid])})()
+    )
+    monkeypatch.setattr(supervisor_module.time, "monotonic", lambda: 100.0)
+    supervisor = _supervisor(command=lambda name: ["worker", name])
+    supervisor._start_due()
+    for slot in supervisor.slots:
+        supervisor_module.recovery.beat(supervisor.connection, slot.name)
+    supervisor._next_memory_check = 100.0
+    supervisor._recycle_oversized()
+    assert [process.signals for process in spawner.processes] == [[], [signal.SIGTERM]]
+
+
+def test_a_burst_run_whose_worker_crashed_once_exits_non_zero(
+    spawner: Spawner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervisor_module.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(supervisor_module.recovery, "sweep", lambda connection, settings, force=False: None)
+    monkeypatch.setattr(supervisor_module.recovery, "declare_dead", lambda connection, name, settings: None)
+    supervisor = _supervisor(processes=1, burst=True, command=lambda name: ["worker", name])
+    exits = iter([1, 0])
+    original_start = supervisor._start_due
+
+    def start_then_exit() -> None:
+        started = len(spawner.processes)
+        original_start()
+        if len(spawner.processes) > started:
+            spawner.processes[-1].returncode = next(exits)
+
+    monkeypatch.setattr(supervisor, "_start_due", start_then_exit)
+    assert supervisor.run() == 1
     assert len(spawner.commands) == 2
