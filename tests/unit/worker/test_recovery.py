@@ -314,6 +314,7 @@ def test_a_job_failed_as_lost_is_kept_for_its_own_failure_ttl_with_the_reason_an
     result = jobs.latest_result(job)
     assert result is not None and result.worker_name == "w3"
     assert result.exc_string is not None and result.exc_string.startswith("WorkerLostError: ")
+    assert 4900 < redis_connection.ttl(f"rq:results:{job_id}") <= 5000, "the failure result expires with the job"
 
 
 def test_every_recovery_is_logged_with_the_job_the_worker_and_the_queue(
@@ -352,7 +353,9 @@ def test_every_recovery_is_logged_with_the_job_the_worker_and_the_queue(
 
 
 def test_every_entry_is_swept_not_only_those_before_one_left_alone(redis_connection: Redis) -> None:
-    alive_job, lost_job = enqueue(redis_connection), enqueue(redis_connection)
+    vanished, alive_job, lost_job = enqueue(redis_connection), enqueue(redis_connection), enqueue(redis_connection)
+    dequeue(redis_connection, vanished, "dead")
+    redis_connection.delete(jobs.fetch(redis_connection, vanished).key)  # expired while its entry stayed
     dequeue(redis_connection, alive_job, "alive")
     dequeue(redis_connection, lost_job, "dead")
     queue = jobs.queue(redis_connection, "default")
@@ -360,10 +363,10 @@ def test_every_entry_is_swept_not_only_those_before_one_left_alone(redis_connect
     redis_connection.lmove(queue.key, queue.intermediate_queue_key)
     redis_connection.lmove(queue.key, queue.intermediate_queue_key)
     ended, orphans = enqueue(redis_connection), [enqueue(redis_connection) for _ in range(3)]
-    jobs.fetch(redis_connection, ended).set_status(JobStatus.FINISHED)
     redis_connection.delete(queue.key)
     kill(redis_connection, "dead")
     recovery.sweep(redis_connection, SETTINGS, force=True)
+    jobs.fetch(redis_connection, ended).set_status(JobStatus.FINISHED)  # ended between the sweeps
     for job_id in (first_stranded, second_stranded, *orphans):
         _strand_first_seen_long_ago(redis_connection, job_id)
     redis_connection.delete(keys.recovering(lost_job))
@@ -372,6 +375,7 @@ def test_every_entry_is_swept_not_only_those_before_one_left_alone(redis_connect
     assert set(report.requeued) == {first_stranded, second_stranded, *orphans}
     assert set(queue.get_job_ids()) == {lost_job, first_stranded, second_stranded, *orphans}
     assert state(redis_connection, alive_job)[0] == "started"
+    assert ended.encode() not in redis_connection.zrange(keys.INFLIGHT, 0, -1)
 
 
 def test_a_requeued_job_is_on_its_queue_once_however_often_it_was_listed(redis_connection: Redis) -> None:
