@@ -130,6 +130,15 @@ def render(found: list[ModuleScore], equivalent: dict[str, str], explained: dict
     survivors = [name for score in found for name in score.survived]
     lines += ["", "## Survivors not yet explained", ""]
     lines += [f"- `{name}`" for name in survivors] or ["None."]
+    not_run = [name for score in found for name in score.not_run]
+    lines += [
+        "",
+        "## Not run",
+        "",
+        "Mutants the last run did not finish (mutmut timed them out before a verdict, or the run was cut):",
+        "",
+    ]
+    lines += [f"- `{name}`" for name in not_run] or ["None."]
     return "\n".join(lines) + "\n"
 
 
