@@ -25,7 +25,7 @@ INFINITE_BUCKET = "+Inf"
 def count_job(connection: Redis, outcome: str, kind: str) -> None:
     """Add one to the count of jobs of ``kind`` that reached ``outcome`` (submitted, finished, failed)."""
     pipeline = connection.pipeline(transaction=False)
-    pipeline.hincrby(keys.METRICS_JOBS, f"{outcome}{SEPARATOR}{kind}", 1)
+    _count(pipeline, outcome, kind)
     pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     pipeline.execute()
 
@@ -44,7 +44,7 @@ def record_render(connection: Redis, kind: str, seconds: float, *, finished: boo
     finished job, where cumulative buckets in a hash of their own cost up to fifteen.
     """
     pipeline = connection.pipeline(transaction=False)
-    pipeline.hincrby(keys.METRICS_JOBS, f"{'finished' if finished else 'failed'}{SEPARATOR}{kind}", 1)
+    _count(pipeline, "finished" if finished else "failed", kind)
     if finished:
         _observe(pipeline, kind, seconds)
     pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
@@ -62,3 +62,7 @@ def observe_render(connection: Redis, kind: str, seconds: float) -> None:
 def _observe(pipeline: Pipeline, kind: str, seconds: float) -> None:
     pipeline.hincrby(keys.METRICS_JOBS, bucket_field(kind, seconds), 1)
     pipeline.hincrbyfloat(keys.METRICS_JOBS, f"{RENDER_FIELD}{SEPARATOR}{kind}{SEPARATOR}sum", seconds)
+
+
+def _count(pipeline: Pipeline, outcome: str, kind: str) -> None:
+    pipeline.hincrby(keys.METRICS_JOBS, f"{outcome}{SEPARATOR}{kind}", 1)
