@@ -6,9 +6,13 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
+from redis import Redis
 from rq.job import Job, JobStatus
+from rq.utils import str_to_date
 
+from plotjobs.queue import jobs
 from plotjobs.queue.jobs import latest_result
+from plotjobs.queue.serialization import JsonSerializer
 from plotjobs.queue.tasks import DONE_STAGE
 
 # Longer stages are cut: meta is written by our task, but a hand-written one must not bloat every status read.
@@ -89,6 +93,52 @@ def describe(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "ended_at": iso(job.ended_at),
     }
+
+
+# What a status needs from the job hash, when the state needs nothing more (no position, no error).
+_STATUS_FIELDS = ("status", "meta", "created_at", "started_at", "ended_at")
+_NEEDS_MORE = frozenset({JobStatus.QUEUED, *_ENDED_WITH_ERROR})
+
+
+def quick(connection: Redis, job_id: str) -> dict[str, Any] | None:
+    """``describe``'s answer from one ``HMGET`` of the job's fields, without loading the job.
+
+    None when that is not enough: the job is missing, queued (its position is another read),
+    ended with an error (the error is in its result), or a field is not as RQ writes it. The
+    caller then loads the whole job, which gives such a job its usual answer or error.
+    """
+    if not jobs.is_job_id(job_id):
+        return None
+    raw_state, raw_meta, created, started, ended = connection.hmget(jobs.PlotJob.key_for(job_id), _STATUS_FIELDS)
+    if raw_state is None or created is None:
+        return None
+    try:
+        state = JobStatus(raw_state if isinstance(raw_state, str) else raw_state.decode())
+        meta = JsonSerializer.loads(raw_meta) if raw_meta else {}
+        created_at = str_to_date(created)
+        started_at = str_to_date(started) if started else None
+        ended_at = str_to_date(ended) if ended else None
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if state in _NEEDS_MORE:
+        return None
+    progress, stage = (1.0, DONE_STAGE) if state == JobStatus.FINISHED else progress_of(meta)
+    return {
+        "id": job_id,
+        "state": state.value,
+        "progress": progress,
+        "stage": stage,
+        "error": None,
+        "position": None,
+        "created_at": iso(created_at),
+        "started_at": iso(started_at),
+        "ended_at": iso(ended_at),
+    }
+
+
+def current(connection: Redis, job_id: str) -> dict[str, Any]:
+    """The status of ``job_id``: ``quick`` when it can, else the whole job described; JobNotFound if unknown."""
+    return quick(connection, job_id) or describe(jobs.fetch(connection, job_id))
 
 
 def tutorial_state(job: Job) -> TutorialState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from plotjobs.web.events import EventHub
     from plotjobs.web.extension import EXTENSION_KEY
     from plotjobs.web.request_metrics import RequestMetrics
+    from plotjobs.web.status_reads import StatusReads
 
     settings = settings or config_module.from_env()
     harden_rq()
@@ -63,6 +65,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         "events": EventHub(connection),
         "request_metrics": RequestMetrics(settings.prometheus_multiproc_dir),
     }
+    # Compact, as Flask's JSON provider writes a view's answer outside debug mode (never on here).
+    compact_json = functools.partial(app.json.dumps, separators=(",", ":"))
+    app.wsgi_app = StatusReads(  # type: ignore[method-assign]
+        app.wsgi_app, connection, app.extensions[EXTENSION_KEY]["request_metrics"], compact_json
+    )
     if settings.proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

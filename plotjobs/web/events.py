@@ -226,7 +226,7 @@ def open_stream(connection: Redis, hub: EventHub, job_id: str, keepalive: float 
         raise JobNotFound(job_id)
     watch = hub.watch(job_id)
     try:
-        first = status.describe(jobs.fetch(connection, job_id))
+        first = status.current(connection, job_id)
     except BaseException:
         watch.close()
         raise
@@ -243,7 +243,7 @@ def _stream(connection: Redis, watch: Watch, first: dict[str, Any], keepalive: f
                 yield ": keep-alive\n\n"
                 continue
             try:
-                current = watch.hub.status(watch.job_id, lambda: status.describe(jobs.fetch(connection, watch.job_id)))
+                current = watch.hub.status(watch.job_id, lambda: status.current(connection, watch.job_id))
             except JobNotFound:
                 return
             except RedisError as error:

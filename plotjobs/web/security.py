@@ -67,13 +67,22 @@ def check_csrf() -> None:
         )
 
 
+def security_headers(path: str) -> dict[str, str]:
+    """The security headers of every response to ``path`` (a view may choose its own policy, not drop one)."""
+    return {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": API_CONTENT_SECURITY_POLICY if path.startswith("/api/") else CONTENT_SECURITY_POLICY,
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+
+
 def add_headers(response: Response) -> Response:
     """Security headers on every response; set the CSRF cookie when a page minted a token."""
+    for name, value in security_headers(request.path).items():
+        response.headers.setdefault(name, value)
+    # A view may choose its own policies, but never to allow sniffing.
     response.headers["X-Content-Type-Options"] = "nosniff"
-    csp = API_CONTENT_SECURITY_POLICY if request.path.startswith("/api/") else CONTENT_SECURITY_POLICY
-    response.headers.setdefault("Content-Security-Policy", csp)
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
     new_token = g.get("csrf_new_token")
     if new_token:
         response.set_cookie(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -12,6 +14,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 
 from plotjobs.config import Settings
+from plotjobs.errors import JobNotFound
 from plotjobs.queue import jobs, status
 from plotjobs.queue.status import TutorialState
 from plotjobs.spec.chart import ChartSpec
@@ -186,3 +189,92 @@ def test_the_view_describes_the_job_as_fetched_in_one_read(connection: Redis) ->
     connection.hset(job.key, "status", "started")  # a worker took it after this read
     assert status.describe(job)["state"] == "queued"
     assert status.tutorial_state(job) is TutorialState.PENDING
+
+
+@contextlib.contextmanager
+def counted(connection: Redis) -> Iterator[list[str]]:
+    """The names of the commands ``connection`` sends inside the block."""
+    sent: list[str] = []
+    send = connection.execute_command
+
+    def recording(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return send(*args, **options)
+
+    connection.execute_command = recording  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        del connection.execute_command
+
+
+def _started(connection: Redis, meta: Any) -> Job:
+    job = _queued(connection)
+    job.started_at = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+    job.set_status(JobStatus.STARTED)
+    job.meta = meta
+    job.save()
+    return job
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda connection: _started(connection, {"progress": 0.4, "stage": "drawing"}),
+        lambda connection: _started(connection, {"progress": "much", "stage": 3}),
+        lambda connection: _started(connection, {}),
+        lambda connection: _ended(connection, JobStatus.FINISHED),
+        lambda connection: _ended(connection, JobStatus.CANCELED, TRACEBACK),
+    ],
+    ids=["started", "started-odd-meta", "started-no-meta", "finished", "canceled"],
+)
+def test_the_quick_read_answers_as_describe_does_in_one_command(connection: Redis, make: Any) -> None:
+    job = make(connection)
+    expected = status.describe(jobs.fetch(connection, job.id))
+    with counted(connection) as commands:
+        assert status.quick(connection, job.id) == expected
+    assert commands == ["HMGET"]
+    assert status.current(connection, job.id) == expected
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _queued,
+        lambda connection: _ended(connection, JobStatus.FAILED, TRACEBACK),
+        lambda connection: _ended(connection, JobStatus.STOPPED, TRACEBACK),
+    ],
+    ids=["queued", "failed", "stopped"],
+)
+def test_a_state_that_needs_more_than_the_fields_is_left_to_describe(connection: Redis, make: Any) -> None:
+    job = make(connection)
+    assert status.quick(connection, job.id) is None
+    assert status.current(connection, job.id) == status.describe(jobs.fetch(connection, job.id))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("status", "sleeping"),
+        ("status", None),
+        ("meta", "\x80\x04pickle"),
+        ("created_at", "yesterday"),
+        ("created_at", None),
+        ("started_at", "soon"),
+        ("ended_at", "2026-13-45"),
+    ],
+)
+def test_a_field_not_as_rq_writes_it_is_left_to_the_whole_job(connection: Redis, field: str, value: str | None) -> None:
+    job = _ended(connection, JobStatus.FINISHED)
+    if value is None:
+        connection.hdel(job.key, field)
+    else:
+        connection.hset(job.key, field, value)
+    assert status.quick(connection, job.id) is None
+
+
+def test_a_missing_job_or_an_id_not_ours_has_no_quick_status(connection: Redis) -> None:
+    assert status.quick(connection, "not an id") is None
+    assert status.quick(connection, "0b8f3b8e-7b37-4c32-9c1b-1a1f6d8e2f00") is None
+    with pytest.raises(JobNotFound):
+        status.current(connection, "0b8f3b8e-7b37-4c32-9c1b-1a1f6d8e2f00")
