@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rq.job import JobStatus  # noqa: E402
+
 from plotjobs import keys  # noqa: E402
 from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from plotjobs.config import Settings  # noqa: E402
@@ -49,6 +51,7 @@ from plotjobs.render import chart as charts  # noqa: E402
 from plotjobs.spec.chart import ChartSpec  # noqa: E402
 
 SUBMIT_PATH = "/api/jobs"
+TABLE_HEADER = ["target", "measured", "baseline (same run)", "ratio", "goal", "met"]
 SEEDED = {"title": "cached", "seed": 42, "start": "2026-01-01"}
 LOAD_SPEC = {"title": "load"}
 # Every request comes from the bench's one address, and the web-tier load queues thousands of jobs
@@ -57,6 +60,15 @@ SERVICE_LIMITS = {"MAX_JOBS_PER_CLIENT": "1000000", "MAX_QUEUE_DEPTH": "1000000"
 # Workers listen so that a job on queue sN is served by exactly N of them.
 WORKER_QUEUES = ["s1,s2,s4", "s2,s4", "s4", "s4"]
 IDLE_QUEUE = "idle"
+# No-op render workers for the scale figures: a job on queue nN is served by exactly N of them.
+NOOP_WORKER_COUNTS = (1, 2, 4, 8)
+NOOP_WORKER_QUEUES = [
+    ",".join(f"n{count}" for count in NOOP_WORKER_COUNTS if index < count) for index in range(max(NOOP_WORKER_COUNTS))
+]
+# The CPU-heavier chart of the throughput figures: a scatter of this many points, where Redis' share matters less.
+SCATTER_POINTS = 20_000
+# Status reads are compared with a naive Flask + RQ endpoint at these connection counts.
+STATUS_CONNECTIONS = (8, 32)
 
 
 class Row:
@@ -92,17 +104,21 @@ class Processes:
         self.children.append(process)
         return process
 
-    def stop_all(self) -> None:
-        """Terminate every child and reap it."""
-        for process in self.children:
+    def stop(self, children: list[subprocess.Popen[bytes]]) -> None:
+        """Terminate these children and reap them."""
+        for process in children:
             if process.poll() is None:
                 process.terminate()
-        for process in self.children:
+        for process in children:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def stop_all(self) -> None:
+        """Terminate every child and reap it."""
+        self.stop(self.children)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -123,22 +139,26 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_gunicorn(processes: Processes, redis_url: str, workers: int, queue: str) -> tuple[str, psutil.Process]:
-    """gunicorn with the production settings module; returns host:port and its master."""
+def start_gunicorn(
+    processes: Processes, redis_url: str, workers: int, queue: str, app: str = "wsgi:app"
+) -> tuple[str, psutil.Process]:
+    """gunicorn serving ``app`` with plotjobs' production settings module; returns host:port and its master."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]  # fmt: skip
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]  # fmt: skip
     process = processes.start(argv, service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING", **SERVICE_LIMITS))
 
     def answers() -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/")
-            return connection.getresponse().status == 200
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status < 500
         except OSError:
             return False
+        finally:
+            connection.close()
 
-    wait_until(answers, 30, "gunicorn")
+    wait_until(answers, 30, f"gunicorn serving {app}")
     return f"127.0.0.1:{port}", psutil.Process(process.pid)
 
 
@@ -164,26 +184,43 @@ class Client:
         response = self.connection.getresponse()
         return response.status, response.read()
 
+    def close(self) -> None:
+        """Hang up."""
+        self.connection.close()
+
 
 # --- throughput ---------------------------------------------------------------------------
 
 
-def _render_default(_: int) -> None:
-    charts.render(ChartSpec())
+def scatter_spec() -> ChartSpec:
+    """A scatter of SCATTER_POINTS points given inline: a chart whose render costs several times the default's."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(SCATTER_POINTS).round(4).tolist()
+    y = (rng.standard_normal(SCATTER_POINTS) + np.asarray(x)).round(4).tolist()
+    return ChartSpec.model_validate({"kind": "scatter", "title": "scatter", "series": [{"name": "xy", "x": x, "y": y}]})
 
 
-def inprocess_round(pool: Any, count: int) -> float:
-    """Jobs per second rendering in a pool of preloaded processes: the limit."""
+# The charts of the throughput rounds, by name; set before the pool forks, so its processes have them.
+THROUGHPUT_SPECS: dict[str, ChartSpec] = {}
+
+
+def _render_named(name: str) -> None:
+    charts.render(THROUGHPUT_SPECS[name])
+
+
+def inprocess_round(pool: Any, count: int, name: str) -> float:
+    """Jobs per second rendering the chart ``name`` in a pool of preloaded processes: the limit."""
     started = time.perf_counter()
-    pool.map(_render_default, range(count), chunksize=1)
+    pool.map(_render_named, [name] * count, chunksize=1)
     return count / (time.perf_counter() - started)
 
 
-def rq_round(connection: Redis, redis_url: str, queue: str, count: int) -> float:
+def rq_round(connection: Redis, redis_url: str, queue: str, count: int, spec: ChartSpec | None = None) -> float:
     """Jobs per second through plotjobs: enqueue ``count`` at once, until the last result."""
     settings = Settings(redis_url=redis_url, queues=(queue,), secret_key="bench")
+    chart = spec or ChartSpec()
     started = time.perf_counter()
-    submitted = [jobs.enqueue_render(connection, settings, ChartSpec()) for _ in range(count)]
+    submitted = [jobs.enqueue_render(connection, settings, chart) for _ in range(count)]
     for job in submitted:
         if job.latest_result(timeout=120) is None:
             raise RuntimeError(f"job {job.id} gave no result")
@@ -223,9 +260,9 @@ class CeleryStack:
         processes.start(argv, dict(os.environ))
         self.task.delay(ChartSpec().model_dump(mode="json")).get(timeout=120)
 
-    def round(self, count: int) -> float:
+    def round(self, count: int, chart: ChartSpec) -> float:
         """Jobs per second through Celery: send ``count`` at once, until the last result."""
-        spec = ChartSpec().model_dump(mode="json")
+        spec = chart.model_dump(mode="json")
         started = time.perf_counter()
         results = [self.task.delay(spec) for _ in range(count)]
         for result in results:
@@ -387,6 +424,7 @@ def python_load(
             status, _ = session.request(method, path, body)
             mine.append(time.perf_counter() - started)
             bad += status >= 300
+        session.close()
         with lock:
             latencies.extend(mine)
             failures[0] += bad
@@ -413,6 +451,85 @@ def load(
             )
         return wrk(f"http://{address}{path}", seconds, connections, script)
     return python_load(address, method, path, body, seconds=seconds, threads=min(connections, 16))
+
+
+# --- status reads against a naive endpoint -------------------------------------------------
+
+
+def running_job(connection: Redis, redis_url: str) -> str:
+    """A job in the state a worker leaves it in mid-render: started, with progress in its meta.
+
+    Made afresh for each load, which is shorter than WORKER_LIVENESS_TIMEOUT: the workers' sweep
+    recovers a started job that no worker holds only once it has seen it that long.
+    """
+    job = idle_job(connection, redis_url)
+    jobs.queue(connection, IDLE_QUEUE).remove(job.id)
+    job.started_at = dt.datetime.now(dt.UTC)
+    job.set_status(JobStatus.STARTED)
+    job.meta = tasks.progress_meta(0.5, "drawing")
+    job.save()
+    return job.id
+
+
+def compare_status_reads(
+    connection: Redis, redis_url: str, ours: str, naive: str, finished_id: str, *, seconds: int, rounds: int
+) -> list[Row]:
+    """GET status of a finished and a running job on plotjobs and on the naive endpoint, interleaved rounds."""
+    rows = []
+    for state in ("finished", "running"):
+        for connections in STATUS_CONNECTIONS:
+            figures: dict[str, list[tuple[float, float]]] = {"ours": [], "naive": []}
+            for _ in range(rounds):
+                for side, address in (("ours", ours), ("naive", naive)):
+                    job_id = finished_id if state == "finished" else running_job(connection, redis_url)
+                    rate, p99, failures = load(
+                        address, "GET", f"/api/jobs/{job_id}", None, seconds=seconds, connections=connections
+                    )
+                    if failures:
+                        raise RuntimeError(f"{failures} status reads of the {state} job failed on {side}")
+                    figures[side].append((rate, p99))
+            (our_rate, our_p99), (naive_rate, naive_p99) = (
+                (statistics.median(rate for rate, _ in runs), statistics.median(p99 for _, p99 in runs))
+                for runs in (figures["ours"], figures["naive"])
+            )
+            rows.append(Row(f"status read, {state} job, {connections} connections: req/s (p99)",
+                            f"{our_rate:.0f} ({our_p99:.1f} ms)", f"{naive_rate:.0f} ({naive_p99:.1f} ms) naive",
+                            f"{our_rate / naive_rate:.2f} ({our_p99 / naive_p99:.2f})", ">= 1.50 (< 1.00)",
+                            our_rate >= 1.5 * naive_rate and our_p99 < naive_p99))  # fmt: skip
+    return rows
+
+
+# --- scale headroom -----------------------------------------------------------------------
+
+
+def redis_cpu_seconds(connection: Redis) -> float:
+    """CPU time the Redis server has used so far (user and system)."""
+    cpu = connection.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def noop_scaling(connection: Redis, redis_url: str, count: int) -> list[Row]:
+    """Jobs/s of no-op renders with 1, 2, 4 and 8 workers, and the Redis CPU each job takes."""
+    rates, cpu_per_job = {}, {}
+    for workers in NOOP_WORKER_COUNTS:
+        rq_round(connection, redis_url, f"n{workers}", max(4, workers))  # every worker has had a job
+        cpu_before = redis_cpu_seconds(connection)
+        rates[workers] = rq_round(connection, redis_url, f"n{workers}", count)
+        cpu_per_job[workers] = (redis_cpu_seconds(connection) - cpu_before) / count
+    peak = max(rates, key=rates.__getitem__)
+    saturation = 1 / cpu_per_job[peak]
+    counts = " / ".join(str(workers) for workers in NOOP_WORKER_COUNTS)
+    return [
+        Row(f"scale: no-op renders, {counts} workers", " / ".join(f"{rates[w]:.0f}" for w in NOOP_WORKER_COUNTS)
+            + " jobs/s", f"{rates[1]:.0f} jobs/s (1 worker)",
+            " / ".join(f"{rates[w] / rates[1]:.2f}" for w in NOOP_WORKER_COUNTS), "(reference)", None),
+        Row(f"scale: Redis CPU per job, {counts} workers",
+            " / ".join(f"{cpu_per_job[w] * 1000:.3f}" for w in NOOP_WORKER_COUNTS) + " ms", "—", "—",
+            "(reference)", None),
+        Row("scale: jobs/s one Redis core serves at that cost (1 s / CPU per job)", f"{saturation:.0f} jobs/s",
+            f"{rates[peak]:.0f} jobs/s reached here ({peak} workers)", f"{rates[peak] / saturation:.2f} of it",
+            "(reference)", None),
+    ]  # fmt: skip
 
 
 # --- growth -------------------------------------------------------------------------------
@@ -443,17 +560,21 @@ def worker_rss(pids: list[int]) -> list[float]:
 # --- the run ------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
+    """Measure every target, print the table and return it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100, help="jobs per throughput round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     parser.add_argument("--samples", type=int, default=30, help="samples per latency figure")
     parser.add_argument("--streams", type=int, default=500, help="event streams held by one process")
     parser.add_argument("--memory-jobs", type=int, default=2000, help="jobs for the worker memory figure")
-    parser.add_argument("--load-seconds", type=int, default=8, help="seconds of each web-tier load")
+    parser.add_argument("--load-seconds", type=int, default=5, help="seconds of each web-tier load")
+    parser.add_argument("--status-rounds", type=int, default=2, help="interleaved rounds of each status-read load")
+    parser.add_argument("--noop-jobs", type=int, default=400, help="no-op jobs per scale figure")
+    parser.add_argument("--scaling-jobs", type=int, default=60, help="jobs per figure of throughput by workers")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections of the web-tier load")
     parser.add_argument("--output", type=Path, help="also write the table (markdown) here")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
 
     processes = Processes()
     redis_server = EmbeddedRedis().start()
@@ -461,9 +582,9 @@ def main() -> None:
     notes: list[str] = []
     celery: CeleryStack | None = None
     pool = None
+    redis_url = redis_server.url
+    connection = Redis.from_url(redis_url)
     try:
-        redis_url = redis_server.url
-        connection = Redis.from_url(redis_url)
         log(f"private Redis at {redis_url}")
         workers = [
             processes.start([sys.executable, str(ROOT / "worker.py")], service_env(redis_url, QUEUES=queues))
@@ -472,35 +593,41 @@ def main() -> None:
         wait_until(lambda: connection.scard("rq:workers") == len(workers), 60, "the render workers")
         main_web, _ = start_gunicorn(processes, redis_url, 2, "s2")
         stream_web, stream_master = start_gunicorn(processes, redis_url, 1, IDLE_QUEUE)
-        load_web, _ = start_gunicorn(processes, redis_url, int(os.environ.get("WEB_CONCURRENCY", "4")), IDLE_QUEUE)
+        web_processes = int(os.environ.get("WEB_CONCURRENCY", "4"))
+        load_web, _ = start_gunicorn(processes, redis_url, web_processes, IDLE_QUEUE)
+        naive_web, _ = start_gunicorn(
+            processes, redis_url, web_processes, IDLE_QUEUE, "bench.naive_status:create_app()"
+        )
+        THROUGHPUT_SPECS.update(default=ChartSpec(), scatter=scatter_spec())
         pool = get_context("fork").Pool(2, initializer=charts.warm_up)
-        pool.map(_render_default, range(4))
+        pool.map(_render_named, ["default", "default", "scatter", "scatter"])
         charts.warm_up()
         celery = CeleryStack(processes, redis_url)
         if celery.skip_reason:
             log(f"skipping Celery: {celery.skip_reason}")
             notes.append(f"Celery skipped: {celery.skip_reason}.")
 
-        # 1. Throughput, interleaved rounds.
-        limit, ours, theirs = [], [], []
-        for number in range(options.rounds):
-            log(f"throughput round {number + 1}/{options.rounds}")
-            limit.append(inprocess_round(pool, options.jobs))
-            ours.append(rq_round(connection, redis_url, "s2", options.jobs))
-            if celery.skip_reason is None:
-                theirs.append(celery.round(options.jobs))
-        limit_rate, our_rate = statistics.median(limit), statistics.median(ours)
-        rows.append(Row("1. throughput, 2 RQ workers vs render in 2 processes", f"{our_rate:.1f} jobs/s",
-                        f"{limit_rate:.1f} jobs/s", f"{our_rate / limit_rate:.2f}", ">= 0.95",
-                        our_rate / limit_rate >= 0.95))  # fmt: skip
-        if theirs:
-            celery_rate = statistics.median(theirs)
-            rows.append(Row(f"1. throughput vs Celery prefork -c 2 ({celery.broker_name} + Redis)",
-                            f"{our_rate:.1f} jobs/s", f"{celery_rate:.1f} jobs/s", f"{our_rate / celery_rate:.2f}",
-                            ">= 1.00", our_rate >= celery_rate))  # fmt: skip
-            rows.append(Row("   Celery vs render in 2 processes", f"{celery_rate:.1f} jobs/s",
-                            f"{limit_rate:.1f} jobs/s", f"{celery_rate / limit_rate:.2f}", "(reference)",
-                            None))  # fmt: skip
+        # 1. Throughput, interleaved rounds, for the default chart and for a CPU-heavier one.
+        for name, label in (("default", "default chart"), ("scatter", f"{SCATTER_POINTS:,}-point scatter")):
+            limit, ours, theirs = [], [], []
+            for number in range(options.rounds):
+                log(f"throughput round {number + 1}/{options.rounds}, {label}")
+                limit.append(inprocess_round(pool, options.jobs, name))
+                ours.append(rq_round(connection, redis_url, "s2", options.jobs, THROUGHPUT_SPECS[name]))
+                if celery.skip_reason is None:
+                    theirs.append(celery.round(options.jobs, THROUGHPUT_SPECS[name]))
+            limit_rate, our_rate = statistics.median(limit), statistics.median(ours)
+            rows.append(Row(f"1. throughput, {label}: 2 RQ workers vs render in 2 processes",
+                            f"{our_rate:.1f} jobs/s", f"{limit_rate:.1f} jobs/s", f"{our_rate / limit_rate:.2f}",
+                            ">= 0.95", our_rate / limit_rate >= 0.95))  # fmt: skip
+            if theirs:
+                celery_rate = statistics.median(theirs)
+                rows.append(Row(f"1. throughput, {label}: vs Celery prefork -c 2 ({celery.broker_name} + Redis)",
+                                f"{our_rate:.1f} jobs/s", f"{celery_rate:.1f} jobs/s",
+                                f"{our_rate / celery_rate:.2f}", ">= 1.00", our_rate >= celery_rate))  # fmt: skip
+                rows.append(Row(f"   {label}: Celery vs render in 2 processes", f"{celery_rate:.1f} jobs/s",
+                                f"{limit_rate:.1f} jobs/s", f"{celery_rate / limit_rate:.2f}", "(reference)",
+                                None))  # fmt: skip
         pool.close()
         pool.join()
         pool = None
@@ -541,10 +668,10 @@ def main() -> None:
                         sse_p50 <= 20))  # fmt: skip
         log(f"{options.streams} streams on one process")
         held, delays = many_streams(connection, redis_url, stream_web, options.streams)
-        web_processes = len(stream_master.children())
-        rows.append(Row(f"3. open streams held by {web_processes} web process", f"{held}",
+        stream_processes = len(stream_master.children())
+        rows.append(Row(f"3. open streams held by {stream_processes} web process", f"{held}",
                         f"{options.streams} opened", f"{held / options.streams:.2f}", f">= {options.streams}",
-                        held >= options.streams and web_processes == 1))  # fmt: skip
+                        held >= options.streams and stream_processes == 1))  # fmt: skip
         if delays:
             rows.append(Row(f"3. one update fanned out to {len(delays)} streams, p50 / max",
                             f"{statistics.median(delays) * 1000:.0f} / {max(delays) * 1000:.0f} ms", "—", "—",
@@ -574,19 +701,19 @@ def main() -> None:
         rows.append(Row("4. repeated seeded spec: POST answered 200 with the file's URL, p50", f"{answer_p50:.2f} ms",
                         f"{bare_p50:.1f} ms bare render", f"{bare_p50 / answer_p50:.0f}x faster", ">= 50x",
                         bare_p50 / answer_p50 >= 50))  # fmt: skip
+        client.close()
 
-        # 5. Web tier, render workers idle.
-        log("web tier load")
-        status_path = first["status_url"]
-        for connections in (options.connections, options.connections * 4):
-            rate, p99, failures = load(
-                load_web, "GET", status_path, None, seconds=options.load_seconds, connections=connections
-            )
-            rows.append(Row(f"5. GET status, {connections} connections: req/s (p99)", f"{rate:.0f} ({p99:.1f} ms)",
-                            "1500 req/s, 25 ms", f"{rate / 1500:.2f} ({p99 / 25:.2f})", ">= 1.00 (< 1.00)",
-                            rate >= 1500 and p99 < 25 and failures == 0))  # fmt: skip
+        # 5. Web tier, render workers idle: status reads against a naive Flask + RQ endpoint, then submissions.
+        log("status reads: plotjobs and a naive Flask + RQ endpoint")
+        rows.extend(
+            compare_status_reads(connection, redis_url, load_web, naive_web, first["id"],
+                                 seconds=options.load_seconds, rounds=options.status_rounds)
+        )  # fmt: skip
+        log("submissions under load")
         post_body = json.dumps(LOAD_SPEC).encode()
-        accepted(*Client(load_web).request("POST", SUBMIT_PATH, post_body))
+        warm_up = Client(load_web)
+        accepted(*warm_up.request("POST", SUBMIT_PATH, post_body))
+        warm_up.close()
         rate, p99, failures = load(
             load_web, "POST", SUBMIT_PATH, post_body, seconds=options.load_seconds, connections=options.connections
         )
@@ -612,12 +739,21 @@ def main() -> None:
                             f"data {count // 100}x", "growth <= data", None))  # fmt: skip
 
         log("scaling with 1, 2, 4 workers")
-        scaling = {queue: rq_round(connection, redis_url, queue, 60) for queue in ("s1", "s2", "s4")}
+        scaling = {queue: rq_round(connection, redis_url, queue, options.scaling_jobs) for queue in ("s1", "s2", "s4")}
         rows.append(Row("6. throughput with 1 / 2 / 4 workers on 2 cores",
                         " / ".join(f"{scaling[q]:.1f}" for q in ("s1", "s2", "s4")) + " jobs/s",
                         f"{scaling['s1']:.1f} jobs/s (1 worker)",
                         " / ".join(f"{scaling[q] / scaling['s1']:.2f}" for q in ("s1", "s2", "s4")),
                         "4 >= 0.9 x 2", scaling["s4"] >= 0.9 * scaling["s2"]))  # fmt: skip
+
+        log(f"scale: no-op renders on {', '.join(map(str, NOOP_WORKER_COUNTS))} workers")
+        noop_workers = [
+            processes.start([sys.executable, "-m", "bench.noop_worker"], service_env(redis_url, QUEUES=queues))
+            for queues in NOOP_WORKER_QUEUES
+        ]
+        wait_until(lambda: connection.scard("rq:workers") == len(workers) + len(noop_workers), 60, "no-op workers")
+        rows.extend(noop_scaling(connection, redis_url, options.noop_jobs))
+        processes.stop(noop_workers)
 
         log(f"worker memory over {options.memory_jobs} jobs")
         pids = [workers[0].pid, workers[1].pid]
@@ -639,9 +775,10 @@ def main() -> None:
         if celery is not None:
             celery.close()
         processes.stop_all()
+        connection.close()
         redis_server.stop()
 
-    header = ["target", "measured", "baseline (same run)", "ratio", "goal", "met"]
+    header = TABLE_HEADER
     lines = [
         f"plotjobs benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}: {psutil.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
@@ -656,6 +793,7 @@ def main() -> None:
     print(table)
     if options.output:
         options.output.write_text(table + "\n")
+    return table
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis import Redis
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import str_to_date
 
@@ -95,21 +96,22 @@ def describe(job: Job) -> dict[str, Any]:
     }
 
 
-# What a status needs from the job hash, when the state needs nothing more (no position, no error).
-_STATUS_FIELDS = ("status", "meta", "created_at", "started_at", "ended_at")
-_NEEDS_MORE = frozenset({JobStatus.QUEUED, *_ENDED_WITH_ERROR})
+# What a status needs from the job hash.
+_STATUS_FIELDS = ("status", "meta", "created_at", "started_at", "ended_at", "origin")
 
 
 def quick(connection: Redis, job_id: str) -> dict[str, Any] | None:
-    """``describe``'s answer from one ``HMGET`` of the job's fields, without loading the job.
+    """``describe``'s answer from one ``HMGET`` of the job's fields (and ``LPOS`` when queued), without loading the job.
 
-    None when that is not enough: the job is missing, queued (its position is another read),
-    ended with an error (the error is in its result), or a field is not as RQ writes it. The
-    caller then loads the whole job, which gives such a job its usual answer or error.
+    None when that is not enough: the job is missing, ended with an error (the error is in its
+    result), or a field is not as RQ writes it. The caller then loads the whole job, which gives
+    such a job its usual answer or error.
     """
     if not jobs.is_job_id(job_id):
         return None
-    raw_state, raw_meta, created, started, ended = connection.hmget(jobs.PlotJob.key_for(job_id), _STATUS_FIELDS)
+    raw_state, raw_meta, created, started, ended, origin = connection.hmget(
+        jobs.PlotJob.key_for(job_id), _STATUS_FIELDS
+    )
     if raw_state is None or created is None:
         return None
     try:
@@ -120,8 +122,12 @@ def quick(connection: Redis, job_id: str) -> dict[str, Any] | None:
         ended_at = str_to_date(ended) if ended else None
     except (AttributeError, ValueError, TypeError):
         return None
-    if state in _NEEDS_MORE:
+    if state in _ENDED_WITH_ERROR:
         return None
+    position = None
+    if state == JobStatus.QUEUED and origin:
+        queue_name = origin if isinstance(origin, str) else origin.decode()
+        position = connection.lpos(Queue.redis_queue_namespace_prefix + queue_name, job_id)
     progress, stage = (1.0, DONE_STAGE) if state == JobStatus.FINISHED else progress_of(meta)
     return {
         "id": job_id,
@@ -129,7 +135,7 @@ def quick(connection: Redis, job_id: str) -> dict[str, Any] | None:
         "progress": progress,
         "stage": stage,
         "error": None,
-        "position": None,
+        "position": position,
         "created_at": iso(created_at),
         "started_at": iso(started_at),
         "ended_at": iso(ended_at),

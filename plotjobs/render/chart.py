@@ -107,8 +107,8 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
             axes.plot(xs, ys, marker="o" if len(x) <= MARKERS_UP_TO_POINTS else None, label=label)
         elif spec.kind == "scatter":
             # Numbers as arrays: from a list matplotlib builds its masked array point by point (dates keep their type).
-            xs = x if axis.kind == "date" else np.asarray(x, dtype=float)
-            axes.scatter(xs, np.asarray(series.y, dtype=float), s=16, label=label)
+            scatter_x: Any = x if axis.kind == "date" else np.asarray(x, dtype=float)
+            axes.scatter(scatter_x, np.asarray(series.y, dtype=float), s=16, label=label)
         elif spec.kind == "area":
             order = sorted(range(len(x)), key=lambda index: x[index])
             sorted_x, sorted_y = [x[index] for index in order], [series.y[index] for index in order]

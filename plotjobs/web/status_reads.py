@@ -1,11 +1,12 @@
 """``GET /api/jobs/<id>`` served below Flask when one ``HMGET`` answers it: the request clients poll.
 
 A page or a client polls its job's status while the job runs, so this is the request the web
-tier serves most. For a started, finished or canceled job the answer is one read of the job's
-fields (``status.quick``), and Flask's request context, routing and hooks would cost more than
-that read (docs/benchmarks.md). So those answers are made here, with the headers, request log
-line and request metrics the Flask view gives them; everything else (another method, a queued
-or failed job, an unknown id, Redis failing) goes on to Flask, which answers it as always.
+tier serves most. For a job that has not failed the answer is one read of the job's fields
+(``status.quick``; a queued job adds its position), and Flask's request context, routing and
+hooks would cost more than that read (docs/benchmarks.md). So those answers are made here, with
+the headers, request log line and request metrics the Flask view gives them; everything else
+(another method, a failed job, an unknown id, Redis failing) goes on to Flask, which answers it
+as always.
 """
 
 from __future__ import annotations

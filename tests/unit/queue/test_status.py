@@ -237,14 +237,24 @@ def test_the_quick_read_answers_as_describe_does_in_one_command(connection: Redi
     assert status.current(connection, job.id) == expected
 
 
+def test_a_queued_job_reads_its_fields_then_its_position(connection: Redis) -> None:
+    first, second = _queued(connection), _queued(connection)
+    for job, position in ((first, 0), (second, 1)):
+        expected = status.describe(jobs.fetch(connection, job.id))
+        with counted(connection) as commands:
+            assert status.quick(connection, job.id) == expected
+        assert commands == ["HMGET", "LPOS"] and expected["position"] == position
+    jobs.queue(connection, first.origin).remove(first.id)  # dequeued, not yet marked started
+    assert status.quick(connection, first.id)["position"] is None  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     "make",
     [
-        _queued,
         lambda connection: _ended(connection, JobStatus.FAILED, TRACEBACK),
         lambda connection: _ended(connection, JobStatus.STOPPED, TRACEBACK),
     ],
-    ids=["queued", "failed", "stopped"],
+    ids=["failed", "stopped"],
 )
 def test_a_state_that_needs_more_than_the_fields_is_left_to_describe(connection: Redis, make: Any) -> None:
     job = make(connection)
