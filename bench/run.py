@@ -140,13 +140,14 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 def start_gunicorn(
-    processes: Processes, redis_url: str, workers: int, queue: str, app: str = "wsgi:app"
+    processes: Processes, redis_url: str, workers: int, queue: str, app: str = "wsgi:app", **extra: str
 ) -> tuple[str, psutil.Process]:
     """gunicorn serving ``app`` with plotjobs' production settings module; returns host:port and its master."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config",
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), app]  # fmt: skip
-    process = processes.start(argv, service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING", **SERVICE_LIMITS))
+    environment = service_env(redis_url, QUEUES=queue, LOG_LEVEL="WARNING", **SERVICE_LIMITS, **extra)
+    process = processes.start(argv, environment)
 
     def answers() -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -177,9 +178,11 @@ class Client:
         host, port = address.split(":")
         self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """Send one request and read the whole answer."""
-        headers = {"Content-Type": "application/json"} if body else {}
+        headers = {**({"Content-Type": "application/json"} if body else {}), **(headers or {})}
         self.connection.request(method, path, body=body, headers=headers)
         response = self.connection.getresponse()
         return response.status, response.read()
@@ -407,6 +410,11 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> 
     return rate, p99, int(failures.group(1)) if failures else 0
 
 
+def client_address(number: int) -> str:
+    """The address of the ``number``-th client of a load, as a proxy in front of the app would forward it."""
+    return f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
+
+
 def python_load(
     address: str, method: str, path: str, body: bytes | None, *, seconds: float, threads: int
 ) -> tuple[float, float, int]:
@@ -421,7 +429,7 @@ def python_load(
         session = Client(address)
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            status, _ = session.request(method, path, body)
+            status, _ = session.request(method, path, body, {"X-Forwarded-For": client_address(len(mine))})
             mine.append(time.perf_counter() - started)
             bad += status >= 300
         session.close()
@@ -441,13 +449,25 @@ def python_load(
 def load(
     address: str, method: str, path: str, body: bytes | None, *, seconds: int, connections: int
 ) -> tuple[float, float, int]:
-    """Load ``path`` with wrk if present, else with Python threads."""
+    """Load ``path`` with wrk if present, else with Python threads.
+
+    Each request says it comes from another client address (``X-Forwarded-For``, which only an app
+    with PROXY_HOPS set believes): submissions come from many users, as in production, and a
+    client's limit (MAX_JOBS_PER_CLIENT, checked against every job the client holds) stays small.
+    """
     if shutil.which("wrk"):
         script = None
         if method == "POST":
             script = (
                 f'wrk.method = "POST"\nwrk.body = {json.dumps((body or b"").decode())}\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
+                "local submitted = 0\n"
+                "request = function()\n"
+                "  submitted = submitted + 1\n"
+                '  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(submitted / 65536) % 256,'
+                " math.floor(submitted / 256) % 256, submitted % 256)\n"
+                "  return wrk.format()\n"
+                "end\n"
             )
         return wrk(f"http://{address}{path}", seconds, connections, script)
     return python_load(address, method, path, body, seconds=seconds, threads=min(connections, 16))
@@ -594,7 +614,8 @@ def main(argv: list[str] | None = None) -> str:
         main_web, _ = start_gunicorn(processes, redis_url, 2, "s2")
         stream_web, stream_master = start_gunicorn(processes, redis_url, 1, IDLE_QUEUE)
         web_processes = int(os.environ.get("WEB_CONCURRENCY", "4"))
-        load_web, _ = start_gunicorn(processes, redis_url, web_processes, IDLE_QUEUE)
+        # Behind one trusted proxy: the submissions under load come from many client addresses (see load).
+        load_web, _ = start_gunicorn(processes, redis_url, web_processes, IDLE_QUEUE, PROXY_HOPS="1")
         naive_web, _ = start_gunicorn(
             processes, redis_url, web_processes, IDLE_QUEUE, "bench.naive_status:create_app()"
         )
