@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -96,6 +97,17 @@ def describe(job: Job) -> dict[str, Any]:
     }
 
 
+# The form RQ writes its times in (rq.utils.utcformat); anything else is parsed as RQ parses it.
+_RQ_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+
+
+def _rq_time(raw: bytes | str) -> dt.datetime:
+    """A time field as RQ reads it (``str_to_date``), without strptime for the form RQ writes."""
+    if isinstance(raw, bytes) and _RQ_TIME.fullmatch(raw):
+        return dt.datetime.fromisoformat(raw.decode())
+    return str_to_date(raw)
+
+
 # What a status needs from the job hash.
 _STATUS_FIELDS = ("status", "meta", "created_at", "started_at", "ended_at", "origin")
 
@@ -117,9 +129,9 @@ def quick(connection: Redis, job_id: str) -> dict[str, Any] | None:
     try:
         state = JobStatus(raw_state if isinstance(raw_state, str) else raw_state.decode())
         meta = JsonSerializer.loads(raw_meta) if raw_meta else {}
-        created_at = str_to_date(created)
-        started_at = str_to_date(started) if started else None
-        ended_at = str_to_date(ended) if ended else None
+        created_at = _rq_time(created)
+        started_at = _rq_time(started) if started else None
+        ended_at = _rq_time(ended) if ended else None
     except (AttributeError, ValueError, TypeError):
         return None
     if state in _ENDED_WITH_ERROR:

@@ -283,6 +283,18 @@ def test_a_field_not_as_rq_writes_it_is_left_to_the_whole_job(connection: Redis,
     assert status.quick(connection, job.id) is None
 
 
+@pytest.mark.parametrize(
+    "written",
+    ["2026-01-02T03:04:05.678901Z", "2026-01-02T03:04:05Z", "2026-1-2T3:4:5.5Z", "2026-01-02T03:04:05.5Z"],
+)
+def test_times_read_quickly_are_the_times_rq_reads(connection: Redis, written: str) -> None:
+    job = _ended(connection, JobStatus.FINISHED)
+    connection.hset(job.key, "ended_at", written)
+    expected = status.describe(jobs.fetch(connection, job.id))["ended_at"]
+    assert status.quick(connection, job.id)["ended_at"] == expected  # type: ignore[index]
+    assert expected.startswith("2026-01-02T03:04:05")
+
+
 def test_a_missing_job_or_an_id_not_ours_has_no_quick_status(connection: Redis) -> None:
     assert status.quick(connection, "not an id") is None
     assert status.quick(connection, "0b8f3b8e-7b37-4c32-9c1b-1a1f6d8e2f00") is None
