@@ -39,3 +39,25 @@ def test_a_bomb_in_a_job_hash_is_replaced_and_named() -> None:
 def test_a_harmless_job_hash_is_kept_as_it_is() -> None:
     raw = {b"data": zlib.compress(b"[1, 2]"), b"status": b"queued"}
     assert defuse_compressed_fields(raw) == (raw, None)
+
+
+def test_the_same_bytes_compressed_again_are_not_compressed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    data, other = b"a spec of many points " * 1000, b"another spec " * 1000
+    packed = BoundedZlib.compress(data)
+    assert zlib.decompress(packed) == data
+    calls: list[bytes] = []
+    real_compress = zlib.compress
+    monkeypatch.setattr(zlib, "compress", lambda plain, level=-1: calls.append(plain) or real_compress(plain, level))
+    assert BoundedZlib.compress(data) is packed
+    assert BoundedZlib.compress(bytes(bytearray(data))) is packed  # equal bytes, another object
+    assert calls == []
+    assert zlib.decompress(BoundedZlib.compress(other)) == other and calls == [other]
+    assert zlib.decompress(BoundedZlib.compress(data)) == data and calls == [other, data]
+
+
+def test_bytes_read_from_redis_are_given_back_in_the_form_they_were_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"job data " * 1000
+    stored = zlib.compress(data, 9)
+    assert BoundedZlib.decompress(stored) == data
+    monkeypatch.setattr(zlib, "compress", lambda *_: pytest.fail("compressed again"))
+    assert BoundedZlib.compress(BoundedZlib.decompress(stored)) == stored
