@@ -528,14 +528,26 @@ def redis_cpu_seconds(connection: Redis) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
+def redis_idle_cpu(connection: Redis, seconds: float = 2.0) -> float:
+    """Redis' CPU seconds per second with every worker idle: its own timers, heartbeats, blocked pops."""
+    cpu_before, started = redis_cpu_seconds(connection), time.perf_counter()
+    time.sleep(seconds)
+    return (redis_cpu_seconds(connection) - cpu_before) / (time.perf_counter() - started)
+
+
 def noop_scaling(connection: Redis, redis_url: str, count: int) -> list[Row]:
-    """Jobs/s of no-op renders with 1, 2, 4 and 8 workers, and the Redis CPU each job takes."""
+    """Jobs/s of no-op renders with 1, 2, 4 and 8 workers, and the Redis CPU each job takes.
+
+    Redis' CPU per job is what it used during the round, less what it uses idle over as long.
+    """
+    idle = redis_idle_cpu(connection)
     rates, cpu_per_job = {}, {}
     for workers in NOOP_WORKER_COUNTS:
         rq_round(connection, redis_url, f"n{workers}", max(4, workers))  # every worker has had a job
         cpu_before = redis_cpu_seconds(connection)
         rates[workers] = rq_round(connection, redis_url, f"n{workers}", count)
-        cpu_per_job[workers] = (redis_cpu_seconds(connection) - cpu_before) / count
+        used = redis_cpu_seconds(connection) - cpu_before - idle * count / rates[workers]
+        cpu_per_job[workers] = used / count
     peak = max(rates, key=rates.__getitem__)
     saturation = 1 / cpu_per_job[peak]
     counts = " / ".join(str(workers) for workers in NOOP_WORKER_COUNTS)
