@@ -16,7 +16,9 @@ CSRF_COOKIE = "plotjobs_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Only our own blueprints: anything mounted beside them keeps its own rules.
-PROTECTED_BLUEPRINTS = frozenset({"api", "views"})
+PROTECTED_BLUEPRINTS = frozenset({"api", "views", "embed"})
+# The chart images other sites embed (plotjobs.web.embed.IMAGE_ENDPOINTS): only they may be loaded cross-origin.
+CROSS_ORIGIN_ENDPOINTS = frozenset({"embed.chart_image", "embed.stored_chart_image"})
 # Browsers send at least one of these on every request; plain HTTP clients send none.
 _BROWSER_HEADERS = ("Cookie", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 
@@ -70,7 +72,12 @@ def check_csrf() -> None:
 def add_headers(response: Response) -> Response:
     """Security headers on every response; set the CSRF cookie when a page minted a token."""
     response.headers["X-Content-Type-Options"] = "nosniff"
-    csp = API_CONTENT_SECURITY_POLICY if request.path.startswith("/api/") else CONTENT_SECURITY_POLICY
+    embeddable = request.endpoint in CROSS_ORIGIN_ENDPOINTS
+    api_like = embeddable or request.path.startswith("/api/")
+    csp = API_CONTENT_SECURITY_POLICY if api_like else CONTENT_SECURITY_POLICY
+    if embeddable:
+        # Any site may show these images, even one that requires it (Cross-Origin-Embedder-Policy: require-corp).
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.headers.setdefault("Content-Security-Policy", csp)
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
