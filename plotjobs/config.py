@@ -40,6 +40,7 @@ LIMIT_REQUEST_LINE = 8190
 # The most a chart URL's path and query may take: below that limit with room for the method and
 # the protocol ("OPTIONS " and " HTTP/1.1"), so an over-long chart URL gets our 414, not gunicorn's.
 MAX_CHART_URL_BYTES = 8000
+MIN_CHART_URL_BYTES = 256
 
 
 class ConfigError(ValueError):
@@ -156,10 +157,10 @@ def _liveness_timeout(value: int) -> int:
 
 
 def _chart_url_max_bytes(value: int) -> int:
-    if not 256 <= value <= MAX_CHART_URL_BYTES:
+    if not MIN_CHART_URL_BYTES <= value <= MAX_CHART_URL_BYTES:
         raise ValueError(
-            f"CHART_URL_MAX_BYTES must be 256..{MAX_CHART_URL_BYTES} (gunicorn's request line limit is "
-            f"{LIMIT_REQUEST_LINE} bytes), got {value}"
+            f"CHART_URL_MAX_BYTES must be {MIN_CHART_URL_BYTES}..{MAX_CHART_URL_BYTES} "
+            f"(gunicorn's request line limit is {LIMIT_REQUEST_LINE} bytes), got {value}"
         )
     return value
 

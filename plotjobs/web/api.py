@@ -102,9 +102,7 @@ def admit(connection: Redis, settings: Settings, job_id: str, admission: Admissi
         )  # fmt: skip
     admission = admission or Admission(client_address(), settings.max_jobs_per_client)
     client = admission.client
-    held = limits.reserve(
-        connection, client, job_id, admission.limit, lambda ids: jobs.active_flags(connection, ids)
-    )
+    held = limits.reserve(connection, client, job_id, admission.limit, lambda ids: jobs.active_flags(connection, ids))
     if held is not None:
         raise TooManyRequests(
             f"you have {held} jobs waiting or running; {admission.setting} is {admission.limit}",

@@ -218,7 +218,7 @@ def wait_for(connection: Redis, spec: ChartSpec, job_id: str) -> Response:
 
 
 def cache_control(spec: ChartSpec, now: dt.datetime | None = None) -> str:
-    """``immutable`` when the spec pins everything; a seed without ``start`` draws from today: cached until midnight UTC."""
+    """``immutable`` when the spec pins everything; a seed without ``start`` draws from today: cached till midnight."""
     now = now or dt.datetime.now(dt.UTC)
     if spec.pinned(now.date()) == spec:
         return api.RESULT_CACHE_CONTROL
@@ -290,7 +290,8 @@ def store_chart() -> tuple[Response, int]:
         if not given:
             raise SignatureRequired("this service stores signed charts only: POST /api/charts?sig=", field="sig")
         if not chart_urls.signatures_match(given, chart_urls.store_signature(secret, body)):
-            raise InvalidSignature("the sig does not match the body: sign it again (plotjobs url --short)", field="sig")
+            message = "the sig does not match the body: sign it again (plotjobs url --short)"
+            raise InvalidSignature(message, field="sig")
     spec = _spec_of_upload(body)
     if not spec.is_reproducible():
         raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
@@ -315,4 +316,5 @@ def store_chart() -> tuple[Response, int]:
         "expires_in": settings.chart_url_ttl,
         "created": created,
     }
-    return Response(json.dumps(answer), mimetype="application/json"), 201 if created else 200
+    # 200 either way: storing is idempotent, and ``created`` says whether this call stored it.
+    return Response(json.dumps(answer), mimetype="application/json"), 200
