@@ -30,13 +30,16 @@ def encode_spec(document: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(compact_json(document).encode()).decode().rstrip("=")
 
 
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+
 def decode_spec(value: str) -> str:
-    """The JSON text of a ``c`` value: JSON itself when it starts with ``{``, else base64url JSON.
+    """The JSON text of a ``c`` value: base64url JSON when it is all base64url characters, else JSON itself.
 
     ValueError when base64url does not decode to UTF-8 text.
     """
     text = value.strip()
-    if text.startswith("{"):
+    if text.startswith("{") or not set(text) <= _BASE64URL:
         return text
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
