@@ -80,12 +80,14 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 
 
 def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         connection.request("GET", "/")
         return connection.getresponse().status == 200
     except OSError:
         return False
+    finally:
+        connection.close()
 
 
 @contextmanager
@@ -155,6 +157,14 @@ def _p90(values: list[float]) -> float:
 def measure(ports: tuple[int, int], samples: int) -> list[Measurement]:
     """Render each spec once through plotjobs, then alternate cached and synchronous samples."""
     plotjobs_client, sync_client = Client(ports[0]), Client(ports[1])
+    try:
+        return _measure(plotjobs_client, sync_client, samples)
+    finally:
+        plotjobs_client.connection.close()
+        sync_client.connection.close()
+
+
+def _measure(plotjobs_client: Client, sync_client: Client, samples: int) -> list[Measurement]:
     found = []
     for name, spec in SPECS.items():
         path = chart_urls.chart_path(spec, "png")
