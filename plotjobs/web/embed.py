@@ -269,9 +269,12 @@ def _count_store(connection: Redis, settings: Settings, identity: str) -> None:
     key = keys.chart_stores(identity)
     with connection.pipeline(transaction=False) as pipe:
         pipe.incr(key)
-        pipe.expire(key, keys.CHART_STORES_TTL, nx=True)
         pipe.ttl(key)
-        count, _, ttl = pipe.execute()
+        count, ttl = pipe.execute()
+    if int(ttl) < 0:
+        # The hour starts with the first store (EXPIRE ... NX would need Redis 7; this works on 6.2).
+        connection.expire(key, keys.CHART_STORES_TTL)
+        ttl = keys.CHART_STORES_TTL
     if int(count) > settings.chart_url_stores_per_hour:
         raise TooManyRequests(
             f"{settings.chart_url_stores_per_hour} charts stored this hour (CHART_URL_STORES_PER_HOUR)",

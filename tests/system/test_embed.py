@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -205,3 +208,25 @@ def test_the_url_limit_is_ours_through_gunicorn(chart_server: str) -> None:
     over = requests.get(chart_server + at_limit + "a", timeout=30)
     assert over.status_code == 414 and over.json()["error"] == "uri_too_long"
     assert over.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+
+
+@pytest.mark.timeout(60)
+def test_plotjobs_url_short_stores_a_signed_chart(chart_server: str, redis_connection: Redis, tmp_path: Any) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(fresh("short from the command line")))
+
+    def plotjobs_url(secret: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "plotjobs", "url", str(spec), "--short", "--server", chart_server]
+        env = dict(os.environ, CHART_URL_SECRET=secret)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    stored = plotjobs_url(SECRET)
+    assert stored.returncode == 0, stored.stderr
+    short = stored.stdout.strip()
+    assert short.startswith(chart_server + "/c/") and short.endswith(".png")
+    assert redis_connection.ttl(f"plotjobs:chart:{short.rsplit('/', 1)[1].removesuffix('.png')}") > 0
+    # Stored, not rendered (no worker here): the short URL answers "still rendering".
+    answer = requests.get(short, timeout=30)
+    assert answer.status_code == 503 and answer.headers["Content-Type"] == "image/png"
+    wrong = plotjobs_url("not the server's secret")
+    assert wrong.returncode == 1 and "(403)" in wrong.stderr
