@@ -155,7 +155,7 @@ def stored_chart_image(chart_id: str, file_format: str) -> Response:
     document["format"] = file_format
     spec = reproducible_spec(document)
     # Each stored chart renders at most once per format at a time, whoever (and however many) ask.
-    admission = api.Admission(f"chart:{chart_id}", len(CONTENT_TYPES), "a stored chart's renders at once")
+    admission = api.Admission(f"chart:{chart_id}", len(CONTENT_TYPES), "the limit of one stored chart's renders")
     return serve(spec, admission)
 
 
