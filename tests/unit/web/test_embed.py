@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import matplotlib.image
@@ -23,6 +24,7 @@ from plotjobs.config import Settings
 from plotjobs.render import chart as chart_render
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.web import create_app, embed, placeholder
+from plotjobs.web.extension import EXTENSION_KEY
 from tests.unit.web.test_api import run_queued_jobs
 
 SEEDED = {"title": "Embedded", "seed": 7, "start": "2026-01-01"}
@@ -30,11 +32,24 @@ DATA = {"kind": "bar", "series": [{"name": "a", "x": ["Q1", "Q2"], "y": [3, 5]}]
 SECRET = "a-test-secret"
 
 
+# Every app a test made: their event hubs (started by a chart URL's wait) are stopped after it.
+_APPS: list[Flask] = []
+
+
 def make_app(redis: Redis, **changes: Any) -> Flask:
     settings = Settings(redis_url="redis://fake", secret_key="test-secret", embed_wait_seconds=0, **changes)
     app = create_app(settings, redis=redis)
     app.testing = True
+    _APPS.append(app)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _stop_event_hubs() -> Iterator[None]:
+    """A hub's thread must not outlive its test, nor read from a Redis client the test closed."""
+    yield
+    while _APPS:
+        _APPS.pop().extensions[EXTENSION_KEY]["events"].stop()
 
 
 @pytest.fixture
@@ -414,13 +429,17 @@ def test_a_browser_post_to_api_charts_needs_the_csrf_token(embed_client: FlaskCl
 def test_the_wait_gives_up_on_time(settings: Settings, redis_connection: Redis) -> None:
     app = create_app(settings.replace(embed_wait_seconds=1), redis=redis_connection)
     client = app.test_client()
-    started = time.monotonic()
-    answer = client.get(url(SEEDED))
-    waited = time.monotonic() - started
-    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
-    assert 1.0 <= waited < 2.5, waited
-    # A second reader joins the same job and gives up on time too.
-    started = time.monotonic()
-    assert client.get(url(SEEDED)).status_code == 503
-    assert 1.0 <= time.monotonic() - started < 2.5
-    assert queued_jobs(redis_connection) == 1
+    try:
+        started = time.monotonic()
+        answer = client.get(url(SEEDED))
+        waited = time.monotonic() - started
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert 1.0 <= waited < 2.5, waited
+        # A second reader joins the same job and gives up on time too.
+        started = time.monotonic()
+        assert client.get(url(SEEDED)).status_code == 503
+        assert 1.0 <= time.monotonic() - started < 2.5
+        assert queued_jobs(redis_connection) == 1
+    finally:
+        # Before the fixture closes the Redis client the hub's thread reads from.
+        app.extensions[EXTENSION_KEY]["events"].stop()
