@@ -185,9 +185,9 @@ def _measure(plotjobs_client: Client, sync_client: Client, samples: int) -> list
     return found
 
 
-def run(samples: int = DEFAULT_SAMPLES) -> list[Measurement]:
+def run(samples: int = DEFAULT_SAMPLES, web_processes: int = WEB_PROCESSES) -> list[Measurement]:
     """Start everything, measure, stop everything."""
-    with EmbeddedRedis() as redis_server, running_services(redis_server.url) as ports:
+    with EmbeddedRedis() as redis_server, running_services(redis_server.url, web_processes) as ports:
         log(f"measuring {samples} samples per spec and server")
         return measure(ports, samples)
 
