@@ -35,6 +35,12 @@ MAX_PORT = 65535
 MAX_AMQP_QUEUE_NAME = 200
 # Workers beat every third of the timeout: 1 s between beats at the least.
 MIN_LIVENESS_TIMEOUT = 3
+# Gunicorn's limit_request_line, which plotjobs.web.gunicorn_config raises to this (its largest finite value).
+LIMIT_REQUEST_LINE = 8190
+# The most a chart URL's path and query may take: below that limit with room for the method and
+# the protocol ("OPTIONS " and " HTTP/1.1"), so an over-long chart URL gets our 414, not gunicorn's.
+MAX_CHART_URL_BYTES = 8000
+MIN_CHART_URL_BYTES = 256
 
 
 class ConfigError(ValueError):
@@ -150,6 +156,15 @@ def _liveness_timeout(value: int) -> int:
     return value
 
 
+def _chart_url_max_bytes(value: int) -> int:
+    if not MIN_CHART_URL_BYTES <= value <= MAX_CHART_URL_BYTES:
+        raise ValueError(
+            f"CHART_URL_MAX_BYTES must be {MIN_CHART_URL_BYTES}..{MAX_CHART_URL_BYTES} "
+            f"(gunicorn's request line limit is {LIMIT_REQUEST_LINE} bytes), got {value}"
+        )
+    return value
+
+
 PositiveInt = Annotated[int, _whole_number(minimum=1)]
 NonNegativeInt = Annotated[int, _whole_number(minimum=0)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
@@ -206,6 +221,13 @@ class Settings(BaseSettings):
     # prometheus_client reads this variable itself, at import; gunicorn sets it (to a private directory
     # when unset) before its workers start. Unset in a single process: the request metrics stay in memory.
     prometheus_multiproc_dir: OptionalText = None
+    # Chart URLs (plotjobs.web.embed, docs/embedding.md).
+    embed_wait_seconds: NonNegativeInt = 10
+    chart_url_ttl: PositiveInt = 365 * 24 * 3600
+    chart_url_secret: OptionalText = Field(default=None, repr=False)
+    chart_url_max_bytes: Annotated[PositiveInt, AfterValidator(_chart_url_max_bytes)] = MAX_CHART_URL_BYTES
+    chart_url_max_renders: PositiveInt = 50
+    chart_url_stores_per_hour: PositiveInt = 100
 
     @classmethod
     def settings_customise_sources(
@@ -228,6 +250,11 @@ class Settings(BaseSettings):
         if (self.dashboard_username is None) != (self.dashboard_password is None):
             raise ValueError(
                 "DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together (or neither, to turn it off)"
+            )
+        if self.embed_wait_seconds >= self.gunicorn_timeout:
+            raise ValueError(
+                f"EMBED_WAIT_SECONDS ({self.embed_wait_seconds}) must be below GUNICORN_TIMEOUT "
+                f"({self.gunicorn_timeout}): gunicorn would kill the worker of a waiting chart request"
             )
         return self
 

@@ -246,3 +246,48 @@ class JobCanceled(PlotjobsError):
     """The job was canceled on request while it ran; the worker records it as stopped."""
 
     code = "canceled"
+
+
+class URLTooLong(PlotjobsError):
+    """A chart URL longer than CHART_URL_MAX_BYTES."""
+
+    status = 414
+    code = "uri_too_long"
+
+
+class SignatureRequired(PlotjobsError):
+    """CHART_URL_SECRET is set and the chart URL (or chart upload) carries no ``sig``."""
+
+    status = 403
+    code = "signature_required"
+
+
+class InvalidSignature(PlotjobsError):
+    """The ``sig`` of a chart URL (or chart upload) is not the HMAC of what it signs."""
+
+    status = 403
+    code = "invalid_signature"
+
+
+class NotReproducible(PlotjobsError):
+    """A chart URL or stored chart whose spec would draw random data: it must give its data or a seed."""
+
+    status = 422
+    code = "not_reproducible"
+
+
+class RenderFailed(PlotjobsError):
+    """The render of a chart URL's spec failed a moment ago; it is not tried again at once."""
+
+    status = 422
+    code = "render_failed"
+
+
+class ChartNotFound(PlotjobsError):
+    """No stored chart has this id: it never existed, or expired (CHART_URL_TTL) without being viewed."""
+
+    status = 404
+    code = "chart_not_found"
+
+    def __init__(self, chart_id: str) -> None:
+        super().__init__(f"no stored chart {chart_id!r} (unknown, or expired unviewed after CHART_URL_TTL)")

@@ -37,6 +37,13 @@ INTEREST_PREFIX = PREFIX + "interest:"
 SPEC_PREFIX = PREFIX + "spec:"
 """The generation of a reproducible spec's renders; lives as long as the jobs it names."""
 
+CHART_PREFIX = PREFIX + "chart:"
+"""A stored chart of a short URL (its spec, as JSON); lives CHART_URL_TTL after it was stored or last viewed."""
+
+CHART_STORES_PREFIX = PREFIX + "chart-stores:"
+CHART_STORES_TTL = 3600
+"""How many charts one client (or signing key) stored in the current hour: a counter that expires with it."""
+
 HEARTBEATS = PREFIX + "heartbeats"
 HEARTBEATS_TTL = DAY
 """Worker name -> Redis time of its last beat; a worker silent for a day is forgotten."""
@@ -92,6 +99,16 @@ def interest(job_id: str) -> str:
 def spec(digest: str) -> str:
     """The generation counter of a reproducible spec."""
     return SPEC_PREFIX + digest
+
+
+def chart(chart_id: str) -> str:
+    """The stored spec of the short chart URL ``chart_id``."""
+    return CHART_PREFIX + chart_id
+
+
+def chart_stores(client: str) -> str:
+    """The counter of charts ``client`` stored this hour."""
+    return CHART_STORES_PREFIX + client
 
 
 def limbo(job_id: str) -> str:

@@ -106,6 +106,11 @@ class Client:
         )
         return self._json("/api/jobs", body, content_type)
 
+    def store_chart(self, spec: bytes, signature: str | None = None) -> dict[str, Any]:
+        """Store a chart spec for a short URL (signed when ``signature`` is given); the server's answer."""
+        path = "/api/charts" + (f"?sig={urllib.parse.quote(signature, safe='')}" if signature else "")
+        return self._json(path, spec, "application/json")
+
     def status(self, job_id: str) -> dict[str, Any]:
         """The status of job ``job_id``."""
         return self._json(f"/api/jobs/{urllib.parse.quote(job_id, safe='')}")

@@ -356,3 +356,66 @@ def status(job_id: str, server: str, as_json: bool) -> None:
     click.echo(json.dumps(current, indent=2) if as_json else _describe(current))
     if current.get("state") in {"failed", "stopped", "canceled"}:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("spec_file", metavar="SPEC", type=click.File("rb"))
+@server_option
+@click.option("--format", "file_format", type=click.Choice(["png", "svg", "pdf"]), help="Default: the spec's, or png.")
+@click.option("--width", type=click.IntRange(1), help="Override the width (the URL's w).")
+@click.option("--height", type=click.IntRange(1), help="Override the height (the URL's h).")
+@click.option("--json", "as_json", is_flag=True, help="Put the spec in the URL as JSON instead of base64url.")
+@click.option("--short", is_flag=True, help="Store the spec on the server (POST /api/charts); print its short URL.")
+def url(
+    *,
+    spec_file: BinaryIO,
+    server: str,
+    file_format: str | None,
+    width: int | None,
+    height: int | None,
+    as_json: bool,
+    short: bool,
+) -> None:
+    """Print the URL that is the chart in SPEC: GET it, or put it in an <img>; signed when CHART_URL_SECRET is set."""
+    from pydantic import ValidationError
+
+    from plotjobs import chart_urls
+    from plotjobs.spec.base import violations_text
+    from plotjobs.spec.chart import ChartSpec
+
+    settings = _settings()
+    spec_bytes = _read_spec(spec_file)
+    document = json.loads(spec_bytes)
+    file_format = file_format or str(document.get("format") or "png")
+    sized = {**document, "format": file_format}
+    if width is not None:
+        sized["width"] = width
+    if height is not None:
+        sized["height"] = height
+    try:
+        spec = ChartSpec.model_validate(sized)
+    except ValidationError as error:
+        raise click.BadParameter(violations_text(error), param_hint="SPEC") from None
+    if not spec.is_reproducible():
+        raise click.BadParameter(
+            "a chart URL must draw the same chart every time: give the data in 'series', or a 'seed'",
+            param_hint="SPEC",
+        )
+    secret = settings.chart_url_secret
+    base = server.rstrip("/")
+    if short:
+        body = json.dumps(sized).encode()
+        signature = chart_urls.store_signature(secret, body) if secret else None
+        try:
+            stored = client.Client(server).store_chart(body, signature)
+        except client.ClientError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(base + str(stored.get("path") or f"/c/{stored['id']}.{file_format}"))
+        return
+    path = chart_urls.chart_path(document, file_format, secret=secret, width=width, height=height, as_json=as_json)
+    if len(path.encode()) > settings.chart_url_max_bytes:
+        raise click.ClickException(
+            f"the URL would be {len(path.encode())} bytes, over CHART_URL_MAX_BYTES "
+            f"({settings.chart_url_max_bytes}): use --short to store the spec on the server"
+        )
+    click.echo(base + path)

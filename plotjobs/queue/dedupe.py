@@ -90,6 +90,42 @@ def _advance(connection: Redis, key: str, generation: int, ttl: int) -> None:
             return
 
 
+@dataclass(frozen=True)
+class Found:
+    """What an identical reproducible request would share now: a job, its state, and its file once finished."""
+
+    job_id: str
+    state: str | None
+    result: results.ResultDescription | None = None
+    ended_at: dt.datetime | None = None
+
+
+def lookup(connection: Redis, spec: GeneratorSpec, *, today: Callable[[], dt.date] = utc_today) -> Found | None:
+    """The job ``submit`` would answer ``spec`` with now, read only; None when it would enqueue one.
+
+    Chart URLs read this first, so that a chart rendered already or being rendered is served
+    without admission (no client is charged for it). A failed job is returned too (``submit``
+    would render again): the caller decides when to.
+    """
+    spec = spec.pinned(today())
+    if not spec.is_reproducible():
+        return None
+    digest = spec_digest(spec)
+    derived_id = job_id_for(digest, _generation(connection, keys.spec(digest)))
+    try:
+        job = jobs.fetch(connection, derived_id)
+    except JobNotFound:
+        return None
+    state = job.get_status(refresh=False)
+    state_name = state.value if state else None
+    if state_name == "finished":
+        stored = jobs.stored_result(connection, job)
+        return Found(derived_id, state_name, stored) if stored is not None else None
+    if state_name in states.REUSABLE or state_name == "failed":
+        return Found(derived_id, state_name, ended_at=job.ended_at)
+    return None
+
+
 def submit(
     connection: Redis,
     settings: Settings,

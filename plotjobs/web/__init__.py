@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from plotjobs import states
     from plotjobs.connection import redis_from_settings
     from plotjobs.queue.rq_internals import harden_rq
-    from plotjobs.web import api, dashboard, http_errors, monitoring, pages, request_log, security
+    from plotjobs.web import api, dashboard, embed, http_errors, monitoring, pages, request_log, security
     from plotjobs.web.events import EventHub
     from plotjobs.web.extension import EXTENSION_KEY
     from plotjobs.web.request_metrics import RequestMetrics
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     security.install(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(embed.blueprint)
     # The page's scripts read the end states from here: the one list the server uses too.
     app.jinja_env.globals["terminal_states"] = " ".join(sorted(states.TERMINAL))
     dashboard.init_app(app, settings, connection)

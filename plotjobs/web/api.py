@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
@@ -34,21 +35,37 @@ RETRY_AFTER_SECONDS = 5
 CANCEL_TOKEN_HEADER = "X-Cancel-Token"
 
 
-def queue_render(spec: ChartSpec, priority: str | None = None) -> dedupe.Submission:
-    """Admit, then queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set); say which job has it."""
+@dataclass(frozen=True)
+class Admission:
+    """Whose share a new render is counted against, and how many live renders that share holds."""
+
+    client: str
+    limit: int
+    setting: str = "MAX_JOBS_PER_CLIENT"
+
+
+def queue_render(
+    spec: ChartSpec, priority: str | None = None, *, admission: Admission | None = None, direct: bool = False
+) -> dedupe.Submission:
+    """Admit, then queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set); say which job has it.
+
+    ``admission`` names the share charged (default: the client address, MAX_JOBS_PER_CLIENT);
+    ``direct`` queues in Redis even with BROKER_URL set, for callers that wait on the job.
+    """
     connection, settings = current_redis(), current_settings()
+    via_broker = bool(settings.broker_url) and not direct
     # Refuse a priority no queue serves now, before anything is counted, queued or published.
     queue_name = jobs.queue_for_priority(settings, priority)
     job_id = jobs.new_job_id()
     try:
-        client: str | None = admit(connection, settings, job_id)
+        client: str | None = admit(connection, settings, job_id, admission)
     except RedisError:
-        if not settings.broker_url:
+        if not via_broker:
             raise
         # RabbitMQ holds the job until Redis is back; admission needs Redis, so it waits too.
         client = None
     try:
-        if settings.broker_url:
+        if via_broker:
             from plotjobs.broker import amqp as broker_amqp
 
             publisher = current_publisher()
@@ -75,7 +92,7 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def admit(connection: Redis, settings: Settings, job_id: str) -> str:
+def admit(connection: Redis, settings: Settings, job_id: str, admission: Admission | None = None) -> str:
     """Refuse with 429 when the queues are full or the client has too many jobs; return the client."""
     depth = jobs.queue_depth(connection, settings)
     if depth >= settings.max_queue_depth:
@@ -83,14 +100,13 @@ def admit(connection: Redis, settings: Settings, job_id: str) -> str:
             f"the service is busy: {depth} jobs are waiting (MAX_QUEUE_DEPTH is {settings.max_queue_depth})",
             code="queue_full", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_queue_depth,
         )  # fmt: skip
-    client = client_address()
-    held = limits.reserve(
-        connection, client, job_id, settings.max_jobs_per_client, lambda ids: jobs.active_flags(connection, ids)
-    )
+    admission = admission or Admission(client_address(), settings.max_jobs_per_client)
+    client = admission.client
+    held = limits.reserve(connection, client, job_id, admission.limit, lambda ids: jobs.active_flags(connection, ids))
     if held is not None:
         raise TooManyRequests(
-            f"you have {held} jobs waiting or running; MAX_JOBS_PER_CLIENT is {settings.max_jobs_per_client}",
-            code="too_many_jobs", retry_after=RETRY_AFTER_SECONDS, limit=settings.max_jobs_per_client,
+            f"you have {held} jobs waiting or running; {admission.setting} is {admission.limit}",
+            code="too_many_jobs", retry_after=RETRY_AFTER_SECONDS, limit=admission.limit,
         )  # fmt: skip
     return client
 

@@ -8,7 +8,7 @@ stops gunicorn with its name before any worker boots.
 import os
 from typing import Any
 
-from plotjobs.config import ConfigError, from_env
+from plotjobs.config import LIMIT_REQUEST_LINE, ConfigError, from_env
 from plotjobs.logs import gunicorn_logconfig
 from plotjobs.web import metrics_directory
 
@@ -42,6 +42,9 @@ loglevel = _settings.log_level.lower()
 # unset) as JSON lines shaped like ours. This dict decides both, so ``accesslog``/``errorlog`` stay unset.
 logconfig_dict = gunicorn_logconfig(_settings.log_level, _settings.gunicorn_access_log)
 forwarded_allow_ips = _settings.forwarded_allow_ips
+# Raised from gunicorn's 4094 bytes so that a chart URL up to CHART_URL_MAX_BYTES reaches the app,
+# which answers one over that limit with its own 414 (docs/embedding.md).
+limit_request_line = LIMIT_REQUEST_LINE
 # Gunicorn's control socket lives in $HOME and would clash between instances; we don't use it.
 control_socket_disable = True
 

@@ -1,4 +1,4 @@
-"""The web layer's answer to every error: JSON under /api/, our error classes with their status."""
+"""The web layer's answer to every error: JSON under /api/ and the chart URLs, our error classes with their status."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from plotjobs.errors import PlotjobsError, ServiceUnavailable, TooManyRequests
+
+# Paths whose errors are JSON: the API, and the chart URLs (plotjobs.web.embed).
+JSON_PATHS = ("/api/", "/chart.", "/c/")
 
 # Seconds a client is told to wait before retrying while Redis is unavailable.
 UNAVAILABLE_RETRY_AFTER = 5
@@ -26,7 +29,7 @@ def _json_error(error: PlotjobsError) -> Response:
 
 
 def _http_error(error: HTTPException) -> Response | HTTPException:
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith(JSON_PATHS):
         return error
     body = {"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description or ""}
     response = jsonify(body)
@@ -44,7 +47,7 @@ def _redis_error(error: RedisError) -> Response:
 
 def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(JSON_PATHS):
         return _json_error(PlotjobsError("an unexpected error happened; it has been logged"))
     return "Internal server error", 500
 

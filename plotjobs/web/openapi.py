@@ -53,6 +53,17 @@ class CanceledJob(JobStatus):
     )
 
 
+class StoredChart(BaseModel):
+    """The answer to a stored chart: its short URLs, one per format."""
+
+    id: str = Field(description="The chart's id: named by its spec, so the same spec always gets the same id.")
+    url: str = Field(description="The absolute short URL in the spec's format, /c/<id>.<format>.")
+    path: str = Field(description="The same URL's path.")
+    urls: dict[str, str] = Field(description="The absolute short URL of each format (png, svg, pdf).")
+    expires_in: int = Field(description="Seconds the stored spec is kept after its last view (CHART_URL_TTL).")
+    created: bool = Field(description="False: the same spec was stored already (its expiry moved on).")
+
+
 class Workers(BaseModel):
     """How many render workers are alive."""
 
@@ -83,6 +94,7 @@ def component_schemas() -> dict[str, Any]:
         (SubmittedJob, "serialization"),
         (JobStatus, "serialization"),
         (CanceledJob, "serialization"),
+        (StoredChart, "serialization"),
         (Workers, "serialization"),
         (ErrorBody, "serialization"),
     ]
@@ -169,6 +181,44 @@ _SPEC_FORM = {
         },
     },
 }
+
+
+_CHART_FORMAT = {
+    "name": "file_format",
+    "in": "path",
+    "required": True,
+    "description": "png, svg or pdf: the format of the answer (a spec's own format must agree).",
+    "schema": {"type": "string", "enum": list(CONTENT_TYPES)},
+}
+
+_SIGNATURE = {
+    "name": "sig",
+    "in": "query",
+    "required": False,
+    "description": "With CHART_URL_SECRET set, required: the HMAC-SHA256 signature (docs/embedding.md).",
+    "schema": {"type": "string"},
+}
+
+_STILL_RENDERING = {
+    "description": "Still rendering after EMBED_WAIT_SECONDS: a small image saying so, Cache-Control: no-store and "
+    "Retry-After; or Redis is unreachable (JSON).",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {**_FILES, "application/json": {"schema": _ref(ErrorBody)}},
+}
+
+
+def _chart_image_answers(extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "The chart. ETag: its SHA-256; immutable when the spec pins everything.",
+            "content": _FILES,
+        },
+        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+        **extra,
+        "422": _error("The spec breaks a rule, is not reproducible (not_reproducible), or its render failed."),
+        "429": _error("The queues are full, or this URL's signing key or client has CHART_URL_MAX_RENDERS renders."),
+        "503": _STILL_RENDERING,
+    }
 
 
 def document() -> dict[str, Any]:
@@ -319,6 +369,90 @@ def document() -> dict[str, Any]:
                         "404": _error("No stored file has this name, or it has expired."),
                         "503": _UNAVAILABLE,
                     },
+                }
+            },
+            "/api/charts": {
+                "post": {
+                    "operationId": "storeChart",
+                    "summary": "Store a reproducible chart spec for CHART_URL_TTL and answer its short URLs.",
+                    "parameters": [_SIGNATURE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref(ChartSpec)},
+                            "multipart/form-data": {
+                                "schema": _SPEC_FORM,
+                                "encoding": {"spec": {"contentType": "application/json"}},
+                            },
+                        },
+                    },
+                    "responses": {
+                        "200": _json(StoredChart, "Stored (created), or stored already: its expiry moved on."),
+                        "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
+                        "403": _error("CHART_URL_SECRET is set and sig is missing or wrong."),
+                        "413": _error("The request is larger than MAX_REQUEST_BYTES."),
+                        "415": _error("The body is neither JSON nor a multipart form."),
+                        "422": _error("The spec breaks a rule, or is not reproducible (not_reproducible)."),
+                        "429": _error("This client (or key) stored CHART_URL_STORES_PER_HOUR charts this hour."),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/chart.{file_format}": {
+                "get": {
+                    "operationId": "chartImage",
+                    "summary": "A URL's chart: served when rendered, else rendered while the request waits.",
+                    "parameters": [
+                        _CHART_FORMAT,
+                        {
+                            "name": "c",
+                            "in": "query",
+                            "required": True,
+                            "description": "The chart spec (as for POST /api/jobs): JSON, or base64url-encoded JSON.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "w",
+                            "in": "query",
+                            "required": False,
+                            "description": "Overrides the spec's width (pixels).",
+                            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        },
+                        {
+                            "name": "h",
+                            "in": "query",
+                            "required": False,
+                            "description": "Overrides the spec's height (pixels).",
+                            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        },
+                        _SIGNATURE,
+                    ],
+                    "responses": _chart_image_answers(
+                        {
+                            "400": _error("c is not JSON (nor base64url JSON)."),
+                            "403": _error("CHART_URL_SECRET is set and sig is missing or does not match."),
+                            "404": _error("Not a format this service renders."),
+                            "414": _error("The URL is longer than CHART_URL_MAX_BYTES."),
+                        }
+                    ),
+                }
+            },
+            "/c/{chart_id}.{file_format}": {
+                "get": {
+                    "operationId": "storedChartImage",
+                    "summary": "A stored chart (POST /api/charts): served, or rendered again after its file expired.",
+                    "parameters": [
+                        {
+                            "name": "chart_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+                        },
+                        _CHART_FORMAT,
+                    ],
+                    "responses": _chart_image_answers(
+                        {"404": _error("No stored chart has this id (unknown, or expired unviewed).")}
+                    ),
                 }
             },
             "/api/workers": {

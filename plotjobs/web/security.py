@@ -16,7 +16,9 @@ CSRF_COOKIE = "plotjobs_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Only our own blueprints: anything mounted beside them keeps its own rules.
-PROTECTED_BLUEPRINTS = frozenset({"api", "views"})
+PROTECTED_BLUEPRINTS = frozenset({"api", "views", "embed"})
+# The chart images other sites embed (plotjobs.web.embed.IMAGE_ENDPOINTS): only they may be loaded cross-origin.
+CROSS_ORIGIN_ENDPOINTS = frozenset({"embed.chart_image", "embed.stored_chart_image"})
 # Browsers send at least one of these on every request; plain HTTP clients send none.
 _BROWSER_HEADERS = ("Cookie", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 
@@ -67,19 +69,26 @@ def check_csrf() -> None:
         )
 
 
-def security_headers(path: str) -> dict[str, str]:
+def security_headers(path: str, endpoint: str | None = None) -> dict[str, str]:
     """The security headers of every response to ``path`` (a view may choose its own policy, not drop one)."""
-    return {
+    embeddable = endpoint in CROSS_ORIGIN_ENDPOINTS
+    headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": API_CONTENT_SECURITY_POLICY if path.startswith("/api/") else CONTENT_SECURITY_POLICY,
+        "Content-Security-Policy": (
+            API_CONTENT_SECURITY_POLICY if embeddable or path.startswith("/api/") else CONTENT_SECURITY_POLICY
+        ),
         "Referrer-Policy": "same-origin",
         "X-Frame-Options": "DENY",
     }
+    if embeddable:
+        # Any site may show these images, even one that requires it (Cross-Origin-Embedder-Policy: require-corp).
+        headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return headers
 
 
 def add_headers(response: Response) -> Response:
     """Security headers on every response; set the CSRF cookie when a page minted a token."""
-    for name, value in security_headers(request.path).items():
+    for name, value in security_headers(request.path, request.endpoint).items():
         response.headers.setdefault(name, value)
     # A view may choose its own policies, but never to allow sniffing.
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -29,7 +29,7 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def _json_document(raw: bytes | str, field: str) -> dict[str, Any]:
+def json_document(raw: bytes | str, field: str) -> dict[str, Any]:
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -56,7 +56,7 @@ def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
             "send the chart spec as application/json, or as multipart/form-data with a 'spec' part",
             field="Content-Type",
         )
-    return validate_document(_json_document(body, "body"))
+    return validate_document(json_document(body, "body"))
 
 
 def _form_parts(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
@@ -93,7 +93,7 @@ def parse_form(request: Request) -> ChartSpec:
         # Nothing to read: an empty body (not an empty form) is how to ask for the default chart.
         message = "a multipart submission needs a 'spec' part; send no body for the default chart"
         raise InvalidForm(message, field="spec")
-    document = _json_document(spec_part, SPEC_PART) if spec_part and spec_part.strip() else {}
+    document = json_document(spec_part, SPEC_PART) if spec_part and spec_part.strip() else {}
     try:
         columns = table.parse_csv(csv_part) if csv_part is not None else None
         document = table.resolve_columns(document, columns)

@@ -388,3 +388,28 @@ def test_the_state_judged_is_the_one_read_with_the_job(
 
     monkeypatch.setattr(jobs, "fetch", fetch_then_expire)
     assert dedupe.submit(fake_redis, fake_settings, seeded()) == dedupe.Submission(first.job_id, reused=True)
+
+
+def test_lookup_finds_what_submit_would_share_and_changes_nothing(fake_redis: Redis) -> None:
+    settings = Settings(redis_url="redis://fake")
+    spec = ChartSpec.model_validate(SEEDED)
+    assert dedupe.lookup(fake_redis, ChartSpec()) is None  # not reproducible: never shared
+    assert dedupe.lookup(fake_redis, spec) is None
+    assert fake_redis.dbsize() == 0  # a lookup writes nothing
+    submitted = dedupe.submit(fake_redis, settings, spec)
+    queued = dedupe.lookup(fake_redis, spec)
+    assert queued == dedupe.Found(submitted.job_id, "queued")
+    build_worker(fake_redis, settings).work(burst=True)
+    finished = dedupe.lookup(fake_redis, spec)
+    assert finished is not None and (finished.job_id, finished.state) == (submitted.job_id, "finished")
+    assert finished.result is not None and fake_redis.exists(finished.result["key"])
+    fake_redis.delete(finished.result["key"])
+    assert dedupe.lookup(fake_redis, spec) is None  # the file expired: submit would render again
+
+
+def test_lookup_pins_a_seed_without_start_to_today(fake_redis: Redis) -> None:
+    settings = Settings(redis_url="redis://fake")
+    today = dt.date(2026, 3, 4)
+    submitted = dedupe.submit(fake_redis, settings, ChartSpec(seed=2), today=lambda: today)
+    assert dedupe.lookup(fake_redis, ChartSpec(seed=2), today=lambda: today) == dedupe.Found(submitted.job_id, "queued")
+    assert dedupe.lookup(fake_redis, ChartSpec(seed=2), today=lambda: dt.date(2026, 3, 5)) is None

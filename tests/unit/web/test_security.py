@@ -134,7 +134,7 @@ def probe_app() -> Flask:
     app.testing = True
     http_errors.register_error_handlers(app)
     security.install(app)
-    for name in ("api", "views", "rq_dashboard"):
+    for name in ("api", "views", "embed", "rq_dashboard"):
         blueprint = Blueprint(name, __name__, url_prefix=f"/{name}")
         blueprint.add_url_rule("/probe", "probe", lambda: "done", methods=ALL_METHODS)
         app.register_blueprint(blueprint)
@@ -185,7 +185,7 @@ def test_every_unsafe_method_of_a_browser_needs_the_token_on_our_blueprints(
 
 def test_the_unsafe_methods_are_exactly_the_state_changing_ones() -> None:
     assert frozenset(UNSAFE) == security.UNSAFE_METHODS
-    assert frozenset({"api", "views"}) == security.PROTECTED_BLUEPRINTS
+    assert frozenset({"api", "views", "embed"}) == security.PROTECTED_BLUEPRINTS
 
 
 @pytest.mark.parametrize("prefix", ["/api", "/views"])

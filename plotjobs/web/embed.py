@@ -1,0 +1,323 @@
+"""Charts as URLs: ``GET /chart.png?c=<spec>`` is the image, ``POST /api/charts`` stores a spec behind ``/c/<id>.png``.
+
+A URL's spec is validated as ``POST /api/jobs`` validates it, and must be reproducible. The
+answer is the stored, content-addressed file when the spec was rendered already; otherwise the
+render is queued through the same dedupe as every job (identical requests share it) and the
+request waits for it on the job events the worker publishes, up to EMBED_WAIT_SECONDS, then
+answers 503 with a "still rendering" image. See docs/embedding.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Request, Response, request, url_for
+from redis import Redis
+
+from plotjobs import chart_urls, keys, states
+from plotjobs.config import Settings
+from plotjobs.errors import (
+    ChartNotFound,
+    InvalidJSON,
+    InvalidSignature,
+    InvalidSpec,
+    NotReproducible,
+    RenderFailed,
+    SignatureRequired,
+    TooManyRequests,
+    UnknownPage,
+    URLTooLong,
+)
+from plotjobs.queue import dedupe, jobs, results, status
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.web import api, placeholder, spec_input
+from plotjobs.web.extension import current_event_hub, current_redis, current_settings
+
+blueprint = Blueprint("embed", __name__)
+
+# Seconds a reader (or its mail proxy) is told to wait before asking again for a chart still rendering.
+STILL_RENDERING_RETRY_AFTER = 5
+# A failed render is answered as failed this long, then a request for the same spec renders it again.
+FAILED_RENDER_HOLD_SECONDS = 60
+_CHART_ID = re.compile(rf"^[0-9a-f]{{{chart_urls.CHART_ID_HEX}}}$")
+SIZE_PARAMETERS = {"w": "width", "h": "height"}
+NOT_REPRODUCIBLE = (
+    "a chart URL must draw the same chart every time it is loaded: give the data inline in 'series', "
+    "or a 'seed' for the demo data (without a seed the demo data is random)"
+)
+
+
+def _unknown_format(file_format: str) -> UnknownPage:
+    return UnknownPage(f"no chart format {file_format[:20]!r}: use {', '.join(CONTENT_TYPES)}", field="format")
+
+
+def check_url_length(settings: Settings) -> None:
+    """Refuse with 414 a URL whose path and query exceed CHART_URL_MAX_BYTES bytes."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw:
+        size = len(raw.encode("latin-1", "replace"))
+    else:
+        size = len(request.environ.get("PATH_INFO", "").encode("latin-1", "replace")) + 1 + len(request.query_string)
+    if size > settings.chart_url_max_bytes:
+        raise URLTooLong(
+            f"this chart URL is {size} bytes; CHART_URL_MAX_BYTES is {settings.chart_url_max_bytes}: "
+            "store the spec with POST /api/charts and use its short URL",
+            field="c", size=size, limit=settings.chart_url_max_bytes,
+        )  # fmt: skip
+
+
+def check_url_signature(settings: Settings, file_format: str) -> None:
+    """With CHART_URL_SECRET set, refuse with 403 a URL whose ``sig`` is missing or wrong."""
+    secret = settings.chart_url_secret
+    if not secret:
+        return
+    given = request.args.get("sig")
+    if not given:
+        raise SignatureRequired("this service renders signed chart URLs only: the URL needs its &sig=", field="sig")
+    args = request.args
+    expected = chart_urls.url_signature(secret, file_format, args.get("c", ""), args.get("w"), args.get("h"))
+    if not chart_urls.signatures_match(given, expected):
+        raise InvalidSignature("the URL's sig does not match its chart: sign it again (plotjobs url)", field="sig")
+
+
+def url_document(c: str | None, file_format: str, sizes: dict[str, str | None]) -> dict[str, Any]:
+    """The spec document of a chart URL: ``c`` decoded, the route's format and the ``w``/``h`` overrides applied."""
+    if c is None or not c.strip():
+        raise InvalidSpec("the chart spec goes in ?c= (JSON, or base64url JSON)", field="c")
+    try:
+        text = chart_urls.decode_spec(c)
+    except ValueError as error:
+        raise InvalidJSON(str(error), field="c") from None
+    document = spec_input.json_document(text, "c")
+    given = document.get("format")
+    if given is not None and given != file_format:
+        raise InvalidSpec(
+            f"the spec asks for format {given!r} but the URL is /chart.{file_format}: drop 'format' or change the URL",
+            field="format",
+        )
+    document["format"] = file_format
+    for parameter, field in SIZE_PARAMETERS.items():
+        value = sizes.get(parameter)
+        if value is None:
+            continue
+        if not value.isdigit():
+            raise InvalidSpec(f"{parameter} is the {field} in pixels, a whole number; got {value[:20]!r}", field=field)
+        document[field] = int(value)
+    return document
+
+
+def reproducible_spec(document: dict[str, Any]) -> ChartSpec:
+    """The spec, validated as POST /api/jobs validates it; NotReproducible for random demo data."""
+    spec = spec_input.validate_document(document)
+    if not spec.is_reproducible():
+        raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
+    return spec
+
+
+@blueprint.get("/chart.<file_format>")
+def chart_image(file_format: str) -> Response:
+    """The chart ``?c=`` describes, as a PNG, SVG or PDF; ``w`` and ``h`` override its size."""
+    settings = current_settings()
+    if file_format not in CONTENT_TYPES:
+        raise _unknown_format(file_format)
+    check_url_length(settings)
+    check_url_signature(settings, file_format)
+    sizes = {name: request.args.get(name) for name in SIZE_PARAMETERS}
+    spec = reproducible_spec(url_document(request.args.get("c"), file_format, sizes))
+    secret = settings.chart_url_secret
+    # Signed URLs are counted against their key, whoever loads them; unsigned ones against the address.
+    identity = f"url-key:{chart_urls.key_id(secret)}" if secret else f"url:{api.client_address()}"
+    return serve(spec, api.Admission(identity, settings.chart_url_max_renders, "CHART_URL_MAX_RENDERS"))
+
+
+@blueprint.get("/c/<chart_id>.<file_format>")
+def stored_chart_image(chart_id: str, file_format: str) -> Response:
+    """The stored chart ``chart_id`` in the format its extension names; it renders again after its file expired."""
+    settings = current_settings()
+    if file_format not in CONTENT_TYPES:
+        raise _unknown_format(file_format)
+    if not _CHART_ID.match(chart_id):
+        raise ChartNotFound(chart_id)
+    connection = current_redis()
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.get(keys.chart(chart_id))
+        # A view keeps the stored chart for another CHART_URL_TTL: links in use do not expire.
+        pipe.expire(keys.chart(chart_id), settings.chart_url_ttl)
+        stored, _ = pipe.execute()
+    if stored is None:
+        raise ChartNotFound(chart_id)
+    document = json.loads(stored)
+    document["format"] = file_format
+    spec = reproducible_spec(document)
+    # Each stored chart renders at most once per format at a time, whoever (and however many) ask.
+    admission = api.Admission(f"chart:{chart_id}", len(CONTENT_TYPES), "the limit of one stored chart's renders")
+    return serve(spec, admission)
+
+
+def serve(spec: ChartSpec, admission: api.Admission) -> Response:
+    """The file of ``spec``: stored already, rendered by a job in flight, or by a job queued now; else 503."""
+    connection = current_redis()
+    found = dedupe.lookup(connection, spec)
+    if found is not None and found.result is not None:
+        return file_answer(connection, spec, found.result)
+    if found is not None and found.state == states.JobState.FAILED and not _failure_expired(found):
+        raise _render_failed(connection, found.job_id)
+    if found is not None and found.state != states.JobState.FAILED:
+        # Joining a render in flight adds no work: nobody's share is charged.
+        return wait_for(connection, spec, found.job_id)
+    submission = api.queue_render(spec, admission=admission, direct=True)
+    if submission.result is not None:
+        return file_answer(connection, spec, submission.result)
+    return wait_for(connection, spec, submission.job_id)
+
+
+def _failure_expired(found: dedupe.Found) -> bool:
+    if found.ended_at is None:
+        return True
+    ended = found.ended_at if found.ended_at.tzinfo else found.ended_at.replace(tzinfo=dt.UTC)
+    return (dt.datetime.now(dt.UTC) - ended).total_seconds() >= FAILED_RENDER_HOLD_SECONDS
+
+
+def _render_failed(connection: Redis, job_id: str) -> RenderFailed:
+    error = status.describe(jobs.fetch(connection, job_id)).get("error") or "no reason recorded"
+    return RenderFailed(
+        f"the render of this chart failed: {error}; it is tried again {FAILED_RENDER_HOLD_SECONDS} s after it failed",
+        job_id=job_id,
+    )
+
+
+def wait_for(connection: Redis, spec: ChartSpec, job_id: str) -> Response:
+    """Wait for job ``job_id`` on its events (never polling Redis), at most EMBED_WAIT_SECONDS; serve its file."""
+    hub = current_event_hub()
+    deadline = time.monotonic() + current_settings().embed_wait_seconds
+
+    def read() -> dict[str, Any]:
+        return {"state": jobs.read_states(connection, [job_id])[job_id]}
+
+    # Watching before the first read: an update published in between still wakes this request.
+    with hub.watch(job_id) as watch:
+        while True:
+            state = hub.status(job_id, read)["state"]
+            if state == states.JobState.FINISHED:
+                described = jobs.stored_result(connection, jobs.fetch(connection, job_id))
+                if described is not None:
+                    return file_answer(connection, spec, described)
+                return still_rendering(spec)
+            if state == states.JobState.FAILED:
+                raise _render_failed(connection, job_id)
+            remaining = deadline - time.monotonic()
+            if states.is_terminal(state) or remaining <= 0:
+                # Canceled, stopped or gone (a reload renders again), or still on its way.
+                return still_rendering(spec)
+            watch.wait(remaining)
+
+
+def cache_control(spec: ChartSpec, now: dt.datetime | None = None) -> str:
+    """``immutable`` when the spec pins everything; a seed without ``start`` draws from today: cached till midnight."""
+    now = now or dt.datetime.now(dt.UTC)
+    if spec.pinned(now.date()) == spec:
+        return api.RESULT_CACHE_CONTROL
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return f"public, max-age={max(1, int((midnight - now).total_seconds()))}"
+
+
+def file_answer(connection: Redis, spec: ChartSpec, description: results.ResultDescription) -> Response:
+    """The stored file, with its SHA-256 as ETag and 304 for a matching If-None-Match."""
+    data = results.load(connection, description)
+    if data is None:
+        # Expired between the lookup and now: the next request renders it again.
+        return still_rendering(spec)
+    response = api.file_response(data, dict(description), f"chart-{description['sha256'][:12]}")
+    response.headers["Cache-Control"] = cache_control(spec)
+    return response
+
+
+def still_rendering(spec: ChartSpec) -> Response:
+    """503, Retry-After and a small image saying so, never cached: a reload shows the chart."""
+    if spec.format == "svg":
+        response = Response(placeholder.svg(spec.width, spec.height), mimetype="image/svg+xml")
+    else:
+        # A PDF viewer shows nothing useful for a 503 either way; an <img> shows the PNG.
+        response = Response(placeholder.PNG, mimetype="image/png")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(STILL_RENDERING_RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _upload_body() -> bytes:
+    body: bytes = request.get_data(cache=True)
+    return body
+
+
+def _spec_of_upload(body: bytes) -> ChartSpec:
+    """The spec of a chart upload, read as POST /api/jobs reads it (JSON, or a form with a CSV)."""
+    if (request.mimetype or "").lower() == "multipart/form-data":
+        environ = dict(request.environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return spec_input.spec_from_request(Request(environ))
+    return spec_input.parse_spec(body, request.content_type)
+
+
+def _count_store(connection: Redis, settings: Settings, identity: str) -> None:
+    key = keys.chart_stores(identity)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.ttl(key)
+        count, ttl = pipe.execute()
+    if int(ttl) < 0:
+        # The hour starts with the first store (EXPIRE ... NX would need Redis 7; this works on 6.2).
+        connection.expire(key, keys.CHART_STORES_TTL)
+        ttl = keys.CHART_STORES_TTL
+    if int(count) > settings.chart_url_stores_per_hour:
+        raise TooManyRequests(
+            f"{settings.chart_url_stores_per_hour} charts stored this hour (CHART_URL_STORES_PER_HOUR)",
+            code="too_many_charts", retry_after=max(1, int(ttl)), limit=settings.chart_url_stores_per_hour,
+        )  # fmt: skip
+
+
+@blueprint.post("/api/charts")
+def store_chart() -> tuple[Response, int]:
+    """Store a reproducible spec for CHART_URL_TTL and answer its short URLs; nothing renders until one is viewed."""
+    connection, settings = current_redis(), current_settings()
+    body = _upload_body()
+    secret = settings.chart_url_secret
+    if secret:
+        given = request.args.get("sig")
+        if not given:
+            raise SignatureRequired("this service stores signed charts only: POST /api/charts?sig=", field="sig")
+        if not chart_urls.signatures_match(given, chart_urls.store_signature(secret, body)):
+            message = "the sig does not match the body: sign it again (plotjobs url --short)"
+            raise InvalidSignature(message, field="sig")
+    spec = _spec_of_upload(body)
+    if not spec.is_reproducible():
+        raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
+    # Stored without its format: the URL's extension chooses it.
+    stored = chart_urls.compact_json(spec.model_dump(mode="json", exclude={"format"}, exclude_defaults=True))
+    chart_id = chart_urls.chart_id(stored)
+    key = keys.chart(chart_id)
+    # Storing a chart that exists costs nothing new: only its expiry moves.
+    created = not connection.expire(key, settings.chart_url_ttl)
+    if created:
+        _count_store(connection, settings, f"key:{chart_urls.key_id(secret)}" if secret else api.client_address())
+        connection.set(key, stored, ex=settings.chart_url_ttl)
+    urls = {
+        file_format: url_for("embed.stored_chart_image", chart_id=chart_id, file_format=file_format, _external=True)
+        for file_format in CONTENT_TYPES
+    }
+    answer = {
+        "id": chart_id,
+        "url": urls[spec.format],
+        "path": url_for("embed.stored_chart_image", chart_id=chart_id, file_format=spec.format),
+        "urls": urls,
+        "expires_in": settings.chart_url_ttl,
+        "created": created,
+    }
+    # 200 either way: storing is idempotent, and ``created`` says whether this call stored it.
+    return Response(json.dumps(answer), mimetype="application/json"), 200
