@@ -55,7 +55,8 @@ class StatusReads:
         """Answer a status read from one ``HMGET``, or let the app answer the request."""
         if environ["REQUEST_METHOD"] != "GET":
             return self.app(environ, start_response)
-        matched = _STATUS_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        matched = _STATUS_PATH.fullmatch(path)
         if matched is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
@@ -77,7 +78,7 @@ class StatusReads:
             REQUEST_LOGGER,
             "request",
             method="GET",
-            path=environ.get("PATH_INFO", ""),
+            path=path,
             endpoint=STATUS_ENDPOINT,
             status=200,
             duration_ms=round(seconds * 1000, 2),

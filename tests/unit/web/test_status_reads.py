@@ -47,8 +47,8 @@ def _through_flask(app: Flask, path: str) -> TestResponse:
     return Client(_middleware(app).app).get(path)
 
 
-def _comparable(response: TestResponse) -> tuple[int, dict[str, str], bytes]:
-    return response.status_code, dict(response.headers), response.data
+def _comparable(response: TestResponse) -> tuple[str, dict[str, str], bytes]:
+    return response.status, dict(response.headers), response.data
 
 
 @pytest.mark.parametrize(
@@ -117,14 +117,15 @@ def test_a_read_answered_here_is_logged_and_counted_as_the_views(
     capsys.readouterr()
     fake_app.test_client().get(path, environ_base={"REMOTE_ADDR": "192.0.2.7"})
     (line,) = [line for line in json_lines(capsys.readouterr().out) if line["logger"] == logs.REQUEST_LOGGER]
-    assert (line["method"], line["path"], line["endpoint"], line["status"], line["remote_addr"]) == (
+    assert (line["message"], line["method"], line["path"], line["endpoint"], line["status"], line["remote_addr"]) == (
+        "request",
         "GET",
         path,
         STATUS_ENDPOINT,
         200,
         "192.0.2.7",
     )
-    assert line["duration_ms"] >= 0
+    assert 0 < line["duration_ms"] < 10_000
     fake_app.test_client().get(path)
     scraped = request_samples(fake_app.test_client().get("/metrics").text)
     assert series(scraped, "_count", "GET", STATUS_ENDPOINT) == {"": 2}
@@ -141,3 +142,15 @@ def test_progress_written_by_a_worker_shows_at_once(fake_app: Flask, fake_redis:
     assert client.get(f"/api/jobs/{job_id}").json["stage"] == "preparing data"  # type: ignore[index]
     tasks.report_progress(jobs.fetch(fake_redis, job_id), 0.6, "drawing", check_cancel=False)
     assert client.get(f"/api/jobs/{job_id}").json["stage"] == "drawing"  # type: ignore[index]
+
+
+def test_a_read_whose_latency_cannot_be_recorded_is_answered_and_the_failure_logged(
+    fake_app: Flask, fake_redis: Redis, plotjobs_logs: pytest.LogCaptureFixture
+) -> None:
+    def unwritable(*args: Any) -> None:
+        raise OSError("no space left on device")
+
+    _middleware(fake_app).request_metrics.observe = unwritable  # type: ignore[method-assign]
+    answered = fake_app.test_client().get(f"/api/jobs/{_job(fake_redis, JobStatus.FINISHED)}")
+    assert answered.status_code == 200
+    assert "request latency not recorded: OSError" in [record.getMessage() for record in plotjobs_logs.records]
