@@ -49,6 +49,7 @@ DOWN_AFTER_MS = 1000
 # A failover takes DOWN_AFTER_MS to notice, then an election and a promotion: a few seconds.
 ACCEPTS_AGAIN_WITHIN = 20.0
 SENTINEL_PORT = 26379
+SMALL = {"width": 200, "height": 150, "dpi": 50}  # quick renders: the worker drains the run fast
 
 
 @dataclass
@@ -155,7 +156,9 @@ def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
                        **sentinel_env)  # fmt: skip
         web.start([str(BIN / "gunicorn"), "-c", "python:plotjobs.web.gunicorn_config", "wsgi:app"],
                   tmp_path / "web-b.log", web_env, PROJECT_ROOT)  # fmt: skip
-        worker_env = _env(redis_url, WORKER_PROCESSES="2", **sentinel_env)
+        # The default liveness: a loaded machine must not make this test about lost workers.
+        worker_env = _env(redis_url, WORKER_PROCESSES="2", WORKER_LIVENESS_TIMEOUT="15", SWEEP_INTERVAL="5",
+                          **sentinel_env)  # fmt: skip
         with (tmp_path / "client-e.log").open("w") as client_log:
             client_process = subprocess.Popen(
                 hosts["client-e"].command([sys.executable, "-m", "tests.support.host_client"]), cwd=PROJECT_ROOT,
@@ -210,7 +213,7 @@ def test_a_master_killed_mid_run_loses_accepted_jobs_only_without_min_replicas(s
         if killed_at is not None and restarted_at is None and setup.failed_over():
             setup.restart_old_master()  # the same moment in both modes
             restarted_at = time.monotonic()
-        answer = client.submit({"title": f"failover {attempt}"})
+        answer = client.submit(SMALL | {"title": f"failover {attempt}"})
         if answer.get("status") != 202:
             refused += 1
         elif killed_at is not None and accepted_again_at is None:

@@ -171,7 +171,8 @@ def _require_namespaces() -> None:
 
 def _env(redis_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("REDIS_", "DASHBOARD_", "BROKER"))}
-    env.update(REDIS_URL=redis_url, PYTHONUNBUFFERED="1", PATH=f"{BIN}:{env.get('PATH', '')}", **FAST, **extra)
+    env.update(REDIS_URL=redis_url, PYTHONUNBUFFERED="1", PATH=f"{BIN}:{env.get('PATH', '')}")
+    env.update({**FAST, **extra})
     return env
 
 
