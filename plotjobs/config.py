@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"
     redis_sentinels: Annotated[tuple[tuple[str, int], ...], BeforeValidator(_sentinels)] = ()
     redis_sentinel_master: OptionalText = None
+    # 0: a job is acknowledged once the master has it (replication is asynchronous). N: only once
+    # N replicas have it too (WAIT, in the enqueue's pipeline), else the API answers 503.
+    redis_min_replicas: NonNegativeInt = 0
+    redis_min_replicas_timeout_ms: PositiveInt = 1000
     dashboard_username: OptionalText = None
     dashboard_password: OptionalText = Field(default=None, repr=False)
     dashboard_allow_delete: Flag = False

@@ -202,6 +202,16 @@ class ServiceUnavailable(PlotjobsError):
     code = "service_unavailable"
 
 
+class NotReplicated(ServiceUnavailable):
+    """The job was written to the Redis master but fewer than REDIS_MIN_REPLICAS replicas confirmed it in time.
+
+    It is not acknowledged: a failover could lose it. It may still run; a client that submits
+    again may get a second render of it (a seeded spec finds the same job).
+    """
+
+    code = "not_replicated"
+
+
 class BrokerUnavailable(ServiceUnavailable):
     """RabbitMQ (BROKER_URL) did not take a submission: unreachable, or it refused the message."""
 

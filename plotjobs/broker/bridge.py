@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from plotjobs.backoff import Backoff
 from plotjobs.broker import amqp as broker_amqp
 from plotjobs.config import Settings
-from plotjobs.errors import InvalidPriority
+from plotjobs.errors import InvalidPriority, NotReplicated
 from plotjobs.queue import accepted, jobs
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class Bridge:
         except InvalidPriority as error:
             self._dead_letter(channel, method, properties, body, error.message)
             return
-        except RedisError as error:
+        except (RedisError, NotReplicated) as error:
             delay = self._redis_backoff.next()
             log.warning(
                 "Redis is unavailable (%s); job %s waits in RabbitMQ, retry in %.1fs", error, submission.job_id, delay

@@ -33,6 +33,7 @@ from plotjobs.errors import (
     InvalidPriority,
     JobAlreadyEnded,
     JobNotFound,
+    NotReplicated,
     ResultExpired,
     ResultNotReady,
     UnreadableJob,
@@ -179,12 +180,30 @@ def enqueue_render(
         # RQ checks and enqueues atomically (one Lua script), so two deliveries cannot both enqueue.
         unique=job_id is not None,
     )
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.zadd(keys.INFLIGHT, {job.id: time.time()})
-        pipe.expire(keys.INFLIGHT, keys.INFLIGHT_TTL)
-        pipe.execute()
+    mark_inflight(connection, settings, job.id)
     metrics.count_job(connection, "submitted", spec.metric_label)
     return job
+
+
+def mark_inflight(connection: Redis, settings: Settings, job_id: str) -> None:
+    """Note the job as in flight (the sweep's list); with REDIS_MIN_REPLICAS, wait until that many replicas have it.
+
+    Raises NotReplicated when fewer replicas confirm within REDIS_MIN_REPLICAS_TIMEOUT_MS.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.INFLIGHT, {job_id: time.time()})
+        pipe.expire(keys.INFLIGHT, keys.INFLIGHT_TTL)
+        if settings.redis_min_replicas:
+            # WAIT waits for this connection's last write, so it goes in this pipeline, after writes
+            # that always reach the replicas. Replication is one ordered stream: a replica that has
+            # the ZADD also has the job RQ enqueued before it, on whichever connection.
+            pipe.wait(settings.redis_min_replicas, settings.redis_min_replicas_timeout_ms)
+        replies = pipe.execute()
+    if settings.redis_min_replicas and replies[-1] < settings.redis_min_replicas:
+        raise NotReplicated(
+            f"the job store has not confirmed the job on REDIS_MIN_REPLICAS={settings.redis_min_replicas} "
+            f"replica(s) within {settings.redis_min_replicas_timeout_ms} ms, so it is not accepted"
+        )
 
 
 def enqueue_render_once(
@@ -194,6 +213,9 @@ def enqueue_render_once(
     try:
         enqueue_render(connection, settings, spec, queue_name, job_id=job_id)
     except DuplicateJobError:
+        if settings.redis_min_replicas:
+            # An earlier try may have enqueued it and then missed its replicas: confirm before saying it exists.
+            mark_inflight(connection, settings, job_id)
         return False
     return True
 

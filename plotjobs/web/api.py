@@ -17,6 +17,7 @@ from plotjobs.errors import (
     CancelTokenRequired,
     FileNotFound,
     JobAlreadyEnded,
+    NotReplicated,
     ResultNotReady,
     TooManyRequests,
 )
@@ -73,7 +74,7 @@ def queue_render(
             broker_amqp.submit_render(connection, publisher, spec, priority, job_id=job_id)
             return dedupe.Submission(job_id, reused=False)
         submission = dedupe.submit(connection, settings, spec, queue_name, job_id=job_id)
-    except (RedisError, BrokerUnavailable):
+    except (RedisError, BrokerUnavailable, NotReplicated):
         if client is not None:
             limits.release(connection, client, job_id)
         raise

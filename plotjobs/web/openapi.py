@@ -122,7 +122,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-_UNAVAILABLE = _error("Redis is unreachable; retry after Retry-After seconds.")
+_UNAVAILABLE = _error(
+    "Redis is unreachable, or (REDIS_MIN_REPLICAS) the job was not confirmed on enough replicas;"
+    " retry after Retry-After seconds."
+)
 
 _FILES = {
     media_type: {"schema": {"type": "string", "contentMediaType": media_type}} for media_type in CONTENT_TYPES.values()

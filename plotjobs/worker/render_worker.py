@@ -51,6 +51,7 @@ class RenderWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.settings = settings
         self._watchdog_stop = threading.Event()
+        self._discarded: str | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         """Warm up every generator's render, start beating and sweeping, then process jobs as RQ does."""
@@ -81,6 +82,37 @@ class RenderWorker(SimpleWorker):
             except Exception:  # the heartbeat must outlive any one bad sweep or Redis outage
                 log.exception("worker %s: heartbeat or sweep failed; retrying", self.name)
 
+    def _superseded(self, job: Job, queue: Queue, execution: Execution | None) -> bool:
+        """Whether this execution lost the job: the sweep took it back while this worker was cut off or paused.
+
+        The sweep requeues a lost job by removing its execution from the started registry, and the
+        next worker registers an execution of its own; an execution still in the registry still
+        holds the job. A worker that comes back after that discards its outcome, so the first
+        terminal outcome of the job's current holder stands (docs/design.md, "Guarantees under faults").
+        """
+        if execution is None:
+            return False
+        held = self.connection.zscore(queue.started_job_registry.key, execution.composite_key)
+        return held is None
+
+    def _discard(self, job: Job, execution: Execution, outcome: str) -> None:
+        """Drop this worker's record of an execution it lost, leaving the job, its state and its file as they are."""
+        log.warning(
+            "job %s: %s here after the job was recovered and given to another worker; this outcome is discarded",
+            job.id, outcome,
+        )  # fmt: skip
+        self._discarded = job.id
+        with self.connection.pipeline() as pipeline:
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Execution) -> None:
+        """Record the result, unless this worker no longer holds the job."""
+        if self._superseded(job, queue, execution):
+            self._discard(job, execution, "finished")
+            return
+        super().handle_job_success(job, queue, started_job_registry, execution)
+
     def handle_job_failure(
         self,
         job: Job,
@@ -89,7 +121,16 @@ class RenderWorker(SimpleWorker):
         exc_string: str = "",
         execution: Execution | None = None,
     ) -> None:
-        """Record a canceled job as stopped (RQ's state for a job stopped on request), others as failed."""
+        """Record a canceled job as stopped (RQ's state for a job stopped on request), others as failed.
+
+        Nothing is recorded when this worker no longer holds the job (see ``_superseded``).
+        """
+        try:
+            if execution is not None and self._superseded(job, queue, execution):
+                self._discard(job, execution, "failed")
+                return
+        except RedisError:
+            log.warning("job %s: could not check that this worker still holds it; recording the failure", job.id)
         try:
             if self.connection.exists(keys.cancel(job.id)):
                 rq_internals.mark_stopped(self, job.id)
@@ -100,12 +141,14 @@ class RenderWorker(SimpleWorker):
         )
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job, then tell the job's event stream its final status at once."""
+        """Run the job, then tell the job's event stream its final status at once (unless the outcome was discarded)."""
+        self._discarded = None
         try:
             super().execute_job(job, queue)
         finally:
             try:
-                tasks.announce(job)
+                if self._discarded != job.id:
+                    tasks.announce(job)
             except RedisError:
                 # Streams also re-read statuses on their own; a lost notice only delays them.
                 log.warning("could not publish the final status of job %s", job.id)

@@ -351,3 +351,23 @@ def test_several_bridges_on_one_queue_enqueue_each_message_exactly_once(
         assert queue_state(channel, amqp_queue)[1] == 2, "both bridges still consume"
     enqueued = rq_queue.job_ids
     assert sorted(enqueued) == sorted(ids)
+
+
+def test_with_min_replicas_unmet_the_bridge_keeps_the_message_and_retries(
+    redis_url: str, redis_connection: Redis, amqp_url: str, amqp_queue: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """REDIS_MIN_REPLICAS=1 on a Redis without replicas: never acknowledged, never dead-lettered, retried."""
+    monkeypatch.setenv("REDIS_MIN_REPLICAS", "1")
+    monkeypatch.setenv("REDIS_MIN_REPLICAS_TIMEOUT_MS", "50")
+    job_id = str(uuid.uuid4())
+    log = tmp_path / "bridge.log"
+    with running_bridge(redis_url, amqp_url, amqp_queue, log), amqp_channel(amqp_url) as channel:
+        publish(channel, amqp_queue, {"spec": {"title": "unconfirmed"}, "job_id": job_id})
+        wait_for(lambda: log.read_text().count("not confirmed the job on REDIS_MIN_REPLICAS=1") >= 2,
+                 what="the bridge to retry the unconfirmed job")  # fmt: skip
+        # Written to the master, but not acknowledged to RabbitMQ: the message stays RabbitMQ's.
+        assert in_rq(redis_connection, job_id)
+        assert queue_state(channel, broker_amqp.dead_letter_queue(amqp_queue))[0] == 0
+    with amqp_channel(amqp_url) as channel:
+        assert queue_state(channel, amqp_queue)[0] == 1

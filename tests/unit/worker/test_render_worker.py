@@ -149,3 +149,59 @@ def test_finishing_a_job_survives_redis_refusing_the_final_announcement(
     assert jobs.fetch(redis_connection, job_id).get_status() == JobStatus.FINISHED
     warnings = [record.getMessage() for record in plotjobs_logs.records if record.name == render_worker_module.__name__]
     assert warnings == [f"could not publish the final status of job {job_id}"]
+
+
+def _taken_back_before_its_end(worker: render_worker_module.RenderWorker, settings: Settings, hook: str) -> list[str]:
+    """Make the sweep take the job back from ``worker`` just before it records the outcome (``hook``)."""
+    requeued: list[str] = []
+    record = getattr(worker, hook)
+
+    def taken_back(*args: object, **kwargs: object) -> None:
+        recovery.declare_dead(worker.connection, worker.name, settings)
+        report = recovery.sweep(worker.connection, settings, force=True)
+        assert report is not None
+        requeued.extend(report.requeued)
+        record(*args, **kwargs)
+
+    setattr(worker, hook, taken_back)
+    return requeued
+
+
+def test_a_worker_that_lost_its_job_discards_its_result_and_the_next_holders_stands(
+    redis_url: str, redis_connection: Redis, plotjobs_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=3)).id
+    late = build_worker(redis_connection, settings, name="late")
+    requeued = _taken_back_before_its_end(late, settings, "handle_job_success")
+    late.work(burst=True, max_jobs=1)
+    assert requeued == [job_id]
+    waiting = describe(jobs.fetch(redis_connection, job_id))
+    assert waiting["state"] == "queued" and waiting["stage"].startswith("requeued: worker lost"), waiting
+    assert jobs.fetch(redis_connection, job_id).latest_result() is None
+    assert "this outcome is discarded" in plotjobs_logs.text
+    build_worker(redis_connection, settings, name="holder").work(burst=True)
+    job = jobs.fetch(redis_connection, job_id)
+    assert describe(job)["state"] == "finished"
+    assert job.worker_name == "holder"
+    assert redis_connection.zcard(jobs.queue(redis_connection, "default").started_job_registry.key) == 0
+
+
+def test_a_worker_that_lost_its_job_does_not_record_its_failure(
+    redis_url: str, redis_connection: Redis, plotjobs_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(redis_url)
+    job = jobs.queue(redis_connection, "default").enqueue("plotjobs.queue.tasks.generate", "no-such-generator", {})
+    late = build_worker(redis_connection, settings, name="late")
+    requeued = _taken_back_before_its_end(late, settings, "handle_job_failure")
+    late.work(burst=True, max_jobs=1)
+    assert requeued == [job.id]
+    assert describe(jobs.fetch(redis_connection, job.id))["state"] == "queued"
+    assert "failed here after the job was recovered" in plotjobs_logs.text
+
+
+def test_a_worker_that_still_holds_its_job_records_it_as_before(redis_url: str, redis_connection: Redis) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=4)).id
+    build_worker(redis_connection, settings, name="holder").work(burst=True)
+    assert describe(jobs.fetch(redis_connection, job_id))["state"] == "finished"
