@@ -37,24 +37,17 @@ def bucket_field(label: str, seconds: float) -> str:
 
 
 def record_render(connection: Redis, kind: str, seconds: float, *, finished: bool) -> None:
-    """Count one ended render of ``kind`` (finished or failed) and, when finished, how long it took.
+    """Count one ended render of ``kind``: a finished one by how long it took, a failed one as failed.
 
-    Each observation adds to one bucket only (the scrape sums them into Prometheus' cumulative
-    buckets, and their total is the count), in the same hash as the count: four commands for a
-    finished job, where cumulative buckets in a hash of their own cost up to fifteen.
+    A finished render adds to one bucket of the render-time histogram only (the scrape sums the
+    buckets into Prometheus' cumulative ones), and the buckets of a kind add up to its finished
+    jobs, so no separate count is kept: three commands for a finished job.
     """
     pipeline = connection.pipeline(transaction=False)
-    _count(pipeline, "finished" if finished else "failed", kind)
     if finished:
         _observe(pipeline, kind, seconds)
-    pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
-    pipeline.execute()
-
-
-def observe_render(connection: Redis, kind: str, seconds: float) -> None:
-    """Record how long one render of ``kind`` took."""
-    pipeline = connection.pipeline(transaction=False)
-    _observe(pipeline, kind, seconds)
+    else:
+        _count(pipeline, "failed", kind)
     pipeline.expire(keys.METRICS_JOBS, keys.METRICS_TTL)
     pipeline.execute()
 

@@ -34,11 +34,10 @@ def _histogram(
     labels_of: dict[str, list[str]],
 ) -> HistogramMetricFamily:
     for label, label_values in sorted(labels_of.items()):
-        prefix = f"{label}{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
         # Each observation is stored in its own bucket only; Prometheus wants them cumulative.
         cumulative, running = [], 0.0
-        for bound in (*(str(bound) for bound in buckets), metrics.INFINITE_BUCKET):
-            running += float(fields.get(f"{prefix}{bound}", 0))
+        for bound, count in _bucket_counts(fields, label, buckets):
+            running += count
             cumulative.append((bound, running))
         family.add_metric(
             label_values,
@@ -46,6 +45,13 @@ def _histogram(
             sum_value=float(fields.get(f"{label}{metrics.SEPARATOR}sum", 0)),
         )
     return family
+
+
+def _bucket_counts(fields: Mapping[str, str], label: str, buckets: tuple[float, ...]) -> list[tuple[str, float]]:
+    """Each bucket bound of ``label``'s histogram (``+Inf`` last) with the observations it holds alone."""
+    prefix = f"{label}{metrics.SEPARATOR}{metrics.BUCKET_MARK}"
+    bounds = (*(str(bound) for bound in buckets), metrics.INFINITE_BUCKET)
+    return [(bound, float(fields.get(f"{prefix}{bound}", 0))) for bound in bounds]
 
 
 def _labels(fields: Iterable[str]) -> set[str]:
@@ -76,8 +82,12 @@ class RedisCollector(Collector):
         }
         for field, value in sorted(jobs_raw.items()):
             outcome, _, kind = field.partition(metrics.SEPARATOR)
-            if outcome in families:
+            if outcome in families and outcome != "finished":
                 families[outcome].add_metric([kind], float(value))
+        # A finished job is counted once, in its render time's bucket: the buckets of a kind are its finished jobs.
+        for kind in sorted(_labels(render_raw)):
+            finished = sum(count for _, count in _bucket_counts(render_raw, kind, metrics.RENDER_BUCKETS))
+            families["finished"].add_metric([kind], finished)
         yield from families.values()
 
         yield _histogram(

@@ -106,7 +106,9 @@ def test_hostile_values_in_our_own_keys_answer_clearly(client: FlaskClient, redi
         redis_connection.set(key, b"many")
     again = client.post("/api/jobs", json={"seed": 7})
     assert again.status_code in (200, 202) and again.get_json()["id"]
-    redis_connection.hset("plotjobs:metrics:jobs", mapping={"submitted|line": "lots", "finished|line": "3"})
+    redis_connection.hset(
+        "plotjobs:metrics:jobs", mapping={"submitted|line": "lots", "render_seconds|line|bucket=0.1": "3"}
+    )
     redis_connection.hset("plotjobs:metrics:jobs", "render_seconds|line|bucket=0.5", b"\xff")
     scrape = client.get("/metrics")
     assert scrape.status_code == 200

@@ -20,14 +20,18 @@ def _samples(family: Metric) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 
 def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
-    metrics.count_job(fake_redis, "finished", "line")
-    metrics.count_job(fake_redis, "finished", "line")
-    metrics.observe_render(fake_redis, "line", 0.3)
-    metrics.observe_render(fake_redis, "line", 0.04)
-    metrics.observe_render(fake_redis, "line", 1000.0)
+    metrics.count_job(fake_redis, "submitted", "line")
+    metrics.record_render(fake_redis, "line", 0.5, finished=False)
+    metrics.record_render(fake_redis, "line", 0.3, finished=True)
+    metrics.record_render(fake_redis, "line", 0.04, finished=True)
+    metrics.record_render(fake_redis, "line", 1000.0, finished=True)
     families = _families(fake_redis)
     finished = _samples(families["plotjobs_jobs_finished"])
-    assert finished[("plotjobs_jobs_finished_total", (("kind", "line"),))] == 2.0
+    # The finished jobs of a kind are its render times' observations, counted once.
+    assert finished == {("plotjobs_jobs_finished_total", (("kind", "line"),)): 3.0}
+    submitted = _samples(families["plotjobs_jobs_submitted"])
+    assert submitted == {("plotjobs_jobs_submitted_total", (("kind", "line"),)): 1.0}
+    assert _samples(families["plotjobs_jobs_failed"]) == {("plotjobs_jobs_failed_total", (("kind", "line"),)): 1.0}
     render = _samples(families["plotjobs_render_duration_seconds"])
     assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.05")))] == 1.0
     assert render[("plotjobs_render_duration_seconds_bucket", (("kind", "line"), ("le", "0.25")))] == 1.0
@@ -41,7 +45,11 @@ def test_collect_reads_the_hashes(fake_redis: Redis) -> None:
 
 
 def test_fields_we_did_not_write_are_skipped(fake_redis: Redis) -> None:
-    fake_redis.hset(keys.METRICS_JOBS, mapping={"finished|bar": "1", "failed|pie": "many", "bogus|x": "3"})
+    fake_redis.hset(
+        keys.METRICS_JOBS,
+        mapping={"render_seconds|bar|bucket=0.1": "1", "render_seconds|bar|bucket=0.3": "5", "failed|pie": "many",
+                 "bogus|x": "3", "finished|bar": "7"},
+    )  # fmt: skip
     families = _families(fake_redis)
     assert _samples(families["plotjobs_jobs_finished"]) == {("plotjobs_jobs_finished_total", (("kind", "bar"),)): 1.0}
     assert _samples(families["plotjobs_jobs_failed"]) == {}
