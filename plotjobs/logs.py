@@ -82,12 +82,15 @@ def configure(level: str) -> None:
     for name in (LOGGER_NAME, RQ_LOGGER):
         attach(name, level)
     # RQ's Worker.work() adds its own plain handlers to rq.worker and rq.job only when no handler is found up
-    # their tree: ours, on "rq", is. A stock `rq worker` has added them already; they make way for ours.
+    # their tree: ours, on "rq", is. A stock `rq worker` has added them already, with its own level and
+    # propagation off; they make way for ours, and the lines go up to "rq" again at ``level``.
     for name in ("rq.worker", "rq.job"):
         rq_logger = logging.getLogger(name)
         for rq_handler in list(rq_logger.handlers):
             if type(rq_handler).__module__.startswith("rq."):
                 rq_logger.removeHandler(rq_handler)
+        rq_logger.setLevel(logging.NOTSET)
+        rq_logger.propagate = True
 
 
 def attach(logger_name: str, level: str | int) -> None:

@@ -44,8 +44,11 @@ def test_rq_handlers_added_before_configure_make_way_for_ours(capsys: pytest.Cap
     from rq.logutils import ColorizingStreamHandler
 
     rq_worker = logging.getLogger("rq.worker")
-    # What a stock `rq worker` has set up before our task first calls configure().
+    # What a stock `rq worker --logging-level WARNING` has set up (rq.logutils.setup_loghandlers) before
+    # our task first calls configure(): its handler, its level, and propagation off.
     rq_worker.addHandler(ColorizingStreamHandler())
+    rq_worker.setLevel("WARNING")
+    rq_worker.propagate = False
     logs.configure("INFO")
     assert not rq_worker.handlers
     capsys.readouterr()
