@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
+from rq.job import JobStatus
 
 from plotjobs import keys
 from plotjobs.config import Settings
@@ -413,3 +414,16 @@ def test_lookup_pins_a_seed_without_start_to_today(fake_redis: Redis) -> None:
     submitted = dedupe.submit(fake_redis, settings, ChartSpec(seed=2), today=lambda: today)
     assert dedupe.lookup(fake_redis, ChartSpec(seed=2), today=lambda: today) == dedupe.Found(submitted.job_id, "queued")
     assert dedupe.lookup(fake_redis, ChartSpec(seed=2), today=lambda: dt.date(2026, 3, 5)) is None
+
+
+def test_lookup_finds_a_failed_render_with_its_end_and_not_a_canceled_one(fake_redis: Redis) -> None:
+    spec = ChartSpec.model_validate(SEEDED)
+    submitted = dedupe.submit(fake_redis, Settings(redis_url="redis://fake"), spec)
+    job = jobs.fetch(fake_redis, submitted.job_id)
+    ended = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    job.ended_at = ended
+    job.set_status(JobStatus.FAILED)
+    job.save()
+    assert dedupe.lookup(fake_redis, spec) == dedupe.Found(submitted.job_id, "failed", ended_at=ended)
+    job.set_status(JobStatus.CANCELED)
+    assert dedupe.lookup(fake_redis, spec) is None

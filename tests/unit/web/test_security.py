@@ -137,6 +137,9 @@ def probe_app() -> Flask:
     for name in ("api", "views", "embed", "rq_dashboard"):
         blueprint = Blueprint(name, __name__, url_prefix=f"/{name}")
         blueprint.add_url_rule("/probe", "probe", lambda: "done", methods=ALL_METHODS)
+        if name == "embed":
+            blueprint.add_url_rule("/chart", "chart_image", lambda: "image")
+            blueprint.add_url_rule("/stored", "stored_chart_image", lambda: "image")
         app.register_blueprint(blueprint)
     app.add_url_rule("/bare", "bare", lambda: "done", methods=ALL_METHODS)
     app.add_url_rule("/token", "token", lambda: render_template_string("{{ csrf_token() }}"))
@@ -338,3 +341,12 @@ def test_a_browser_delete_of_a_job_without_the_token_is_refused(fake_client: Fla
     response = fake_client.delete(f"/api/jobs/{job_id}", headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
     assert response.get_json() == REFUSED_BODY
+
+
+@pytest.mark.parametrize("path", ["/embed/chart", "/embed/stored"])
+def test_only_the_chart_image_routes_may_be_embedded_by_other_sites(probe: FlaskClient, path: str) -> None:
+    headers = probe.get(path).headers
+    assert headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert headers["Content-Security-Policy"] == security.API_CONTENT_SECURITY_POLICY
+    for elsewhere in ("/embed/probe", "/api/probe", "/bare"):
+        assert "Cross-Origin-Resource-Policy" not in probe.get(elsewhere).headers, elsewhere
