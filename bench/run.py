@@ -529,16 +529,17 @@ def redis_cpu_seconds(connection: Redis) -> float:
 
 
 def redis_idle_cpu(connection: Redis, seconds: float = 2.0) -> float:
-    """Redis' CPU seconds per second with every worker idle: its own timers, heartbeats, blocked pops."""
+    """Redis' CPU seconds per second with every worker idle: its own timers, heartbeats, the sweep."""
     cpu_before, started = redis_cpu_seconds(connection), time.perf_counter()
-    time.sleep(seconds)
+    time.sleep(seconds)  # a measurement interval, not a wait for anything
     return (redis_cpu_seconds(connection) - cpu_before) / (time.perf_counter() - started)
 
 
 def noop_scaling(connection: Redis, redis_url: str, count: int) -> list[Row]:
     """Jobs/s of no-op renders with 1, 2, 4 and 8 workers, and the Redis CPU each job takes.
 
-    Redis' CPU per job is what it used during the round, less what it uses idle over as long.
+    The CPU per job is all Redis used during the round divided by its jobs: an upper bound, since
+    what Redis uses idle (reported beside it) is in it too.
     """
     idle = redis_idle_cpu(connection)
     rates, cpu_per_job = {}, {}
@@ -546,8 +547,7 @@ def noop_scaling(connection: Redis, redis_url: str, count: int) -> list[Row]:
         rq_round(connection, redis_url, f"n{workers}", max(4, workers))  # every worker has had a job
         cpu_before = redis_cpu_seconds(connection)
         rates[workers] = rq_round(connection, redis_url, f"n{workers}", count)
-        used = redis_cpu_seconds(connection) - cpu_before - idle * count / rates[workers]
-        cpu_per_job[workers] = used / count
+        cpu_per_job[workers] = (redis_cpu_seconds(connection) - cpu_before) / count
     peak = max(rates, key=rates.__getitem__)
     saturation = 1 / cpu_per_job[peak]
     counts = " / ".join(str(workers) for workers in NOOP_WORKER_COUNTS)
@@ -556,8 +556,8 @@ def noop_scaling(connection: Redis, redis_url: str, count: int) -> list[Row]:
             + " jobs/s", f"{rates[1]:.0f} jobs/s (1 worker)",
             " / ".join(f"{rates[w] / rates[1]:.2f}" for w in NOOP_WORKER_COUNTS), "(reference)", None),
         Row(f"scale: Redis CPU per job, {counts} workers",
-            " / ".join(f"{cpu_per_job[w] * 1000:.3f}" for w in NOOP_WORKER_COUNTS) + " ms", "—", "—",
-            "(reference)", None),
+            " / ".join(f"{cpu_per_job[w] * 1000:.3f}" for w in NOOP_WORKER_COUNTS) + " ms",
+            f"idle: {idle * 1000:.1f} ms of CPU per second", "—", "(reference)", None),
         Row("scale: jobs/s one Redis core serves at that cost (1 s / CPU per job)", f"{saturation:.0f} jobs/s",
             f"{rates[peak]:.0f} jobs/s reached here ({peak} workers)", f"{rates[peak] / saturation:.2f} of it",
             "(reference)", None),
