@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.run import Processes, service_env, start_gunicorn  # noqa: E402
 from plotjobs import chart_urls  # noqa: E402
-from plotjobs.cli.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from plotjobs.cli.embedded_redis import EmbeddedRedis  # noqa: E402
 
 DEFAULT_SAMPLES = 200
 WEB_PROCESSES = 2
+# The queues of the web app and the worker: plotjobs' default ones.
+QUEUES = "high,default,low"
 SPECS: dict[str, dict[str, Any]] = {
     "demo chart (10 points)": {"title": "TTFB", "seed": 42, "start": "2026-01-01"},
     # A URL of 3.1 kB, of the 8,000 bytes CHART_URL_MAX_BYTES allows.
@@ -71,52 +72,20 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 @contextmanager
 def running_services(redis_url: str, processes: int = WEB_PROCESSES) -> Iterator[tuple[int, int]]:
     """A render worker, plotjobs' gunicorn and the synchronous one; yields their two ports."""
-    env = dict(os.environ, REDIS_URL=redis_url, SECRET_KEY="bench", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str]) -> None:
-        children.append(subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    ports = free_port(), free_port()
+    children = Processes()
     try:
-        start([sys.executable, str(ROOT / "worker.py")])
-        for port, app in zip(ports, ["wsgi:app", "bench.embed_ttfb:create_sync_app()"], strict=True):
-            start([sys.executable, "-m", "gunicorn", "-c", "python:plotjobs.web.gunicorn_config",
-                   "--bind", f"127.0.0.1:{port}", "--workers", str(processes), app])  # fmt: skip
-        for port in ports:
-            _wait_until(lambda port=port: _answers(port), 60, f"gunicorn on port {port}")  # type: ignore[misc]
-        yield ports
+        children.start([sys.executable, str(ROOT / "worker.py")], service_env(redis_url, LOG_LEVEL="WARNING"))
+        servers = [
+            start_gunicorn(children, redis_url, processes, QUEUES, app=app)[0]
+            for app in ("wsgi:app", "bench.embed_ttfb:create_sync_app()")
+        ]
+        ours, synchronous = (int(address.rsplit(":", 1)[1]) for address in servers)
+        yield ours, synchronous
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        children.stop_all()
 
 
 class Client:
