@@ -25,6 +25,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# How long a Redis client waits for an answer before it gives up (plotjobs.connection).
+REDIS_SOCKET_TIMEOUT_SECONDS = 30
+
 PRIORITIES = ("high", "default", "low")
 DEFAULT_PRIORITY = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -196,7 +199,8 @@ class Settings(BaseSettings):
     # 0: a job is acknowledged once the master has it (replication is asynchronous). N: only once
     # N replicas have it too (WAIT, in the enqueue's pipeline), else the API answers 503.
     redis_min_replicas: NonNegativeInt = 0
-    redis_min_replicas_timeout_ms: PositiveInt = 1000
+    # Below the Redis client's socket timeout, or the client gives up first and the answer is a plain outage.
+    redis_min_replicas_timeout_ms: PositiveInt = Field(default=1000, lt=REDIS_SOCKET_TIMEOUT_SECONDS * 1000)
     dashboard_username: OptionalText = None
     dashboard_password: OptionalText = Field(default=None, repr=False)
     dashboard_allow_delete: Flag = False

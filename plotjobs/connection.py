@@ -8,12 +8,16 @@ from redis import BlockingConnectionPool, Redis
 from redis.connection import SSLConnection, parse_url
 from redis.sentinel import Sentinel
 
-from plotjobs.config import Settings
+from plotjobs.config import REDIS_SOCKET_TIMEOUT_SECONDS, Settings
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
-_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 30, "health_check_interval": 30}
+_TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 5,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    "health_check_interval": 30,
+}
 # How long a web thread waits for a free connection of a bounded pool before a 503.
 POOL_WAIT_SECONDS = 20
 

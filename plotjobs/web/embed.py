@@ -46,6 +46,8 @@ STILL_RENDERING_RETRY_AFTER = 5
 FAILED_RENDER_HOLD_SECONDS = 60
 _CHART_ID = re.compile(rf"^[0-9a-f]{{{chart_urls.CHART_ID_HEX}}}$")
 SIZE_PARAMETERS = {"w": "width", "h": "height"}
+# More digits than any size the spec allows (at most 4000 pixels); the spec's own check names the range.
+MAX_SIZE_DIGITS = 5
 NOT_REPRODUCIBLE = (
     "a chart URL must draw the same chart every time it is loaded: give the data inline in 'series', "
     "or a 'seed' for the demo data (without a seed the demo data is random)"
@@ -105,7 +107,8 @@ def url_document(c: str | None, file_format: str, sizes: dict[str, str | None]) 
         value = sizes.get(parameter)
         if value is None:
             continue
-        if not value.isdigit():
+        # ASCII digits only (str.isdigit takes '²' too, which int() refuses), and few: sizes are at most 4 digits.
+        if not (value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS):
             raise InvalidSpec(f"{parameter} is the {field} in pixels, a whole number; got {value[:20]!r}", field=field)
         document[field] = int(value)
     return document
@@ -306,7 +309,8 @@ def store_chart() -> tuple[Response, int]:
     created = not connection.expire(key, settings.chart_url_ttl)
     if created:
         _count_store(connection, settings, f"key:{chart_urls.key_id(secret)}" if secret else api.client_address())
-        connection.set(key, stored, ex=settings.chart_url_ttl)
+        # NX: of two identical first stores at once, one says it created the chart.
+        created = bool(connection.set(key, stored, ex=settings.chart_url_ttl, nx=True))
     urls = {
         file_format: url_for("embed.stored_chart_image", chart_id=chart_id, file_format=file_format, _external=True)
         for file_format in CONTENT_TYPES

@@ -32,7 +32,10 @@ def _media_type(content_type: str | None) -> str:
 def json_document(raw: bytes | str, field: str) -> dict[str, Any]:
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError:
+        raise InvalidJSON(f"the {field} nests too deeply to be a chart spec", field=field) from None
+    except ValueError as error:
+        # Malformed JSON, bytes that are not UTF-8, or a number of more digits than Python converts.
         raise InvalidJSON(f"the {field} is not valid JSON: {error}", field=field) from None
     if not isinstance(document, dict):
         raise InvalidSpec("the chart spec must be a JSON object", field=field)

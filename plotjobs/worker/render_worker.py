@@ -108,7 +108,13 @@ class RenderWorker(SimpleWorker):
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Execution) -> None:
         """Record the result, unless this worker no longer holds the job."""
-        if self._superseded(job, queue, execution):
+        try:
+            superseded = self._superseded(job, queue, execution)
+        except RedisError:
+            # Not knowing is no reason to fail a rendered job: record it, as before the check.
+            log.warning("job %s: could not check that this worker still holds it; recording the result", job.id)
+            superseded = False
+        if superseded:
             self._discard(job, execution, "finished")
             return
         super().handle_job_success(job, queue, started_job_registry, execution)

@@ -114,6 +114,7 @@ def test_dashboard_credentials_sentinels_and_flags() -> None:
         ("LOST_JOB_RETRIES", "-1", "0 or more"),
         ("PROXY_HOPS", "many", "whole number"),
         ("MAX_QUEUE_DEPTH", "0", "greater than 0"),
+        ("REDIS_MIN_REPLICAS_TIMEOUT_MS", "30000", "less than 30000"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(name: str, value: str, words: str) -> None:

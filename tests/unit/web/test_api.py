@@ -136,6 +136,12 @@ def test_unparseable_json_is_400(fake_client: FlaskClient) -> None:
     assert response.get_json()["field"] == "body"
 
 
+@pytest.mark.parametrize("body", ['{"width": ' + "9" * 5000 + "}", "[" * 100_000])
+def test_json_python_cannot_read_is_400_not_500(fake_client: FlaskClient, body: str) -> None:
+    response = fake_client.post("/api/jobs", data=body, content_type="application/json")
+    assert (response.status_code, response.get_json()["error"]) == (400, "invalid_json")
+
+
 def test_a_non_object_spec_is_422(fake_client: FlaskClient) -> None:
     response = fake_client.post("/api/jobs", json=[1, 2])
     assert response.status_code == 422

@@ -116,6 +116,9 @@ def test_w_and_h_override_the_size(embed_client: FlaskClient, fake_redis: Redis)
     assert png_shape(answer.data) == (200, 300)
     assert embed_client.get(url(DATA) + "&w=wide").get_json()["field"] == "width"
     assert embed_client.get(url(DATA) + "&w=50").get_json()["field"] == "width"  # below the spec's minimum
+    for odd in ("%C2%B2", "%D9%A3", "1" * 4400, "+800", "8e2"):  # '²', Arabic-Indic 3, too many digits, signs
+        answer = embed_client.get(url(DATA) + f"&h={odd}")
+        assert (answer.status_code, answer.get_json()["field"]) == (422, "height"), odd
 
 
 def test_the_unseeded_demo_data_is_refused_saying_why(embed_client: FlaskClient) -> None:
@@ -443,3 +446,11 @@ def test_the_wait_gives_up_on_time(settings: Settings, redis_connection: Redis) 
     finally:
         # Before the fixture closes the Redis client the hub's thread reads from.
         app.extensions[EXTENSION_KEY]["events"].stop()
+
+
+@pytest.mark.parametrize(
+    "c", ['{"width": ' + "1" * 4400 + "}", "[" * 5000, '{"series": ' + "[" * 3000 + "]" * 3000 + "}"]
+)
+def test_json_python_cannot_read_is_a_clear_400(embed_client: FlaskClient, c: str) -> None:
+    answer = embed_client.get("/chart.png", query_string={"c": c})
+    assert (answer.status_code, answer.get_json()["error"], answer.get_json()["field"]) == (400, "invalid_json", "c")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -205,3 +206,19 @@ def test_a_worker_that_still_holds_its_job_records_it_as_before(redis_url: str, 
     job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=4)).id
     build_worker(redis_connection, settings, name="holder").work(burst=True)
     assert describe(jobs.fetch(redis_connection, job_id))["state"] == "finished"
+
+
+def test_a_rendered_job_is_recorded_when_the_holding_check_cannot_reach_redis(
+    redis_url: str, redis_connection: Redis, plotjobs_logs: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(redis_url)
+    job_id = jobs.enqueue_render(redis_connection, settings, ChartSpec(seed=5)).id
+    worker = build_worker(redis_connection, settings, name="unsure")
+
+    def unreachable(*args: Any) -> bool:
+        raise RedisConnectionError("the check's connection dropped")
+
+    worker._superseded = unreachable  # type: ignore[method-assign]
+    worker.work(burst=True, max_jobs=1)
+    assert describe(jobs.fetch(redis_connection, job_id))["state"] == "finished"
+    assert "could not check that this worker still holds it; recording the result" in plotjobs_logs.text
