@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import WatchError
+from rq.job import Job
 
 from plotjobs import keys, states
 from plotjobs.config import Settings
@@ -59,14 +60,22 @@ def _generation(connection: Redis, key: str) -> int:
     return int(raw) if raw and raw.isdigit() else 0
 
 
-def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescription | None] | None:
-    """(reusable, its file if finished) for an existing job; None when there is no such job."""
+def _job_and_state(connection: Redis, job_id: str) -> tuple[Job, str | None] | None:
+    """The job and the name of its state; None when there is no such job."""
     try:
         job = jobs.fetch(connection, job_id)
     except JobNotFound:
         return None
     state = job.get_status(refresh=False)
-    state_name = state.value if state else None
+    return job, state.value if state else None
+
+
+def _reusable(connection: Redis, job_id: str) -> tuple[bool, results.ResultDescription | None] | None:
+    """(reusable, its file if finished) for an existing job; None when there is no such job."""
+    found = _job_and_state(connection, job_id)
+    if found is None:
+        return None
+    job, state_name = found
     if state_name not in states.REUSABLE:
         return False, None
     if state_name != "finished":
@@ -112,12 +121,10 @@ def lookup(connection: Redis, spec: GeneratorSpec, *, today: Callable[[], dt.dat
         return None
     digest = spec_digest(spec)
     derived_id = job_id_for(digest, _generation(connection, keys.spec(digest)))
-    try:
-        job = jobs.fetch(connection, derived_id)
-    except JobNotFound:
+    found = _job_and_state(connection, derived_id)
+    if found is None:
         return None
-    state = job.get_status(refresh=False)
-    state_name = state.value if state else None
+    job, state_name = found
     if state_name == "finished":
         stored = jobs.stored_result(connection, job)
         return Found(derived_id, state_name, stored) if stored is not None else None

@@ -186,6 +186,17 @@ _SPEC_FORM = {
 }
 
 
+def _spec_body(*, required: bool) -> dict[str, Any]:
+    """A chart spec as a request body: JSON, or the form of a spec and a CSV (POST /api/jobs, POST /api/charts)."""
+    return {
+        "required": required,
+        "content": {
+            "application/json": {"schema": _ref(ChartSpec)},
+            "multipart/form-data": {"schema": _SPEC_FORM, "encoding": {"spec": {"contentType": "application/json"}}},
+        },
+    }
+
+
 _CHART_FORMAT = {
     "name": "file_format",
     "in": "path",
@@ -239,16 +250,7 @@ def document() -> dict[str, Any]:
                     "operationId": "submitJob",
                     "summary": "Validate a chart spec and queue its render; an empty body is the demo chart.",
                     "parameters": [_PRIORITY],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {"schema": _ref(ChartSpec)},
-                            "multipart/form-data": {
-                                "schema": _SPEC_FORM,
-                                "encoding": {"spec": {"contentType": "application/json"}},
-                            },
-                        },
-                    },
+                    "requestBody": _spec_body(required=False),
                     "responses": {
                         "200": {
                             **_json(SubmittedJob, "An identical reproducible spec is rendered already: file_url."),
@@ -379,16 +381,7 @@ def document() -> dict[str, Any]:
                     "operationId": "storeChart",
                     "summary": "Store a reproducible chart spec for CHART_URL_TTL and answer its short URLs.",
                     "parameters": [_SIGNATURE],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": _ref(ChartSpec)},
-                            "multipart/form-data": {
-                                "schema": _SPEC_FORM,
-                                "encoding": {"spec": {"contentType": "application/json"}},
-                            },
-                        },
-                    },
+                    "requestBody": _spec_body(required=True),
                     "responses": {
                         "200": _json(StoredChart, "Stored (created), or stored already: its expiry moved on."),
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),

@@ -35,7 +35,7 @@ from plotjobs.cli.embedded_redis import redis_server_binary
 from tests.support import netns
 from tests.support.processes import PROJECT_ROOT
 from tests.support.waiting import wait_for
-from tests.system.test_many_hosts import BIN, TERMINAL, Client, _env, _require_namespaces
+from tests.system.test_many_hosts import BIN, TERMINAL, Client, _env, _require_namespaces, stop_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -173,13 +173,7 @@ def setup(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
         wait_for(ready, timeout=60, interval=0.5, what="the web app to answer")
         yield Setup(network, hosts, master, replica, sentinels, client, tmp_path, min_replicas, worker_env, master_argv)
     finally:
-        if client_process is not None and client_process.stdin is not None:
-            client_process.stdin.close()
-        network.close()
-        if client_process is not None:
-            client_process.wait(timeout=10)
-            if client_process.stdout is not None:
-                client_process.stdout.close()
+        stop_client(client_process, network)
         for connection in clients:
             connection.close()
         shutil.rmtree(sockets, ignore_errors=True)

@@ -160,6 +160,17 @@ class Cluster:
         return (self.logs / f"{host}.log").read_text(errors="replace")
 
 
+def stop_client(process: subprocess.Popen[str] | None, network: netns.Network) -> None:
+    """End the client host's process: its input closed, every host torn down, then reaped."""
+    if process is not None and process.stdin is not None:
+        process.stdin.close()
+    network.close()
+    if process is not None:
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _require_namespaces() -> None:
     reason = netns.unavailable_reason()
     if reason is None:
@@ -221,13 +232,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     finally:
         if events is not None:
             events.close()
-        if client_process is not None and client_process.stdin is not None:
-            client_process.stdin.close()
-        network.close()
-        if client_process is not None:
-            client_process.wait(timeout=10)
-            if client_process.stdout is not None:
-                client_process.stdout.close()
+        stop_client(client_process, network)
         if redis is not None:
             redis.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
