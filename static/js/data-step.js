@@ -381,7 +381,9 @@ export function createDataStep(root, { onChange }) {
       const width = findings ? findings.header.length : 1;
       const note = errorRow("Refused by the server: " + message, width);
       note.classList.add("server-error");
-      row.after(note);
+      let last = row;
+      while (last.nextElementSibling && last.nextElementSibling.classList.contains("row-error")) last = last.nextElementSibling;
+      last.after(note);
     }
     preview.hidden = false;
   }

@@ -32,6 +32,7 @@ export class CsvReader {
     this.quoteLine = 0;
     this.open = false; // whether a record has begun
     this.pendingCR = false;
+    this.endsAtNewline = false;
   }
 
   endField() {
@@ -51,6 +52,7 @@ export class CsvReader {
   feed(text) {
     const separator = this.separator;
     const length = text.length;
+    if (length > 0) this.endsAtNewline = text.endsWith("\n") || text.endsWith("\r");
     let index = 0;
     if (this.pendingCR) {
       this.pendingCR = false;
@@ -125,7 +127,8 @@ export class CsvReader {
   /** The text has ended. */
   end() {
     if (this.state === QUOTED) {
-      this.onError(this.line, "the quoted field opened on line " + this.quoteLine + " is never closed");
+      const lastLine = this.endsAtNewline ? this.line - 1 : this.line;
+      this.onError(lastLine, "the quoted field opened on line " + this.quoteLine + " is never closed");
     }
     if (this.open || this.field !== "" || this.state !== START) this.endRecord();
   }

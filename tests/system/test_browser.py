@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -658,11 +659,12 @@ def test_a_broken_csv_shows_each_error_at_its_row_before_and_after_submitting(pa
     expect(page.locator("#data-server-error")).to_have_text(
         "The server refused the data (line 15): line 15 has 2 fields; the header has 3"
     )
-    expect(faulty.locator("xpath=following-sibling::tr[1]")).to_have_text(
+    expect(faulty.locator("xpath=following-sibling::tr[2]")).to_have_text(
         "Refused by the server: line 15 has 2 fields; the header has 3"
     )
     expect(page.locator("#form-error")).to_have_text("Please correct the fields marked above.")
     expect(page.locator(".job-card")).to_have_count(0)
+    save_screenshots(page, "index-data-errors")
 
     # Fixed, the text in north is the next thing the server names: by its data row and column.
     paste(page, "day,north,south\n" + good + "2024-01-15,x,30\n")
@@ -785,6 +787,7 @@ def test_keyboard_only_a_typed_table_becomes_a_bar_chart(
     expect(page.get_by_label("Remove column 3")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#data-table thead input")).to_have_count(2)
+    save_screenshots(page, "index-table")
 
     tab_to(page, "#field-kind")
     page.keyboard.press("ArrowDown")
@@ -851,4 +854,83 @@ def test_a_million_row_file_is_checked_without_freezing_the_page_and_sent_whole(
     print("the server answered", answer.value.status, answer.value.json())
     [form] = sent_forms(page)
     assert form["csv"]["size"] == big.stat().st_size
+    assert console.violations() == []
+
+
+# Text the page and the server must read alike: quotes, doubled quotes, CRLF, lone CR,
+# newlines inside quotes, blank lines, no final newline, and two malformed ones.
+TRICKY_CSV = [
+    "a,b\r\n1,2\r\n",
+    'a,b\n"x\r\ny",2\n',
+    '"a""b",c\r\n,\r\n\r\n  \r\n',
+    "a,b",
+    'a,"b"\n"",""\n',
+    "a,b\r1,2\r3,4",
+    '"q","r"\r\n"1\n2\n3",4\r\n5,6',
+    "tab\tseparated,still one\n1\t2\n",
+    'a,b\n"x"y,2\n',
+    'a,b\n1,"never closed\n2,3\n',
+]
+
+
+def python_csv(text: str, separator: str) -> dict[str, Any]:
+    """What the server's strict csv.reader makes of ``text``: records with their lines, or the error's line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
+    records: list[list[Any]] = []
+    try:
+        for row in reader:
+            records.append([row, reader.line_num])
+    except csv.Error:
+        return {"records": records, "error_line": reader.line_num}
+    return {"records": records, "error_line": None}
+
+
+_READ_IN_CHUNKS = """async ([text, separator, size]) => {
+    const { CsvReader } = await import('/static/js/table.js');
+    const records = [];
+    let errorLine = null;
+    const reader = new CsvReader(separator, {
+        onRecord: (fields, line) => records.push([fields, line]),
+        onError: (line) => { if (errorLine === null) errorLine = line; },
+    });
+    for (let at = 0; at < text.length; at += size) reader.feed(text.slice(at, at + size));
+    reader.end();
+    return { records, errorLine };
+}"""
+
+
+@pytest.mark.parametrize("text", TRICKY_CSV)
+def test_the_page_reads_csv_as_the_server_does_in_chunks_of_any_size(page: Page, text: str) -> None:
+    page.goto("/")
+    for separator in (",", "\t"):
+        expected = python_csv(text, separator)
+        for size in (1, 2, 3, 5, len(text)):
+            read = page.evaluate(_READ_IN_CHUNKS, [text, separator, size])
+            if expected["error_line"] is None:
+                assert read["errorLine"] is None, (separator, size)
+                assert read["records"] == expected["records"], (separator, size)
+            else:
+                # Python stops at its first error; the page reads on, to list every one.
+                assert read["errorLine"] == expected["error_line"], (separator, size)
+                assert read["records"][: len(expected["records"])] == expected["records"], (separator, size)
+
+
+def test_a_data_chart_tried_again_is_asked_again_with_the_data_its_job_read(
+    page: Page, console: Console, base_url: str
+) -> None:
+    page.goto("/")
+    paste(page, SALES_TSV)
+    expect(page.get_by_label("X column")).to_have_value("day")
+    page.get_by_role("button", name="Render chart").click()
+    first = submitted_job(page)
+    card(page, first).get_by_role("button", name="Cancel").click()
+    expect(card(page, first)).to_have_attribute("data-state", "canceled")
+    # The list keeps the small spec that names the columns, never the data.
+    stored = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
+    assert stored[0]["spec"]["series"] == [{"x_column": "day", "y_column": "north"}]
+    card(page, first).get_by_role("button", name="Try again").click()
+    second = submitted_job(page, 2)
+    assert second != first
+    assert stored_spec(base_url, second)["series"] == stored_spec(base_url, first)["series"]
+    assert stored_spec(base_url, second)["series"][0]["y"] == [3, 4, 1.25]
     assert console.violations() == []
