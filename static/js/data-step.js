@@ -391,7 +391,9 @@ export function createDataStep(root, { onChange }) {
   function showSource() {
     const chosen = source();
     for (const panel of panels) panel.hidden = panel.dataset.sourcePanel !== chosen;
+    // A typed table is always read as comma-separated: nothing to choose.
     separatorSelect.disabled = chosen === "table";
+    separatorSelect.parentElement.hidden = chosen === "table";
   }
 
   function chooseSource(value) {
@@ -439,6 +441,8 @@ export function createDataStep(root, { onChange }) {
     root.classList.remove("dragging");
     if (!event.dataTransfer || event.dataTransfer.files.length === 0) return;
     event.preventDefault();
+    // The file input shows the dropped file too, as if it had been chosen there.
+    fileInput.files = event.dataTransfer.files;
     takeFile(event.dataTransfer.files[0]);
   });
 

@@ -614,6 +614,9 @@ def test_a_file_chosen_or_dropped_is_read_with_its_bom_crlf_and_quotes_and_chart
     )
     expect(page.locator("#data-summary")).to_have_text("dropped.tsv · 3 rows · 2 columns · tab-separated")
     expect(page.locator("#data-file-name")).to_contain_text("dropped.tsv")
+    assert page.get_by_label("A CSV or TSV file (UTF-8), chosen or dropped here").evaluate(
+        "input => input.files[0].name"
+    ) == ("dropped.tsv")
     page.get_by_label("Chart kind").select_option("histogram")
     page.get_by_label("Values column").select_option("weight")
     page.get_by_label("Bins").fill("4")
@@ -695,6 +698,7 @@ def visible_fields(page: Page) -> list[str]:
 
 def test_each_kind_shows_only_its_fields_and_the_rare_ones_fold_away(page: Page) -> None:
     page.goto("/")
+    save_screenshots(page, "index-start")
     more = page.locator("details.more-options")
     expect(more).not_to_have_attribute("open", "")
     for name in ("width", "height", "dpi", "theme", "format"):
