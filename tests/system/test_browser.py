@@ -938,3 +938,17 @@ def test_a_data_chart_tried_again_is_asked_again_with_the_data_its_job_read(
     assert stored_spec(base_url, second)["series"] == stored_spec(base_url, first)["series"]
     assert stored_spec(base_url, second)["series"][0]["y"] == [3, 4, 1.25]
     assert console.violations() == []
+
+
+def test_the_recent_list_keeps_a_small_spec_and_leaves_a_large_one_with_its_job(page: Page) -> None:
+    page.goto("/")
+    kept = page.evaluate(
+        """async () => {
+        const { loadRecent, remember } = await import('/static/js/recent.js');
+        const y = Array.from({length: 5000}, (_, n) => n);
+        remember('small', {title: 't', series: [{x_column: 'a', y_column: 'b'}]});
+        remember('large', {title: 't', series: [{y}]});
+        return Object.fromEntries(loadRecent().map((item) => [item.id, item.spec]));
+    }"""
+    )
+    assert kept == {"small": {"title": "t", "series": [{"x_column": "a", "y_column": "b"}]}, "large": None}
