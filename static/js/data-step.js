@@ -4,7 +4,7 @@
 import { CsvReader, PREVIEW_ROWS, TableCheck, csvLine, detectSeparator } from "./table.js";
 
 // Files are read in slices, and the page gets the main thread back after each one.
-const SLICE_BYTES = 1 << 20;
+const SLICE_BYTES = 1 << 18;
 const TEXT_SLICE = 1 << 18;
 const PASTE_SETTLE_MS = 200;
 const SEPARATOR_NAMES = { ",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated" };
