@@ -16,8 +16,8 @@ function columnText(column) {
 
 /**
  * The mapping controls inside `root`. `update(findings)` offers the data's columns (keeping
- * choices whose column is still there); `series(kind)` is the spec's series naming them, one
- * per y column; `showError(field, message)` places a 422 about the series.
+ * choices whose column is still there); `fill(spec, kind)` gives the spec its series naming
+ * them, one per y column; `showError(field, message)` places a 422 about the series.
  */
 export function createChartMapping(root) {
   const xSelect = root.querySelector("#map-x");
@@ -82,7 +82,7 @@ export function createChartMapping(root) {
   }
 
   /** The series of `kind` as the spec names them: columns of the uploaded CSV. */
-  function series(kind) {
+  function fill(spec, kind) {
     if (kind === "histogram") {
       lastSeries = valuesSelect.value ? [{ values_column: valuesSelect.value }] : [];
     } else if (kind === "pie") {
@@ -92,7 +92,7 @@ export function createChartMapping(root) {
       const x = xSelect.value ? { x_column: xSelect.value } : {};
       lastSeries = chosenY().map((name) => ({ ...x, y_column: name }));
     }
-    return lastSeries;
+    spec.series = lastSeries;
   }
 
   function column(name) {
@@ -157,5 +157,5 @@ export function createChartMapping(root) {
   valuesSelect.addEventListener("change", () => checkChoice());
   yBox.addEventListener("change", () => checkChoice());
 
-  return { update, series, showError, clearError, checkChoice };
+  return { update, fill, showError, clearError, checkChoice };
 }

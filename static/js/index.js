@@ -44,11 +44,14 @@ function addCard(id, spec, { atTop, cancelToken = null }) {
   card.start();
 }
 
-/** Queue `spec`, with `csv` when its series name the CSV's columns; the card remembers `spec` as sent. */
-async function queue(spec, csv = null) {
+/**
+ * Queue `spec`, with `csv` when its series name the CSV's columns. The card and the list
+ * keep `shown` (the spec as the person asked for it: by default, as sent).
+ */
+async function queue(spec, { csv = null, shown = spec } = {}) {
   const created = csv === null ? await submitSpec(spec) : await submitWithCsv(spec, csv);
-  remember(created.id, spec, created.cancel_token || null);
-  addCard(created.id, spec, { atTop: true, cancelToken: created.cancel_token || null });
+  remember(created.id, shown, created.cancel_token || null);
+  addCard(created.id, shown, { atTop: true, cancelToken: created.cancel_token || null });
   return created;
 }
 
@@ -63,16 +66,18 @@ async function resubmit(id, spec) {
   }
   // The CSV stays with the job that read it: ask again with the data it filled in.
   const { body } = await requestJson("/api/jobs/" + encodeURIComponent(id) + "/spec");
-  const created = await submitSpec(body);
-  remember(created.id, spec, created.cancel_token || null);
-  addCard(created.id, spec, { atTop: true, cancelToken: created.cancel_token || null });
+  await queue(body, { shown: spec });
 }
 
 function kind() {
   return kindSelect ? kindSelect.value : "";
 }
 
-const mapping = createChartMapping(document.getElementById("mapping"));
+// Each generator's own mapping step, named by its template: how the data's columns fill its spec.
+// A mapping has update(findings), fill(spec, kind), checkChoice(kind), showError(field, message), clearError().
+const MAPPINGS = { chart: createChartMapping };
+const mappingRoot = document.getElementById("mapping");
+const mapping = MAPPINGS[mappingRoot.dataset.mapping](mappingRoot);
 const dataStep = createDataStep(document.getElementById("data-step"), {
   onChange: (findings) => {
     if (findings && findings.checking) return;
@@ -170,8 +175,8 @@ form.addEventListener("submit", async (event) => {
     if (findings === null) {
       await queue(spec);
     } else {
-      spec.series = mapping.series(kind());
-      await queue(spec, findings.csv);
+      mapping.fill(spec, kind());
+      await queue(spec, { csv: findings.csv });
     }
   } catch (error) {
     if (error instanceof ApiError && error.status === 413) {
