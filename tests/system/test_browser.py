@@ -530,13 +530,17 @@ def save_screenshots(page: Page, name: str) -> list[Path]:
     return paths
 
 
-def test_pasted_spreadsheet_cells_map_to_two_series_sent_as_the_documented_form(
-    page: Page, console: Console, base_url: str, redis_url: str, redis_connection: Redis
+SALES_CSV = "day,north,south\r\n2024-03-01,3,5.5\r\n2024-03-02,4,2\r\n2024-03-03,1.25,7\r\n"
+
+
+@pytest.mark.parametrize(("pasted", "separator"), [(SALES_TSV, "tab"), (SALES_CSV.replace("\r\n", "\n"), "comma")])
+def test_pasted_csv_or_spreadsheet_cells_map_to_two_series_sent_as_the_documented_form(
+    page: Page, console: Console, base_url: str, redis_url: str, redis_connection: Redis, pasted: str, separator: str
 ) -> None:
     record_forms(page)
     page.goto("/")
-    paste(page, SALES_TSV)
-    expect(page.locator("#data-summary")).to_have_text("3 rows · 3 columns · tab-separated")
+    paste(page, pasted)
+    expect(page.locator("#data-summary")).to_have_text(f"3 rows · 3 columns · {separator}-separated")
     assert preview_header(page) == ["Row", "day date", "north number", "south number"]
     expect(page.locator("#preview-table tbody tr")).to_have_count(3)
     # The x column is the first, the first number column is a series; add the second.
@@ -555,13 +559,13 @@ def test_pasted_spreadsheet_cells_map_to_two_series_sent_as_the_documented_form(
         {"x_column": "day", "y_column": "north"},
         {"x_column": "day", "y_column": "south"},
     ]
-    # The spreadsheet's tabs went out as CSV, which is what the API reads.
+    # Pasted CSV goes out as it is; a spreadsheet's tabs as CSV, which is what the API reads.
     assert form["csv"]["filename"] == "data.csv" and form["csv"]["type"] == "text/csv"
-    assert form["csv"]["text"] == "day,north,south\r\n2024-03-01,3,5.5\r\n2024-03-02,4,2\r\n2024-03-03,1.25,7\r\n"
-    save_screenshots(page, "index-data")
+    assert form["csv"]["text"] == (pasted if separator == "comma" else SALES_CSV)
     with running_worker(redis_url, redis_connection):
         expect(card(page, job_id)).to_have_attribute("data-state", "finished")
         expect(card(page, job_id).locator(".job-figure")).to_be_visible()
+    save_screenshots(page, f"index-data-{separator}")
     expect(card(page, job_id).locator(".job-link")).to_have_text("North & south")
     spec = stored_spec(base_url, job_id)
     days = ["2024-03-01", "2024-03-02", "2024-03-03"]
