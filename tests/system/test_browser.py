@@ -680,6 +680,13 @@ def test_a_broken_csv_shows_each_error_at_its_row_before_and_after_submitting(pa
     expect(page.locator("#data-server-error")).to_contain_text("(Row 14, column north): data row 14 of column 'north'")
     expect(page.locator('#preview-table tbody tr[data-row="14"]')).to_have_class(re.compile(r"\brefused\b"))
 
+    # A rule about a series is named at the columns that fill it.
+    paste(page, "fruit,change\napples,-1\npears,2\n")
+    page.get_by_label("Chart kind").select_option("pie")
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#error-mapping")).to_have_text("Series change: pie wedge sizes cannot be negative")
+    page.get_by_label("Chart kind").select_option("line")
+
     # A field of the chart is named next to that field, as before.
     paste(page, "day,north\n2024-01-01,1\n")
     page.get_by_label("Title").fill("bell \u0007")
