@@ -34,7 +34,7 @@ class FormField:
     help: str = ""
     optional: bool = False
     wide: bool = False
-    kinds: tuple[str, ...] = ()  # the chart kinds it applies to; empty for all
+    kinds: tuple[str, ...] = ()  # the kinds (of chart, say) it applies to; empty for all
     demo_only: bool = False  # applies only when no data of one's own is given
     more: bool = False  # folded under "more options"
     lead: bool = False  # shown before the generator's own data mapping
