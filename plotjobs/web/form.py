@@ -2,12 +2,14 @@
 
 Every scalar field of the spec (a choice, a number, a string, a date, a flag) becomes an
 input; fields that hold lists or objects (data series, say) need a purpose-built widget and
-are left to the page.
+are left to the page. A generator's ``FormLayout`` says where each input sits: which fields
+apply only to some kinds, which only to the demo data, and which fold under "more options".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 # Where the schema's own title (derived from the field name) reads badly.
@@ -32,6 +34,10 @@ class FormField:
     help: str = ""
     optional: bool = False
     wide: bool = False
+    kinds: tuple[str, ...] = ()  # the kinds (of chart, say) it applies to; empty for all
+    demo_only: bool = False  # applies only when no data of one's own is given
+    more: bool = False  # folded under "more options"
+    lead: bool = False  # shown before the generator's own data mapping
 
     @property
     def input_value(self) -> str:
@@ -59,6 +65,31 @@ def _unwrap_optional(schema: dict[str, Any], node: dict[str, Any]) -> tuple[dict
     return _resolve(schema, others[0]), len(others) < len(branches)
 
 
+@dataclass(frozen=True)
+class FormLayout:
+    """Where a generator's fields sit on the page: by kind, demo data only, or under "more options"."""
+
+    kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    demo_only: Collection[str] = ()
+    more: Collection[str] = ()
+    lead: Collection[str] = ()
+
+
+# Kinds with an x and a y axis; a histogram bins values, a pie has neither axis.
+XY_KINDS = ("line", "bar", "scatter", "area")
+CHART_LAYOUT = FormLayout(
+    kinds={
+        "bins": ("histogram",),
+        "x_type": XY_KINDS,
+        "x_label": (*XY_KINDS, "histogram"),
+        "y_label": (*XY_KINDS, "histogram"),
+    },
+    demo_only=("seed", "start"),
+    lead=("kind",),
+    more=("x_type", "legend", "theme", "seed", "start", "format", "width", "height", "dpi"),
+)
+
+
 class _CommonAttributes(TypedDict):
     name: str
     label: str
@@ -66,9 +97,13 @@ class _CommonAttributes(TypedDict):
     help: str
     optional: bool
     wide: bool
+    kinds: tuple[str, ...]
+    demo_only: bool
+    more: bool
+    lead: bool
 
 
-def _field(schema: dict[str, Any], name: str, node: dict[str, Any]) -> FormField | None:
+def _field(schema: dict[str, Any], name: str, node: dict[str, Any], layout: FormLayout) -> FormField | None:
     inner, optional = _unwrap_optional(schema, node)
     common: _CommonAttributes = {
         "name": name,
@@ -77,6 +112,10 @@ def _field(schema: dict[str, Any], name: str, node: dict[str, Any]) -> FormField
         "help": str(node.get("description") or inner.get("description") or ""),
         "optional": optional,
         "wide": name in _WIDE,
+        "kinds": tuple(layout.kinds.get(name, ())),
+        "demo_only": name in layout.demo_only,
+        "more": name in layout.more,
+        "lead": name in layout.lead,
     }
     kind = inner.get("type")
     if "const" in inner or "enum" in inner:
@@ -90,6 +129,9 @@ def _field(schema: dict[str, Any], name: str, node: dict[str, Any]) -> FormField
             maximum=inner.get("maximum"),
             **common,
         )
+    if kind == "boolean" and optional:
+        # A checkbox cannot leave the choice to the server: absent, yes or no.
+        return FormField(widget="select", value_type="boolean", choices=("true", "false"), **common)
     if kind == "boolean":
         return FormField(widget="checkbox", value_type="boolean", **common)
     if kind == "string":
@@ -98,11 +140,11 @@ def _field(schema: dict[str, Any], name: str, node: dict[str, Any]) -> FormField
     return None
 
 
-def form_fields(schema: dict[str, Any]) -> list[FormField]:
-    """The inputs for every scalar property of ``schema``, in the model's order."""
+def form_fields(schema: dict[str, Any], layout: FormLayout | None = None) -> list[FormField]:
+    """The inputs for every scalar property of ``schema``, in the model's order, placed by ``layout``."""
     fields = []
     for name, node in schema.get("properties", {}).items():
-        field = _field(schema, name, node)
-        if field is not None:
-            fields.append(field)
+        form_field = _field(schema, name, node, layout or FormLayout())
+        if form_field is not None:
+            fields.append(form_field)
     return fields

@@ -11,7 +11,7 @@ from plotjobs.queue import accepted, jobs, status
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.web.api import file_response, queue_render
 from plotjobs.web.extension import current_redis
-from plotjobs.web.form import form_fields
+from plotjobs.web.form import CHART_LAYOUT, XY_KINDS, form_fields
 
 blueprint = Blueprint("views", __name__)
 
@@ -19,7 +19,8 @@ blueprint = Blueprint("views", __name__)
 @blueprint.get("/")
 def index() -> str:
     """The page to ask for a chart and watch it render."""
-    return render_template("index.html", fields=form_fields(ChartSpec.model_json_schema()))
+    fields = form_fields(ChartSpec.model_json_schema(), CHART_LAYOUT)
+    return render_template("index.html", fields=fields, mapping_template="_chart_mapping.html", xy_kinds=XY_KINDS)
 
 
 @blueprint.get("/jobs/<job_id>")

@@ -63,13 +63,16 @@ async function readJson(response) {
  * Fetch a JSON endpoint. Resolves to {status, body}; throws ServiceUnavailable when the
  * service cannot answer, ApiError for any other error status except those in `expected`.
  */
-export async function requestJson(url, { method = "GET", body, expected = [], headers: extra = {} } = {}) {
+export async function requestJson(url, { method = "GET", body, form, expected = [], headers: extra = {} } = {}) {
   const headers = { Accept: "application/json", ...extra };
   const options = { method, headers, cache: "no-store", credentials: "same-origin" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
+  } else if (form !== undefined) {
+    // The browser writes the multipart Content-Type, with its boundary.
+    options.body = form;
   }
   let response;
   try {
@@ -91,6 +94,18 @@ export async function requestJson(url, { method = "GET", body, expected = [], he
 /** Queue a render of `spec`; resolves to the API's {id, status_url, result_url, cancel_token}. */
 export async function submitSpec(spec) {
   const { body } = await requestJson("/api/jobs", { method: "POST", body: spec });
+  return body;
+}
+
+/**
+ * Queue a render of `spec` whose series name columns of `csv` (a Blob of CSV text): the API's
+ * multipart form, a `spec` part and a `csv` file part.
+ */
+export async function submitWithCsv(spec, csv) {
+  const form = new FormData();
+  form.append("spec", JSON.stringify(spec));
+  form.append("csv", csv, "data.csv");
+  const { body } = await requestJson("/api/jobs", { method: "POST", form });
   return body;
 }
 

@@ -1,11 +1,14 @@
-// The start page: the chart form and this browser's recent jobs, each followed live.
+// The start page: the data, the chart's form and this browser's recent jobs, each followed live.
 "use strict";
 
-import { ApiError, ServiceUnavailable, submitSpec } from "./api.js";
+import { ApiError, ServiceUnavailable, requestJson, submitSpec, submitWithCsv } from "./api.js";
 import { createJobCard } from "./card.js";
+import { createChartMapping } from "./chart-mapping.js";
+import { createDataStep } from "./data-step.js";
 import { forget, forgetAll, forgetCancelToken, loadRecent, remember } from "./recent.js";
 
 const form = document.getElementById("chart-form");
+const kindSelect = document.getElementById("field-kind");
 const formError = document.getElementById("form-error");
 const submitButton = document.getElementById("submit-chart");
 const list = document.getElementById("recent-jobs");
@@ -24,7 +27,7 @@ function addCard(id, spec, { atTop, cancelToken = null }) {
     spec,
     cancelToken,
     onTokenDropped: () => forgetCancelToken(id),
-    onRetry: resubmit,
+    onRetry: (spec) => resubmit(id, spec),
     onRemove: () => {
       item.remove();
       cards.delete(id);
@@ -41,28 +44,79 @@ function addCard(id, spec, { atTop, cancelToken = null }) {
   card.start();
 }
 
-async function queue(spec) {
-  const created = await submitSpec(spec);
-  remember(created.id, spec, created.cancel_token || null);
-  addCard(created.id, spec, { atTop: true, cancelToken: created.cancel_token || null });
+/**
+ * Queue `spec`, with `csv` when its series name the CSV's columns. The card and the list
+ * keep `shown` (the spec as the person asked for it: by default, as sent).
+ */
+async function queue(spec, { csv = null, shown = spec } = {}) {
+  const created = csv === null ? await submitSpec(spec) : await submitWithCsv(spec, csv);
+  remember(created.id, shown, created.cancel_token || null);
+  addCard(created.id, shown, { atTop: true, cancelToken: created.cancel_token || null });
   return created;
 }
 
-async function resubmit(spec) {
-  await queue(spec);
+function namesColumns(spec) {
+  return Array.isArray(spec.series) && spec.series.some((series) => Object.keys(series).some((key) => key.endsWith("_column")));
+}
+
+async function resubmit(id, spec) {
+  if (!namesColumns(spec)) {
+    await queue(spec);
+    return;
+  }
+  // The CSV stays with the job that read it: ask again with the data it filled in.
+  const { body } = await requestJson("/api/jobs/" + encodeURIComponent(id) + "/spec");
+  await queue(body, { shown: spec });
+}
+
+function kind() {
+  return kindSelect ? kindSelect.value : "";
+}
+
+// Each generator's own mapping step, named by its template: how the data's columns fill its spec.
+// A mapping has update(findings), fill(spec, kind), checkChoice(kind), showError(field, message), clearError().
+const MAPPINGS = { chart: createChartMapping };
+const mappingRoot = document.getElementById("mapping");
+const mapping = MAPPINGS[mappingRoot.dataset.mapping](mappingRoot);
+const dataStep = createDataStep(document.getElementById("data-step"), {
+  onChange: (findings) => {
+    if (findings && findings.checking) return;
+    mapping.update(findings);
+    mapping.clearError();
+    showApplicable();
+  },
+});
+
+/** Show only the inputs that apply to the chosen kind and to the data (or the demo data); hidden ones are not sent. */
+function showApplicable() {
+  const chosen = kind();
+  const hasData = dataStep.current() !== null;
+  for (const part of form.querySelectorAll("[data-kinds], [data-when]")) {
+    const kinds = part.dataset.kinds;
+    const when = part.dataset.when;
+    const applies = (!kinds || kinds.split(" ").includes(chosen)) && (!when || (when === "data") === hasData);
+    part.hidden = !applies;
+    for (const control of part.querySelectorAll("input, select, textarea")) control.disabled = !applies;
+  }
+  mapping.checkChoice(chosen);
 }
 
 /** The spec the form describes: empty inputs are left to the server's defaults. */
 function specFromForm() {
   const spec = {};
   for (const input of form.querySelectorAll("[data-spec-field]")) {
+    if (input.disabled) continue;
     const type = input.dataset.type;
-    if (type === "boolean") {
+    if (type === "boolean" && input.type === "checkbox") {
       spec[input.name] = input.checked;
       continue;
     }
     const raw = input.value.trim();
     if (raw === "") continue;
+    if (type === "boolean") {
+      spec[input.name] = raw === "true";
+      continue;
+    }
     if (type === "integer" || type === "number") {
       const number = Number(raw);
       // Anything that is not a number goes as typed, so the server's 422 names the field.
@@ -75,6 +129,8 @@ function specFromForm() {
 }
 
 function clearFieldErrors() {
+  dataStep.clearServerError();
+  mapping.clearError();
   formError.hidden = true;
   formError.textContent = "";
   for (const message of form.querySelectorAll(".field-error")) {
@@ -88,6 +144,11 @@ function clearFieldErrors() {
 }
 
 function showFieldError(field, message) {
+  if (field === "csv") {
+    dataStep.showServerError(message);
+    return true;
+  }
+  if (mapping.showError(field, message)) return true;
   const input = form.querySelector('[data-spec-field][name="' + CSS.escape(field) + '"]');
   const slot = document.getElementById("error-" + field);
   if (!input || !slot) return false;
@@ -109,15 +170,27 @@ form.addEventListener("submit", async (event) => {
   submitButton.disabled = true;
   form.setAttribute("aria-busy", "true");
   try {
-    await queue(specFromForm());
+    const findings = await dataStep.settled();
+    const spec = specFromForm();
+    if (findings === null) {
+      await queue(spec);
+    } else {
+      mapping.fill(spec, kind());
+      await queue(spec, { csv: findings.csv });
+    }
   } catch (error) {
-    if (error instanceof ApiError && Array.isArray(error.body.details)) {
+    if (error instanceof ApiError && error.status === 413) {
+      dataStep.showServerError(error.message);
+      showFormError("The data is larger than the service accepts.");
+    } else if (error instanceof ApiError && Array.isArray(error.body.details)) {
       const unplaced = error.body.details.filter((detail) => !showFieldError(String(detail.field), detail.message));
       showFormError(
         unplaced.length
           ? "Could not queue the chart: " + unplaced.map((d) => d.field + ": " + d.message).join("; ")
-          : "Please correct the fields marked below."
+          : "Please correct the fields marked above."
       );
+    } else if (error instanceof ApiError && error.body.field && showFieldError(String(error.body.field), error.message)) {
+      showFormError("Please correct the fields marked above.");
     } else if (error instanceof ServiceUnavailable) {
       showFormError("The service is unavailable right now; please try again in a moment.");
     } else {
@@ -128,6 +201,9 @@ form.addEventListener("submit", async (event) => {
     form.removeAttribute("aria-busy");
   }
 });
+
+if (kindSelect) kindSelect.addEventListener("change", showApplicable);
+showApplicable();
 
 clearButton.addEventListener("click", () => {
   for (const { card, item } of cards.values()) {

@@ -3,6 +3,8 @@
 
 const KEY = "plotjobs.recent";
 const LIMIT = 20;
+// A spec that carries its data can be large: it is not kept, and its card asks the job for it.
+const SPEC_CHARACTERS = 16 * 1024;
 
 /** The remembered jobs: [{id, spec, submittedAt, cancelToken}]. */
 export function loadRecent() {
@@ -24,7 +26,8 @@ function save(items) {
 
 /** Remember a new job at the top of the list, with the token that lets this browser cancel it. */
 export function remember(id, spec, cancelToken = null) {
-  const item = { id, spec, submittedAt: new Date().toISOString(), cancelToken };
+  const kept = JSON.stringify(spec).length <= SPEC_CHARACTERS ? spec : null;
+  const item = { id, spec: kept, submittedAt: new Date().toISOString(), cancelToken };
   save([item, ...loadRecent().filter((other) => other.id !== id)]);
 }
 

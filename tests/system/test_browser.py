@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -165,6 +166,12 @@ def stored_cancel_tokens(page: Page) -> dict[str, str | None]:
     return {item["id"]: item.get("cancelToken") for item in stored}
 
 
+def open_more_options(page: Page) -> None:
+    """Unfold the rarely changed fields (size, dpi, theme, format, the demo's seed)."""
+    page.get_by_text("More options").click()
+    expect(page.locator("details.more-options")).to_have_attribute("open", "")
+
+
 def test_ask_for_charts_watch_them_queue_progress_and_appear(
     page: Page, console: Console, redis_url: str, redis_connection: Redis
 ) -> None:
@@ -179,6 +186,7 @@ def test_ask_for_charts_watch_them_queue_progress_and_appear(
     expect(first).to_have_attribute("data-state", "queued")
     first_id = first.get_attribute("data-job-id")
     page.get_by_label("Title").fill("Second")
+    open_more_options(page)
     page.get_by_label("Random seed").fill("42")
     page.get_by_role("button", name="Render chart").click()
     second = page.locator(".job-card").first
@@ -235,6 +243,7 @@ def test_ask_for_charts_watch_them_queue_progress_and_appear(
 
 def test_invalid_input_is_explained_next_to_its_field(page: Page) -> None:
     page.goto("/")
+    open_more_options(page)
     # The browser's own checks stop a too-small width before any request...
     page.get_by_label("Width").fill("5")
     page.get_by_role("button", name="Render chart").click()
@@ -246,7 +255,7 @@ def test_invalid_input_is_explained_next_to_its_field(page: Page) -> None:
     expect(page.locator("#error-width")).to_contain_text("greater than or equal to 100")
     expect(page.get_by_label("Width")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Width")).to_have_attribute("aria-describedby", re.compile(r"\berror-width\b"))
-    expect(page.locator("#form-error")).to_have_text("Please correct the fields marked below.")
+    expect(page.locator("#form-error")).to_have_text("Please correct the fields marked above.")
     expect(page.locator(".job-card")).to_have_count(0)
 
 
@@ -449,3 +458,509 @@ def test_a_redis_outage_shows_a_banner_that_clears_when_it_returns(browser: Brow
                 context.close()
     finally:
         redis_server.stop()
+
+
+# The data step and the mapping step of the start page.
+
+# A stored series holds its data: the web app replaced every column reference with it.
+NO_COLUMNS = {"x_column": None, "y_column": None, "values_column": None}
+SALES_TSV = "day\tnorth\tsouth\n2024-03-01\t3\t5.5\n2024-03-02\t4\t2\n2024-03-03\t1.25\t7\n"
+
+
+def paste(page: Page, text: str) -> None:
+    page.get_by_label("CSV, or cells copied from a spreadsheet").fill(text)
+
+
+def submitted_job(page: Page, count: int = 1) -> str:
+    """The id of the newest card once there are ``count`` cards."""
+    expect(page.locator(".job-card")).to_have_count(count)
+    return page.locator(".job-card").first.get_attribute("data-job-id") or ""
+
+
+# Chromium does not hand a multipart body with files to Playwright: the page's own fetch records it.
+_RECORD_FORMS = """(() => {
+    window.sentForms = [];
+    const original = window.fetch;
+    window.fetch = (url, options = {}) => {
+        if (options.body instanceof FormData) {
+            window.sentForms.push(Promise.all([...options.body.entries()].map(async ([name, value]) =>
+                typeof value === 'string' ? {name, value} : {
+                    name, filename: value.name, type: value.type, size: value.size,
+                    text: await value.slice(0, 4096).text(),
+                })));
+        }
+        return original(url, options);
+    };
+})()"""
+
+
+def record_forms(page: Page) -> None:
+    """From the next load of ``page`` on, keep every multipart form it sends."""
+    page.add_init_script(_RECORD_FORMS)
+
+
+def sent_forms(page: Page) -> list[dict[str, dict[str, Any]]]:
+    """Each multipart form the page sent: its parts by name."""
+    forms = page.evaluate("Promise.all(window.sentForms)")
+    return [{part["name"]: part for part in form} for form in forms]
+
+
+def stored_spec(base_url: str, job_id: str) -> dict[str, Any]:
+    response = requests.get(f"{base_url}/api/jobs/{job_id}/spec", timeout=5)
+    assert response.status_code == 200, response.text
+    spec: dict[str, Any] = response.json()
+    return spec
+
+
+def preview_header(page: Page) -> list[str]:
+    return [text.strip() for text in page.locator("#preview-table thead th").all_text_contents()]
+
+
+def save_screenshots(page: Page, name: str) -> list[Path]:
+    """The page at desktop and phone width, for a person to look at; the phone view must not scroll sideways."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    paths = [SCREENSHOTS / f"{name}-desktop.png", SCREENSHOTS / f"{name}-phone.png"]
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=str(paths[0]), full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(paths[1]), full_page=True)
+    page.set_viewport_size(DESKTOP)
+    print("screenshots:", *paths)
+    return paths
+
+
+SALES_CSV = "day,north,south\r\n2024-03-01,3,5.5\r\n2024-03-02,4,2\r\n2024-03-03,1.25,7\r\n"
+
+
+@pytest.mark.parametrize(("pasted", "separator"), [(SALES_TSV, "tab"), (SALES_CSV.replace("\r\n", "\n"), "comma")])
+def test_pasted_csv_or_spreadsheet_cells_map_to_two_series_sent_as_the_documented_form(
+    page: Page, console: Console, base_url: str, redis_url: str, redis_connection: Redis, pasted: str, separator: str
+) -> None:
+    record_forms(page)
+    page.goto("/")
+    paste(page, pasted)
+    expect(page.locator("#data-summary")).to_have_text(f"3 rows · 3 columns · {separator}-separated")
+    assert preview_header(page) == ["Row", "day date", "north number", "south number"]
+    expect(page.locator("#preview-table tbody tr")).to_have_count(3)
+    # The x column is the first, the first number column is a series; add the second.
+    expect(page.get_by_label("X column")).to_have_value("day")
+    expect(page.get_by_role("checkbox", name="north")).to_be_checked()
+    page.get_by_role("checkbox", name="south").check()
+    page.get_by_label("Title").fill("North & south")
+    # Only what applies: no bins for a line, no demo seed once there is data.
+    expect(page.get_by_label("Bins")).to_be_hidden()
+    expect(page.locator(".field:has(#field-seed)")).to_have_attribute("hidden", "")
+    page.get_by_role("button", name="Render chart").click()
+    job_id = submitted_job(page)
+    [form] = sent_forms(page)
+    assert set(form) == {"spec", "csv"}
+    assert json.loads(form["spec"]["value"])["series"] == [
+        {"x_column": "day", "y_column": "north"},
+        {"x_column": "day", "y_column": "south"},
+    ]
+    # Pasted CSV goes out as it is; a spreadsheet's tabs as CSV, which is what the API reads.
+    assert form["csv"]["filename"] == "data.csv" and form["csv"]["type"] == "text/csv"
+    assert form["csv"]["text"] == (pasted if separator == "comma" else SALES_CSV)
+    with running_worker(redis_url, redis_connection):
+        expect(card(page, job_id)).to_have_attribute("data-state", "finished")
+        expect(card(page, job_id).locator(".job-figure")).to_be_visible()
+    save_screenshots(page, f"index-data-{separator}")
+    expect(card(page, job_id).locator(".job-link")).to_have_text("North & south")
+    spec = stored_spec(base_url, job_id)
+    days = ["2024-03-01", "2024-03-02", "2024-03-03"]
+    assert spec["kind"] == "line" and spec["title"] == "North & south"
+    assert spec["series"] == [
+        {**NO_COLUMNS, "name": "north", "x": days, "y": [3.0, 4.0, 1.25], "values": None},
+        {**NO_COLUMNS, "name": "south", "x": days, "y": [5.5, 2.0, 7.0], "values": None},
+    ]
+    assert spec["seed"] is None and spec["start"] is None
+    assert console.violations() == []
+
+
+def test_a_file_chosen_or_dropped_is_read_with_its_bom_crlf_and_quotes_and_charted(
+    page: Page, console: Console, base_url: str, redis_url: str, redis_connection: Redis, tmp_path: Path
+) -> None:
+    upload = tmp_path / "fruit.csv"
+    upload.write_bytes(
+        '\ufefffruit,"sold, kg",note\r\n'
+        '"Apples, green",3,"said ""fresh"""\r\nPears,2,"two\r\nlines"\r\n\r\nPlums,5,\r\n'.encode()
+    )
+    record_forms(page)
+    page.goto("/")
+    page.get_by_label("Upload a file").check()
+    page.get_by_label("A CSV or TSV file (UTF-8), chosen or dropped here").set_input_files(str(upload))
+    expect(page.locator("#data-summary")).to_have_text("fruit.csv · 3 rows · 3 columns · comma-separated")
+    assert preview_header(page) == ["Row", "fruit text", "sold, kg number", "note text"]
+    rows = page.locator("#preview-table tbody tr")
+    expect(rows.nth(0).locator("td")).to_have_text(["Apples, green", "3", 'said "fresh"'])
+    expect(rows.nth(1).locator("td")).to_have_text(["Pears", "2", "two\nlines"])
+    expect(page.locator("#data-errors li")).to_have_count(0)
+    page.get_by_label("Chart kind").select_option("pie")
+    expect(page.get_by_label("Labels column")).to_have_value("fruit")
+    expect(page.get_by_label("Values column")).to_have_value("sold, kg")
+    page.get_by_role("button", name="Render chart").click()
+    pie_id = submitted_job(page)
+    [form] = sent_forms(page)
+    # A CSV file goes out as it is, byte for byte.
+    assert form["csv"]["size"] == upload.stat().st_size
+
+    # A TSV file dropped on the data step replaces the upload.
+    page.evaluate(
+        """() => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File(['size\\tweight\\n1\\t2.5\\n2\\t3.5\\n3\\t3\\n'], 'dropped.tsv'));
+        const step = document.getElementById('data-step');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+            step.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }
+    }"""
+    )
+    expect(page.locator("#data-summary")).to_have_text("dropped.tsv · 3 rows · 2 columns · tab-separated")
+    expect(page.locator("#data-file-name")).to_contain_text("dropped.tsv")
+    assert page.get_by_label("A CSV or TSV file (UTF-8), chosen or dropped here").evaluate(
+        "input => input.files[0].name"
+    ) == ("dropped.tsv")
+    page.get_by_label("Chart kind").select_option("histogram")
+    page.get_by_label("Values column").select_option("weight")
+    page.get_by_label("Bins").fill("4")
+    page.get_by_role("button", name="Render chart").click()
+    histogram_id = submitted_job(page, 2)
+    with running_worker(redis_url, redis_connection):
+        for job_id in (pie_id, histogram_id):
+            expect(card(page, job_id)).to_have_attribute("data-state", "finished")
+    pie = stored_spec(base_url, pie_id)
+    assert pie["kind"] == "pie"
+    assert pie["series"] == [
+        {
+            **NO_COLUMNS,
+            "name": "sold, kg",
+            "x": ["Apples, green", "Pears", "Plums"],
+            "y": [3.0, 2.0, 5.0],
+            "values": None,
+        }
+    ]
+    histogram = stored_spec(base_url, histogram_id)
+    assert (histogram["kind"], histogram["bins"]) == ("histogram", 4)
+    assert histogram["series"] == [{**NO_COLUMNS, "name": "weight", "x": None, "y": None, "values": [2.5, 3.5, 3.0]}]
+    assert console.violations() == []
+
+
+def test_a_broken_csv_shows_each_error_at_its_row_before_and_after_submitting(page: Page, console: Console) -> None:
+    page.goto("/")
+    good = "".join(f"2024-01-{day:02d},{day},{day * 2}\n" for day in range(1, 14))
+    paste(page, "day,north,south\n" + good + "2024-01-14,14\n" + "2024-01-15,x,30\n")
+    expect(page.locator("#data-summary")).to_have_text("15 rows · 3 columns · comma-separated · 1 error")
+    # Row 14 lies past the ten-row preview: it is shown anyway, in its place, with its error.
+    faulty = page.locator('#preview-table tbody tr[data-row="14"]')
+    expect(faulty).to_have_class(re.compile(r"\binvalid\b"))
+    expect(faulty.locator("xpath=following-sibling::tr[1]")).to_have_text("Row 14, line 15: 2 fields; the header has 3")
+    expect(page.locator("#data-errors li")).to_have_text(["Row 14, line 15: 2 fields; the header has 3"])
+    expect(page.locator("#preview-table .row-gap").first).to_have_text("⋯ 3 more rows")
+    # A y column with text in it is flagged as soon as it is chosen.
+    page.get_by_role("checkbox", name="north").check()
+    expect(page.locator("#mapping-hint")).to_have_text("Column north holds “x” in row 15: it needs numbers.")
+
+    # The server's 422 names the same line; the page puts it on that row.
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#data-server-error")).to_have_text(
+        "The server refused the data (line 15): line 15 has 2 fields; the header has 3"
+    )
+    expect(faulty.locator("xpath=following-sibling::tr[2]")).to_have_text(
+        "Refused by the server: line 15 has 2 fields; the header has 3"
+    )
+    expect(page.locator("#form-error")).to_have_text("Please correct the fields marked above.")
+    expect(page.locator(".job-card")).to_have_count(0)
+    save_screenshots(page, "index-data-errors")
+
+    # Fixed, the text in north is the next thing the server names: by its data row and column.
+    paste(page, "day,north,south\n" + good + "2024-01-15,x,30\n")
+    expect(page.locator("#data-errors li")).to_have_count(0)
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#data-server-error")).to_contain_text("(Row 14, column north): data row 14 of column 'north'")
+    expect(page.locator('#preview-table tbody tr[data-row="14"]')).to_have_class(re.compile(r"\brefused\b"))
+
+    # A rule about a series is named at the columns that fill it.
+    paste(page, "fruit,change\napples,-1\npears,2\n")
+    page.get_by_label("Chart kind").select_option("pie")
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#error-mapping")).to_have_text("Series change: pie wedge sizes cannot be negative")
+    page.get_by_label("Chart kind").select_option("line")
+
+    # A field of the chart is named next to that field, as before.
+    paste(page, "day,north\n2024-01-01,1\n")
+    page.get_by_label("Title").fill("bell \u0007")
+    page.get_by_role("button", name="Render chart").click()
+    expect(page.locator("#error-title")).to_contain_text("control character U+0007")
+    expect(page.get_by_label("Title")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".job-card")).to_have_count(0)
+    assert console.violations() == []
+
+
+def visible_fields(page: Page) -> list[str]:
+    """The names of the spec inputs and mapping controls a person can reach now (with "more options" open)."""
+    names: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('#chart-step [data-spec-field], #chart-step select, #map-y')]
+            .filter((control) => !control.disabled && !control.closest('[hidden]'))
+            .map((control) => control.name || control.id)"""
+    )
+    return sorted(set(names))
+
+
+def test_each_kind_shows_only_its_fields_and_the_rare_ones_fold_away(page: Page) -> None:
+    page.goto("/")
+    save_screenshots(page, "index-start")
+    more = page.locator("details.more-options")
+    expect(more).not_to_have_attribute("open", "")
+    for name in ("width", "height", "dpi", "theme", "format"):
+        expect(more.locator(f"#field-{name}")).to_be_hidden()
+    # No data: the demo chart, with its seed and first day, and no columns to map.
+    assert visible_fields(page) == sorted(
+        ["kind", "title", "x_label", "y_label", "x_type", "legend", "theme", "seed", "start", "format", "width",
+         "height", "dpi"]
+    )  # fmt: skip
+    more.locator("summary").click()
+    expect(page.get_by_label("Width")).to_be_visible()
+    paste(page, SALES_TSV)
+    expect(page.get_by_label("X column")).to_be_visible()
+    common = ["kind", "title", "legend", "theme", "format", "width", "height", "dpi"]
+    expected = {
+        "line": [*common, "map-x", "map-y", "x_label", "y_label", "x_type"],
+        "scatter": [*common, "map-x", "map-y", "x_label", "y_label", "x_type"],
+        "histogram": [*common, "map-values", "x_label", "y_label", "bins"],
+        "pie": [*common, "map-labels", "map-values"],
+    }
+    for kind, names in expected.items():
+        page.get_by_label("Chart kind").select_option(kind)
+        assert visible_fields(page) == sorted(names), kind
+    expect(page.get_by_label("Bins")).to_be_hidden()
+    page.get_by_label("Chart kind").select_option("histogram")
+    expect(page.get_by_label("Bins")).to_be_visible()
+    expect(page.get_by_label("X column")).to_be_hidden()
+    # Back to no data: the demo's own fields return.
+    paste(page, "")
+    expect(page.get_by_label("Random seed")).to_be_visible()
+    expect(page.locator("#mapping")).to_be_hidden()
+
+
+def tab_to(page: Page, selector: str, limit: int = 40) -> None:
+    """Press Tab until the element ``selector`` names has the focus."""
+    passed = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(selector) => document.activeElement.matches(selector)", selector):
+            return
+        passed.append(
+            page.evaluate("() => document.activeElement.id || document.activeElement.getAttribute('aria-label')")
+        )
+    raise AssertionError(f"Tab never reached {selector}; it went through {passed}")
+
+
+def test_keyboard_only_a_typed_table_becomes_a_bar_chart(
+    page: Page, console: Console, base_url: str, redis_url: str, redis_connection: Redis
+) -> None:
+    page.goto("/")
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('#chart-form :is(input, select, textarea, button, summary)')]
+            .filter((control) => !(control.labels && control.labels.length) && !control.getAttribute('aria-label')
+                                 && !control.textContent.trim())
+            .map((control) => control.outerHTML)"""
+    )
+    assert unlabelled == []
+    tab_to(page, "#source-paste")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_label("Type a table")).to_be_checked()
+    for selector, text in (
+        ('[aria-label="Name of column 1"]', "item"),
+        ('[aria-label="Name of column 2"]', "price"),
+        ('[aria-label="Row 1, column item"]', "Tea"),
+        ('[aria-label="Row 1, column price"]', "3"),
+        ('[aria-label="Row 2, column item"]', "Cake"),
+        ('[aria-label="Row 2, column price"]', "4.5"),
+    ):
+        tab_to(page, selector)
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type(text)
+    # A new row takes the focus; the empty third row goes.
+    tab_to(page, "#add-row")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Row 4, column item")).to_be_focused()
+    page.keyboard.type("Jam")
+    page.keyboard.press("Tab")
+    page.keyboard.type("2")
+    page.get_by_label("Row 4, column item").focus()
+    tab_to(page, '[aria-label="Remove row 3"]')
+    page.keyboard.press("Enter")
+    expect(page.locator("#data-table tbody tr")).to_have_count(3)
+    expect(page.locator("#data-summary")).to_have_text("3 rows · 2 columns · comma-separated")
+    # A column can be added and removed again.
+    tab_to(page, "#add-column")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Name of column 3")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Remove column 3")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#data-table thead input")).to_have_count(2)
+    save_screenshots(page, "index-table")
+
+    tab_to(page, "#field-kind")
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_label("Chart kind")).to_have_value("bar")
+    tab_to(page, "#map-x")
+    expect(page.get_by_label("X column")).to_have_value("item")
+    tab_to(page, 'input[name="y-column"][value="price"]')
+    expect(page.get_by_role("checkbox", name="price")).to_be_checked()
+    tab_to(page, "#field-title")
+    page.keyboard.type("Prices")
+    tab_to(page, ".more-options summary")
+    tab_to(page, "#submit-chart")
+    page.keyboard.press("Enter")
+    job_id = submitted_job(page)
+    with running_worker(redis_url, redis_connection):
+        expect(card(page, job_id)).to_have_attribute("data-state", "finished")
+    spec = stored_spec(base_url, job_id)
+    assert (spec["kind"], spec["title"], spec["legend"]) == ("bar", "Prices", None)
+    assert spec["series"] == [
+        {**NO_COLUMNS, "name": "price", "x": ["Tea", "Cake", "Jam"], "y": [3.0, 4.5, 2.0], "values": None}
+    ]
+    assert console.violations() == []
+
+
+# A task longer than this is felt as a page that stops answering; reading the 30 MB file
+# below in one go takes about twice as long on a 2-core machine, in slices about 60 ms.
+LONGEST_TASK_MS = 500
+_RECORD_LONG_TASKS = """(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => list.getEntries().forEach((entry) => window.longTasks.push(entry.duration)))
+        .observe({type: 'longtask'});
+})()"""
+
+
+def test_a_million_row_file_is_checked_without_freezing_the_page_and_sent_whole(
+    page: Page, console: Console, tmp_path: Path
+) -> None:
+    big = tmp_path / "million.csv"
+    with big.open("w") as out:
+        out.write("n,value,share,label\n")
+        out.writelines(f"{n},{n % 997 / 7:.3f},{n * 3 % 1000 / 9:.4f},label {n % 50}\n" for n in range(1_000_000))
+        out.write("1000000,oops,extra\n")
+    page.add_init_script(_RECORD_LONG_TASKS)
+    record_forms(page)
+    page.goto("/")
+    page.get_by_label("Upload a file").check()
+    page.get_by_label("A CSV or TSV file (UTF-8), chosen or dropped here").set_input_files(str(big))
+    expect(page.locator("#data-summary")).to_have_text(
+        "million.csv · 1,000,001 rows · 4 columns · comma-separated · 1 error", timeout=120_000
+    )
+    # The preview holds ten rows and the faulty last one, not a million.
+    assert page.locator("#preview-table tbody tr[data-row]").count() == 11
+    expect(page.locator("#data-errors li")).to_have_text(["Row 1,000,001, line 1,000,002: 3 fields; the header has 4"])
+    longest = max(page.evaluate("window.longTasks"), default=0)
+    assert longest < LONGEST_TASK_MS, f"the page stopped answering for {longest} ms"
+    with page.expect_response(lambda response: response.url.endswith("/api/jobs"), timeout=60_000) as answer:
+        page.get_by_role("button", name="Render chart").click()
+    # The whole file goes to the server; a refusal (too large, too many points) is shown with the data.
+    if answer.value.status == 202:
+        submitted_job(page)
+    else:
+        assert answer.value.status in (413, 422), answer.value.status
+        expect(page.locator("#data-server-error")).to_contain_text(answer.value.json()["message"])
+        expect(page.locator(".job-card")).to_have_count(0)
+    print("the server answered", answer.value.status, answer.value.json())
+    [form] = sent_forms(page)
+    assert form["csv"]["size"] == big.stat().st_size
+    assert console.violations() == []
+
+
+# Text the page and the server must read alike: quotes, doubled quotes, CRLF, lone CR,
+# newlines inside quotes, blank lines, no final newline, and two malformed ones.
+TRICKY_CSV = [
+    "a,b\r\n1,2\r\n",
+    'a,b\n"x\r\ny",2\n',
+    '"a""b",c\r\n,\r\n\r\n  \r\n',
+    "a,b",
+    'a,"b"\n"",""\n',
+    "a,b\r1,2\r3,4",
+    '"q","r"\r\n"1\n2\n3",4\r\n5,6',
+    "tab\tseparated,still one\n1\t2\n",
+    'a,b\n"x"y,2\n',
+    'a,b\n1,"never closed\n2,3\n',
+]
+
+
+def python_csv(text: str, separator: str) -> dict[str, Any]:
+    """What the server's strict csv.reader makes of ``text``: records with their lines, or the error's line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
+    records: list[list[Any]] = []
+    try:
+        for row in reader:
+            records.append([row, reader.line_num])
+    except csv.Error:
+        return {"records": records, "error_line": reader.line_num}
+    return {"records": records, "error_line": None}
+
+
+_READ_IN_CHUNKS = """async ([text, separator, size]) => {
+    const { CsvReader } = await import('/static/js/table.js');
+    const records = [];
+    let errorLine = null;
+    const reader = new CsvReader(separator, {
+        onRecord: (fields, line) => records.push([fields, line]),
+        onError: (line) => { if (errorLine === null) errorLine = line; },
+    });
+    for (let at = 0; at < text.length; at += size) reader.feed(text.slice(at, at + size));
+    reader.end();
+    return { records, errorLine };
+}"""
+
+
+@pytest.mark.parametrize("text", TRICKY_CSV)
+def test_the_page_reads_csv_as_the_server_does_in_chunks_of_any_size(page: Page, text: str) -> None:
+    page.goto("/")
+    for separator in (",", "\t"):
+        expected = python_csv(text, separator)
+        for size in (1, 2, 3, 5, len(text)):
+            read = page.evaluate(_READ_IN_CHUNKS, [text, separator, size])
+            if expected["error_line"] is None:
+                assert read["errorLine"] is None, (separator, size)
+                assert read["records"] == expected["records"], (separator, size)
+            else:
+                # Python stops at its first error; the page reads on, to list every one.
+                assert read["errorLine"] == expected["error_line"], (separator, size)
+                assert read["records"][: len(expected["records"])] == expected["records"], (separator, size)
+
+
+def test_a_data_chart_tried_again_is_asked_again_with_the_data_its_job_read(
+    page: Page, console: Console, base_url: str
+) -> None:
+    page.goto("/")
+    paste(page, SALES_TSV)
+    expect(page.get_by_label("X column")).to_have_value("day")
+    page.get_by_role("button", name="Render chart").click()
+    first = submitted_job(page)
+    card(page, first).get_by_role("button", name="Cancel").click()
+    expect(card(page, first)).to_have_attribute("data-state", "canceled")
+    # The list keeps the small spec that names the columns, never the data.
+    stored = json.loads(page.evaluate("localStorage.getItem('plotjobs.recent')"))
+    assert stored[0]["spec"]["series"] == [{"x_column": "day", "y_column": "north"}]
+    card(page, first).get_by_role("button", name="Try again").click()
+    second = submitted_job(page, 2)
+    assert second != first
+    assert stored_spec(base_url, second)["series"] == stored_spec(base_url, first)["series"]
+    assert stored_spec(base_url, second)["series"][0]["y"] == [3, 4, 1.25]
+    assert console.violations() == []
+
+
+def test_the_recent_list_keeps_a_small_spec_and_leaves_a_large_one_with_its_job(page: Page) -> None:
+    page.goto("/")
+    kept = page.evaluate(
+        """async () => {
+        const { loadRecent, remember } = await import('/static/js/recent.js');
+        const y = Array.from({length: 5000}, (_, n) => n);
+        remember('small', {title: 't', series: [{x_column: 'a', y_column: 'b'}]});
+        remember('large', {title: 't', series: [{y}]});
+        return Object.fromEntries(loadRecent().map((item) => [item.id, item.spec]));
+    }"""
+    )
+    assert kept == {"small": {"title": "t", "series": [{"x_column": "a", "y_column": "b"}]}, "large": None}
