@@ -21,6 +21,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatte
 from matplotlib.figure import Figure
 
 from plotjobs.generators import ProgressCallback
+from plotjobs.render.fonts import families_for
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, parse_date, x_axis
 
 DAY_TICKS_BELOW = 5
@@ -32,6 +33,8 @@ MARKERS_UP_TO_POINTS = 50
 UPRIGHT_LABEL_CHARACTERS = 3
 UPRIGHT_LABEL_COUNT = 12
 _DATE_ONLY_LENGTH = len("YYYY-MM-DD")
+# Matplotlib's warning for a character that no font in the list has: it is drawn as a box.
+MISSING_GLYPH_WARNING = r"Glyph \d+ .* missing from font"
 
 # Fixed metadata keeps output byte-identical for an identical spec (no creation dates).
 _SAVE_METADATA = {
@@ -207,17 +210,33 @@ def _draw(figure: Figure, spec: ChartSpec) -> None:
         axes.set_ylabel(spec.y_label, parse_math=False)
 
 
+def _texts(spec: ChartSpec) -> list[str]:
+    """Every piece of text the chart may show that the spec gives: title, labels, names, categories."""
+    texts = [spec.title, spec.x_label, spec.y_label]
+    for series in spec.series or ():
+        texts.append(series.name)
+        texts.extend(value for value in series.x or () if isinstance(value, str))
+    return texts
+
+
 def render(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
     """Draw ``spec`` and return the encoded file; ``progress(fraction, stage)`` marks each step."""
+    with warnings.catch_warnings():
+        # Text in a script no bundled font covers is drawn as boxes: expected, not worth a log line per job.
+        warnings.filterwarnings("ignore", message=MISSING_GLYPH_WARNING, category=UserWarning)
+        return render_showing_missing_glyphs(spec, progress)
+
+
+def render_showing_missing_glyphs(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
+    """``render``, with matplotlib's warning for each character no font has left to the caller."""
     report = progress or _ignore_progress
     report(0.1, "preparing data")
     chart = spec if spec.series is not None else _demo_spec(spec)
 
     report(0.3, "drawing")
     buffer = io.BytesIO()
-    with matplotlib.style.context(_THEMES[spec.theme]), warnings.catch_warnings():
-        # Text in a script the bundled fonts lack is drawn as boxes: expected, not worth a log line per job.
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+    fonts = {"font.family": families_for(_texts(chart))}
+    with matplotlib.style.context([*_THEMES[spec.theme], fonts]):
         figure = Figure(figsize=(spec.width / spec.dpi, spec.height / spec.dpi), dpi=spec.dpi)
         FigureCanvasAgg(figure)
         _draw(figure, chart)
