@@ -84,7 +84,7 @@ def _font_path(family: str) -> font_manager.FontPath:
 def families_for(texts: Iterable[str]) -> list[str]:
     """The fallback list ``texts`` need: DejaVu Sans, then the first family for each character it lacks."""
     by_family = _characters_by_family()
-    missing = {ord(character) for text in texts for character in text} - by_family[0][1]
+    missing = {ord(character) for character in set("".join(texts))} - by_family[0][1]
     families = [BASE_FAMILY]
     for family, characters in by_family[1:]:
         if missing & characters:
