@@ -153,3 +153,16 @@ def test_fonts_are_registered_on_the_first_render_not_at_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, cwd=PROJECT_ROOT
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_cjk_chart_logs_no_font_weight_complaint() -> None:
+    # The CJK font's only instance is Thin; registered as regular, no lookup logs "Failed to find font weight".
+    code = (
+        "import logging; logging.basicConfig(level=logging.WARNING);"
+        " from plotjobs.render import chart; from plotjobs.spec.chart import ChartSpec;"
+        f" chart.render(ChartSpec.model_validate({{'title': {SCRIPTS['Chinese']!r}, 'seed': 1}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, cwd=PROJECT_ROOT
+    )
+    assert "findfont" not in result.stderr, result.stderr
