@@ -337,7 +337,7 @@ def _texts(spec: ChartSpec) -> list[str]:
     for series in spec.series or ():
         texts.append(series.name)
         # All strings or none (a spec rule): a million numbers need not be looked at one by one.
-        if series.x and isinstance(series.x[0], str):
+        if series.x is not None and len(series.x) > 0 and isinstance(series.x[0], str):
             texts.extend(value for value in series.x if isinstance(value, str))
     return texts
 
