@@ -5,6 +5,7 @@ Pure: no Redis, no queue, no web; ``progress(fraction, stage)`` marks each step.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import itertools
@@ -17,10 +18,12 @@ import matplotlib.style
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+from matplotlib.colors import to_rgb
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator, date2num
 from matplotlib.figure import Figure
 
 from plotjobs.generators import ProgressCallback
+from plotjobs.render.fonts import families_for
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, parse_date, x_axis
 
 DAY_TICKS_BELOW = 5
@@ -32,6 +35,16 @@ MARKERS_UP_TO_POINTS = 50
 UPRIGHT_LABEL_CHARACTERS = 3
 UPRIGHT_LABEL_COUNT = 12
 _DATE_ONLY_LENGTH = len("YYYY-MM-DD")
+# Scatters of more points than this, in all series, are drawn as a density. Up to it the markers
+# cost at most 0.5 s and 2.2 MB as SVG; each point past it adds about 20 µs and 110 bytes to an
+# SVG or PDF, so 10^6 markers take 20 s and 100 MB (docs/benchmarks.md).
+DENSITY_ABOVE_POINTS = 20_000
+# A density bin is this many pixels on each side: fine enough to read as a cloud of points.
+DENSITY_BIN_PIXELS = 2
+# In a density of several series each bin shows its series' colour, at least this opaque.
+DENSITY_MIN_ALPHA = 0.25
+# Matplotlib's warning for a character that no font in the list has: it is drawn as a box.
+MISSING_GLYPH_WARNING = r"Glyph \d+ .* missing from font"
 
 # Fixed metadata keeps output byte-identical for an identical spec (no creation dates).
 _SAVE_METADATA = {
@@ -75,6 +88,107 @@ def downsample_line(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.n
     return np.asarray(x)[indices], np.asarray(y)[indices]
 
 
+def downsample_area(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """An area's points in x order, at most ``max_points`` of them that draw the same (``downsample_line``)."""
+    order = np.argsort(x, kind="stable")
+    return downsample_line(x[order], y[order], max_points)
+
+
+@dataclasses.dataclass(frozen=True)
+class DensityGrid:
+    """The bins every series of a density scatter is counted in, a few pixels each, over all the points."""
+
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    bins: tuple[int, int]
+    # One series is drawn with a colour map of its counts; several each in their own colour.
+    single: bool
+
+
+def _span(values: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The range of ``values``, widened when they (nearly) coincide (as ``_histogram_range``)."""
+    finite = [array[np.isfinite(array)] for array in values]
+    low = min((float(array.min()) for array in finite if array.size), default=0.0)
+    high = max((float(array.max()) for array in finite if array.size), default=1.0)
+    margin = max(abs(low), abs(high), 1.0) * 1e-6
+    if high - low < margin:
+        return low - margin, high + margin
+    return low, high
+
+
+def _widened(span: tuple[float, float], margin: float) -> tuple[float, float]:
+    low, high = span
+    return low - (high - low) * margin, high + (high - low) * margin
+
+
+def density_grid(axes: Axes, points: Sequence[tuple[np.ndarray, np.ndarray]], *, dates: bool) -> DensityGrid:
+    """Set ``axes`` up for a density of ``points`` and return its bins.
+
+    x holds numbers, or with ``dates`` matplotlib's day numbers; the bins cover the axes as it is
+    laid out now. The figure's corner says how many points are drawn as a density.
+    """
+    if dates:
+        axes.xaxis_date()
+    box = axes.get_window_extent()
+    bins = (max(1, int(box.width) // DENSITY_BIN_PIXELS), max(1, int(box.height) // DENSITY_BIN_PIXELS))
+    # The axes' usual margins around the points, as a scatter of markers has.
+    x_range = _widened(_span([x for x, _ in points]), axes.get_xmargin())
+    y_range = _widened(_span([y for _, y in points]), axes.get_ymargin())
+    count = sum(len(y) for _, y in points)
+    figure = axes.get_figure(root=True)
+    assert figure is not None
+    figure.text(
+        0.99, 0.99, f"{count:,} points drawn as density", ha="right", va="top", fontsize="x-small", parse_math=False
+    )
+    return DensityGrid(x_range, y_range, bins, single=len(points) == 1)
+
+
+def draw_density(
+    axes: Axes, grid: DensityGrid, points: tuple[np.ndarray, np.ndarray], *, color: str, label: str | None
+) -> None:
+    """Draw one series of a density scatter: its count of points in each bin of ``grid`` as an image.
+
+    Counting costs one pass over the points, and the image is the size of the axes in pixels
+    (embedded as one bitmap in SVG and PDF), so a million points draw as fast as a thousand.
+    """
+    x, y = points
+    finite = np.isfinite(x) & np.isfinite(y)
+    counts, _, _ = np.histogram2d(x[finite], y[finite], bins=grid.bins, range=(grid.x_range, grid.y_range))
+    # histogram2d counts x along the first axis; an image's rows are y.
+    counts = counts.T
+    extent = (*grid.x_range, *grid.y_range)
+    options: dict[str, Any] = {"origin": "lower", "extent": extent, "aspect": "auto", "interpolation": "nearest"}
+    if grid.single:
+        # One series: a colour map of its counts, with its scale (and name) beside the axes.
+        image = axes.imshow(np.ma.masked_equal(counts, 0), cmap="viridis", norm="log", **options)
+        figure = axes.get_figure(root=True)
+        assert figure is not None
+        scale = figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02)
+        scale.set_label(f"{label}: points per bin" if label else "points per bin", parse_math=False)
+        return
+    shade = np.log1p(counts) / max(float(np.log1p(counts.max())), 1e-12)
+    image_data = np.zeros((*counts.shape, 4))
+    image_data[..., :3] = to_rgb(color)
+    image_data[..., 3] = np.where(counts > 0, DENSITY_MIN_ALPHA + (1 - DENSITY_MIN_ALPHA) * shade, 0.0)
+    axes.imshow(image_data, **options)
+    if label is not None:
+        # The image has no legend entry of its own: an empty marker of the series' colour stands for it.
+        axes.scatter([], [], s=16, color=color, label=label)
+
+
+def _density_points(
+    axis: XAxis, series_list: Sequence[Series], positions: list[list[Any]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each series' points as float arrays (dates as day numbers) when the scatter is drawn as a density, else []."""
+    if sum(len(x) for x in positions) <= DENSITY_ABOVE_POINTS:
+        return []
+    xs = [date2num(np.asarray(x, dtype="datetime64[us]")) if axis.kind == "date" else x for x in positions]
+    return [
+        (np.asarray(x, dtype=float), np.asarray(series.y, dtype=float))
+        for x, series in zip(xs, series_list, strict=True)
+    ]
+
+
 def _ignore_progress(fraction: float, stage: str) -> None:
     return None
 
@@ -97,7 +211,10 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
     count = len(series_list)
     positions = [_x_positions(axis, series, len(series.y or ())) for series in series_list]
     # Bars fill 80% of the narrowest step between x values, shared among the series side by side.
-    bar_width: Any = _bar_step(axis, positions) * (0.8 / count)
+    bar_width: Any = _bar_step(axis, positions) * (0.8 / count) if spec.kind == "bar" else None
+    density = _density_points(axis, series_list, positions) if spec.kind == "scatter" else []
+    grid = density_grid(axes, density, dates=axis.kind == "date") if density else None
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for number, (series, x) in enumerate(zip(series_list, positions, strict=True)):
         assert series.y is not None
         label = _display_name(series, number) if show_legend else None
@@ -105,10 +222,17 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
             # A pixel column shows at most its lowest and highest point; drawing more only costs time.
             xs, ys = downsample_line(np.asarray(x), np.asarray(series.y, dtype=float), 2 * spec.width)
             axes.plot(xs, ys, marker="o" if len(x) <= MARKERS_UP_TO_POINTS else None, label=label)
+        elif spec.kind == "scatter" and grid is not None:
+            draw_density(axes, grid, density[number], color=colors[number % len(colors)], label=label)
         elif spec.kind == "scatter":
             # Numbers as arrays: from a list matplotlib builds its masked array point by point (dates keep their type).
             scatter_x: Any = x if axis.kind == "date" else np.asarray(x, dtype=float)
             axes.scatter(scatter_x, np.asarray(series.y, dtype=float), s=16, label=label)
+        elif spec.kind == "area" and len(x) > 2 * spec.width:
+            # Sorted and downsampled in numpy: a long area draws what a line of its points draws.
+            xs, ys = downsample_area(np.asarray(x), np.asarray(series.y, dtype=float), 2 * spec.width)
+            line = axes.plot(xs, ys, label=label)[0]
+            axes.fill_between(xs, ys, alpha=0.3, color=line.get_color())
         elif spec.kind == "area":
             order = sorted(range(len(x)), key=lambda index: x[index])
             sorted_x, sorted_y = [x[index] for index in order], [series.y[index] for index in order]
@@ -207,17 +331,35 @@ def _draw(figure: Figure, spec: ChartSpec) -> None:
         axes.set_ylabel(spec.y_label, parse_math=False)
 
 
+def _texts(spec: ChartSpec) -> list[str]:
+    """Every piece of text the chart may show that the spec gives: title, labels, names, categories."""
+    texts = [spec.title, spec.x_label, spec.y_label]
+    for series in spec.series or ():
+        texts.append(series.name)
+        # All strings or none (a spec rule): a million numbers need not be looked at one by one.
+        if series.x is not None and len(series.x) > 0 and isinstance(series.x[0], str):
+            texts.extend(value for value in series.x if isinstance(value, str))
+    return texts
+
+
 def render(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
     """Draw ``spec`` and return the encoded file; ``progress(fraction, stage)`` marks each step."""
+    with warnings.catch_warnings():
+        # Text in a script no bundled font covers is drawn as boxes: expected, not worth a log line per job.
+        warnings.filterwarnings("ignore", message=MISSING_GLYPH_WARNING, category=UserWarning)
+        return render_showing_missing_glyphs(spec, progress)
+
+
+def render_showing_missing_glyphs(spec: ChartSpec, progress: ProgressCallback | None = None) -> bytes:
+    """``render``, with matplotlib's warning for each character no font has left to the caller."""
     report = progress or _ignore_progress
     report(0.1, "preparing data")
     chart = spec if spec.series is not None else _demo_spec(spec)
 
     report(0.3, "drawing")
     buffer = io.BytesIO()
-    with matplotlib.style.context(_THEMES[spec.theme]), warnings.catch_warnings():
-        # Text in a script the bundled fonts lack is drawn as boxes: expected, not worth a log line per job.
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+    fonts = {"font.family": families_for(_texts(chart))}
+    with matplotlib.style.context([*_THEMES[spec.theme], fonts]):
         figure = Figure(figsize=(spec.width / spec.dpi, spec.height / spec.dpi), dpi=spec.dpi)
         FigureCanvasAgg(figure)
         _draw(figure, chart)
