@@ -14,8 +14,10 @@ from rq.job import Job
 from plotjobs import generators, keys
 from plotjobs import logs as logging_setup
 from plotjobs.config import log_level_from_env
-from plotjobs.errors import JobCanceled
+from plotjobs.errors import DataExpired, InvalidSpecError, JobCanceled
+from plotjobs.queue import data as data_store
 from plotjobs.queue import metrics, results
+from plotjobs.spec.base import attach_arrays
 
 
 def progress_meta(progress: float, stage: str) -> dict[str, object]:
@@ -107,8 +109,14 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     )
 
 
-def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDescription:
-    """Validate the spec again, render it with its generator, store the file and describe it."""
+def generate(
+    generator_name: str, spec: dict[str, object], stored_data: data_store.DataReference | None = None
+) -> results.ResultDescription:
+    """Validate the spec again, render it with its generator, store the file and describe it.
+
+    ``stored_data`` names the spec's arrays when they were stored apart (plotjobs.queue.data): they are
+    loaded, and their life extended past this job's record, before the spec is validated.
+    """
     job = get_current_job()
     if job is None:
         raise RuntimeError("generate runs inside an RQ worker; call the generator's render directly instead")
@@ -118,6 +126,8 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
         stages = StageReporter(job)
         stages.report(0.05, "started", must_check=True)
         generator = generators.get(generator_name)
+        if stored_data is not None:
+            spec = _with_stored_data(job, spec, stored_data)
         validated = generator.validate(spec)
         label = validated.metric_label
         data = generator.render()(validated, stages.report)
@@ -136,6 +146,22 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
         raise
     record_outcome(job, label, "finished", time.perf_counter() - started)
     return description
+
+
+def _with_stored_data(job: Job, spec: dict[str, object], reference: data_store.DataReference) -> dict[str, object]:
+    """The spec with its stored arrays in place; DataExpired when they outlived their life before the job started."""
+    ttl = max(job.result_ttl or 0, job.failure_ttl or 0) + (job.timeout or 0)
+    if not data_store.extend(job.connection, str(reference.get("key", "")), max(int(ttl), 1)):
+        raise DataExpired(
+            "the job's data expired before it started (it is kept for the job's result or failure TTL plus "
+            "JOB_TIMEOUT from submission); submit it again"
+        )
+    arrays = data_store.load(job.connection, reference)
+    try:
+        attached: dict[str, object] = attach_arrays(spec, list(arrays))
+    except KeyError as error:
+        raise InvalidSpecError(f"the spec names data the job does not hold: {error}") from None
+    return attached
 
 
 REGISTERED_TASKS = frozenset({f"{generate.__module__}.{generate.__name__}"})

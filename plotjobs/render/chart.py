@@ -79,9 +79,12 @@ def _ignore_progress(fraction: float, stage: str) -> None:
     return None
 
 
-def _x_positions(axis: XAxis, series: Series, count: int) -> list[Any]:
+def _x_positions(axis: XAxis, series: Series, count: int) -> Any:
+    if isinstance(series.x, np.ndarray):
+        # Large data: float64 numbers or datetime64 dates, which matplotlib draws as they are.
+        return series.x
     if series.x is None:
-        return list(range(count))
+        return np.arange(count, dtype=float) if isinstance(series.y, np.ndarray) else list(range(count))
     if axis.kind == "date":
         return [parse_date(str(value), "x") for value in series.x]
     if axis.kind == "category":
@@ -95,9 +98,9 @@ def _display_name(series: Series, number: int) -> str:
 
 def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: XAxis, show_legend: bool) -> None:
     count = len(series_list)
-    positions = [_x_positions(axis, series, len(series.y or ())) for series in series_list]
+    positions = [_x_positions(axis, series, len(series.y) if series.y is not None else 0) for series in series_list]
     # Bars fill 80% of the narrowest step between x values, shared among the series side by side.
-    bar_width: Any = _bar_step(axis, positions) * (0.8 / count)
+    bar_width: Any = _bar_step(axis, positions) * (0.8 / count) if spec.kind == "bar" else None
     for number, (series, x) in enumerate(zip(series_list, positions, strict=True)):
         assert series.y is not None
         label = _display_name(series, number) if show_legend else None
@@ -110,8 +113,7 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
             scatter_x: Any = x if axis.kind == "date" else np.asarray(x, dtype=float)
             axes.scatter(scatter_x, np.asarray(series.y, dtype=float), s=16, label=label)
         elif spec.kind == "area":
-            order = sorted(range(len(x)), key=lambda index: x[index])
-            sorted_x, sorted_y = [x[index] for index in order], [series.y[index] for index in order]
+            sorted_x, sorted_y = _area_outline(x, series.y, 2 * spec.width)
             line = axes.plot(sorted_x, sorted_y, label=label)[0]
             axes.fill_between(sorted_x, sorted_y, alpha=0.3, color=line.get_color())
         else:
@@ -128,6 +130,15 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
                 tick.set_horizontalalignment("right")
 
 
+def _area_outline(x: Any, y: Any, max_points: int) -> tuple[Any, Any]:
+    """An area's points in x order, downsampled as a line is (each pixel column keeps its lowest and highest)."""
+    if isinstance(x, np.ndarray):
+        order = np.argsort(x, kind="stable")
+        return downsample_line(x[order], np.asarray(y, dtype=float)[order], max_points)
+    listed = sorted(range(len(x)), key=lambda index: x[index])
+    return [x[index] for index in listed], [y[index] for index in listed]
+
+
 def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
     """The narrowest step between distinct x values of all series (a day or 1 when there is none)."""
     unit: Any = dt.timedelta(days=1) if axis.kind == "date" else 1.0
@@ -135,12 +146,26 @@ def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
     return min((b - a for a, b in itertools.pairwise(distinct)), default=unit)
 
 
-def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
+def _day_span(series_list: Sequence[Series]) -> int | None:
+    """Days from the first x to the last when every x is a day without a time, else None."""
+    stamps = [np.asarray(series.x) for series in series_list if isinstance(series.x, np.ndarray)]
+    if stamps:
+        whole = np.concatenate(stamps)
+        if not (whole == whole.astype("datetime64[D]")).all():
+            return None
+        return int((whole.max() - whole.min()) // np.timedelta64(1, "D"))
     texts = [str(value) for series in series_list for value in series.x or []]
-    if all(len(text) == _DATE_ONLY_LENGTH for text in texts):
-        days = [dt.date.fromisoformat(text) for text in texts]
+    if not all(len(text) == _DATE_ONLY_LENGTH for text in texts):
+        return None
+    days = [dt.date.fromisoformat(text) for text in texts]
+    return (max(days) - min(days)).days
+
+
+def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
+    span = _day_span(series_list)
+    if span is not None:
         # Over a few days the automatic locator picks hours, and every tick would repeat its day.
-        few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW
+        few_days = span < DAY_TICKS_BELOW
         axes.xaxis.set_major_locator(DayLocator() if few_days else AutoDateLocator())
         axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         axes.figure.autofmt_xdate()
