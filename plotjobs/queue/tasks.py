@@ -71,14 +71,22 @@ class StageReporter:
         self.job = job
         self.interval = interval
         self.last_check: float | None = None
+        # When each stage began, in order: the job's log line says how long each took.
+        self.marks: list[tuple[str, float]] = []
 
     def report(self, progress: float, stage: str, *, must_check: bool = False) -> None:
         """Record a stage; look for a cancel when told to or when the interval has passed since the last look."""
         now = time.monotonic()
+        self.marks.append((stage, now))
         check = must_check or self.last_check is None or now - self.last_check >= self.interval
         report_progress(self.job, progress, stage, check_cancel=check)
         if check:
             self.last_check = now
+
+    def durations_ms(self) -> dict[str, float]:
+        """Milliseconds from the start of each stage to the next (the last one: to now)."""
+        ends = [moment for _, moment in self.marks[1:]] + [time.monotonic()]
+        return {stage: round((end - start) * 1000, 1) for (stage, start), end in zip(self.marks, ends, strict=True)}
 
 
 # The stage of every finished job (plotjobs.queue.status shows it); never stored.
@@ -89,8 +97,16 @@ DONE_STAGE = "done"
 INVALID_KIND = "invalid"
 
 
-def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: BaseException | None = None) -> None:
-    """Count the job's outcome and render time in Redis and log one line for it."""
+def record_outcome(
+    job: Job,
+    kind: str,
+    outcome: str,
+    seconds: float,
+    error: BaseException | None = None,
+    *,
+    stages: dict[str, float] | None = None,
+) -> None:
+    """Count the job's outcome and render time in Redis and log one line for it (with each stage's milliseconds)."""
     if not logging_setup.is_configured():
         # A stock `rq worker` runs our task without our start-up code.
         logging_setup.configure(log_level_from_env())
@@ -100,6 +116,8 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     }  # fmt: skip
     if error is not None:
         fields["error"] = error.__class__.__name__
+    if stages:
+        fields["stages_ms"] = stages
     try:
         metrics.record_render(job.connection, kind, seconds, finished=outcome == "finished")
     except RedisError as redis_error:
@@ -122,12 +140,14 @@ def generate(
         raise RuntimeError("generate runs inside an RQ worker; call the generator's render directly instead")
     started = time.perf_counter()
     label = INVALID_KIND
+    stages = StageReporter(job)
     try:
-        stages = StageReporter(job)
         stages.report(0.05, "started", must_check=True)
         generator = generators.get(generator_name)
         if stored_data is not None:
+            stages.report(0.07, "loading data")
             spec = _with_stored_data(job, spec, stored_data)
+            stages.report(0.08, "validating")
         validated = generator.validate(spec)
         label = validated.metric_label
         data = generator.render()(validated, stages.report)
@@ -142,9 +162,9 @@ def generate(
         job.meta = progress_meta(1.0, DONE_STAGE)
     except BaseException as error:
         # Counted and logged, then re-raised untouched: RQ records the failure on the job.
-        record_outcome(job, label, "failed", time.perf_counter() - started, error)
+        record_outcome(job, label, "failed", time.perf_counter() - started, error, stages=stages.durations_ms())
         raise
-    record_outcome(job, label, "finished", time.perf_counter() - started)
+    record_outcome(job, label, "finished", time.perf_counter() - started, stages=stages.durations_ms())
     return description
 
 
