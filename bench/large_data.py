@@ -247,7 +247,7 @@ def upload(connection: Redis, web: Web, web_pid: int, log_path: Path, rows: int,
     job_id, uploaded, end_to_end = web.chart(body, content_type)
     web_peak = peak_since(web_pid, resident)
     job_key = f"rq:job:{job_id}"
-    job_hash_bytes = int(connection.memory_usage(job_key) or 0)
+    job_hash_bytes = int(connection.memory_usage(job_key, samples=0) or 0)
     job_data_bytes = int(connection.hstrlen(job_key, "data"))
     data_keys = list(connection.scan_iter("plotjobs:data:*"))
     data_ttl = int(connection.ttl(data_keys[-1])) if data_keys else -2
