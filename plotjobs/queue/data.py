@@ -1,10 +1,11 @@
 """A job's large data, stored once under a content-addressed key of ours and referenced by the job.
 
 A spec's arrays (``plotjobs.spec.base.detached_document``) are packed into one blob: a short
-JSON header naming each array's dtype and shape, then their raw little-endian bytes, zlib-compressed
-when that saves a tenth or more. The blob lives under ``plotjobs:data:<sha256>``, so identical data
-is stored once; each job or stored chart that needs it pushes its expiry back, never forward
-(a Lua script: Redis 6.2 has no ``EXPIRE ... GT``). See docs/design.md, "Large data".
+JSON header naming each array's dtype, shape and stored size, then each array's little-endian
+bytes, zlib-compressed when that saves a tenth or more (judged on a sample first). The blob
+lives under ``plotjobs:data:<sha256>``, so identical data is stored once; each job or stored
+chart that needs it pushes its expiry back, never forward (a Lua script: Redis 6.2 has no
+``EXPIRE ... GT``). See docs/design.md, "Large data".
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ MAGIC = b"PJA1"
 _HEADER_LENGTH = struct.Struct("<I")
 # The only dtypes a blob may hold: numbers and dates. Nothing else is ever built from stored bytes.
 DTYPES = {"<f8": np.dtype("<f8"), "<M8[ms]": np.dtype("<M8[ms]")}
-# Compressing float data costs ~15 ms per MB and often saves little: keep it only when it pays.
+# Compressing float data costs ~15 ms per MB and often saves little (noise): keep it only when it pays,
+# judged first on a sample of each array.
 MIN_SAVING = 0.1
+COMPRESSION_SAMPLE_BYTES = 64 * 1024
 # Far above the largest accepted spec's data (2,000,000 points of x and y: 32 MB).
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 
@@ -52,6 +55,15 @@ class UnreadableData(ValueError):
     """Bytes under a data key that are not a blob we wrote."""
 
 
+def _compressed(raw: bytes) -> bytes | None:
+    """``raw`` compressed when that saves MIN_SAVING or more (judged on a sample first, as noise never pays)."""
+    sample = raw[:COMPRESSION_SAMPLE_BYTES]
+    if len(zlib.compress(sample, 1)) > len(sample) * (1 - MIN_SAVING):
+        return None
+    compressed = zlib.compress(raw, 1)
+    return compressed if len(compressed) <= len(raw) * (1 - MIN_SAVING) else None
+
+
 def pack(arrays: list[np.ndarray]) -> bytes:
     """The arrays as one blob (deterministic: the same arrays give the same bytes)."""
     parts = []
@@ -61,13 +73,14 @@ def pack(arrays: list[np.ndarray]) -> bytes:
         name = dtype.str
         if name not in DTYPES:
             raise TypeError(f"only float64 and datetime64[ms] arrays are stored, not {array.dtype}")
-        parts.append(np.ascontiguousarray(array, dtype=DTYPES[name]).tobytes())
-        described.append({"dtype": name, "shape": list(array.shape)})
-    payload = b"".join(parts)
-    compressed = zlib.compress(payload, 1)
-    packed = len(compressed) <= len(payload) * (1 - MIN_SAVING)
-    header = json.dumps({"arrays": described, "zlib": packed}, separators=(",", ":")).encode()
-    return MAGIC + _HEADER_LENGTH.pack(len(header)) + header + (compressed if packed else payload)
+        raw = np.ascontiguousarray(array, dtype=DTYPES[name]).tobytes()
+        compressed = _compressed(raw)
+        parts.append(compressed if compressed is not None else raw)
+        described.append(
+            {"dtype": name, "shape": list(array.shape), "zlib": compressed is not None, "bytes": len(parts[-1])}
+        )
+    header = json.dumps({"arrays": described}, separators=(",", ":")).encode()
+    return MAGIC + _HEADER_LENGTH.pack(len(header)) + header + b"".join(parts)
 
 
 def unpack(blob: bytes) -> list[np.ndarray]:
@@ -78,24 +91,32 @@ def unpack(blob: bytes) -> list[np.ndarray]:
     (length,) = _HEADER_LENGTH.unpack_from(blob, len(MAGIC))
     try:
         header = json.loads(blob[start : start + length])
-        described = [(DTYPES[item["dtype"]], tuple(int(size) for size in item["shape"])) for item in header["arrays"]]
-        body = blob[start + length :]
-        inflater = zlib.decompressobj()
-        if header["zlib"]:
-            body = inflater.decompress(body, MAX_BLOB_BYTES)
-    except (ValueError, KeyError, TypeError, zlib.error) as error:
-        raise UnreadableData(f"its header or body cannot be read ({type(error).__name__})") from None
-    if inflater.unconsumed_tail:
-        raise UnreadableData(f"it expands to more than {MAX_BLOB_BYTES} bytes")
+        described = [
+            (DTYPES[item["dtype"]], tuple(int(size) for size in item["shape"]), bool(item["zlib"]), int(item["bytes"]))
+            for item in header["arrays"]
+        ]
+    except (ValueError, KeyError, TypeError) as error:
+        raise UnreadableData(f"its header cannot be read ({type(error).__name__})") from None
     arrays = []
-    offset = 0
-    for dtype, shape in described:
+    offset = start + length
+    for dtype, shape, packed, size in described:
         count = int(np.prod(shape)) if shape else 1
-        end = offset + count * dtype.itemsize
-        if end > len(body):
+        expected = count * dtype.itemsize
+        if count < 0 or expected > MAX_BLOB_BYTES or size < 0 or offset + size > len(blob):
             raise UnreadableData("it is shorter than its header says")
-        arrays.append(np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(shape))
-        offset = end
+        body = blob[offset : offset + size]
+        offset += size
+        if packed:
+            inflater = zlib.decompressobj()
+            try:
+                body = inflater.decompress(body, expected)
+            except zlib.error:
+                raise UnreadableData("an array's compressed bytes cannot be read") from None
+            if inflater.unconsumed_tail:
+                raise UnreadableData(f"an array expands beyond the {expected} bytes its header says")
+        if len(body) != expected:
+            raise UnreadableData("an array's bytes do not match its header")
+        arrays.append(np.frombuffer(body, dtype=dtype, count=count).reshape(shape))
     return arrays
 
 

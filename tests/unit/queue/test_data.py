@@ -28,11 +28,18 @@ def test_arrays_round_trip_through_a_blob_and_keep_their_types() -> None:
         assert np.array_equal(given, back)
 
 
-def test_a_blob_is_compressed_only_when_that_pays() -> None:
-    regular = data.pack([np.arange(100_000, dtype=np.float64)])
-    noise = data.pack([np.random.default_rng(1).normal(size=100_000)])
-    assert len(regular) < 100_000 * 8 / 4
-    assert 100_000 * 8 < len(noise) < 100_000 * 8 + 200  # stored raw: zlib saves little on noise
+def test_each_array_is_compressed_only_when_that_pays() -> None:
+    regular = np.arange(100_000, dtype=np.float64)
+    noise = np.random.default_rng(1).normal(size=100_000)
+    assert len(data.pack([regular])) < 100_000 * 8 / 4
+    assert 100_000 * 8 < len(data.pack([noise])) < 100_000 * 8 + 200  # stored raw: zlib saves little on noise
+    both = data.pack([regular, noise])
+    assert 100_000 * 8 < len(both) < 100_000 * 8 * 5 / 4
+    assert all(np.array_equal(given, back) for given, back in zip([regular, noise], data.unpack(both), strict=True))
+
+
+def _blob(header: bytes, body: bytes = b"") -> bytes:
+    return data.MAGIC + len(header).to_bytes(4, "little") + header + body
 
 
 @pytest.mark.parametrize(
@@ -41,9 +48,12 @@ def test_a_blob_is_compressed_only_when_that_pays() -> None:
         b"",
         b"\x80\x04pickle",
         data.MAGIC + b"\xff\xff\x00\x00{",
-        data.MAGIC + (7).to_bytes(4, "little") + b'{"a":1}',
-        data.MAGIC + (59).to_bytes(4, "little") + b'{"arrays":[{"dtype":"|O","shape":[2]}],"zlib":false}xxxxxxxx',
-        data.MAGIC + (60).to_bytes(4, "little") + b'{"arrays":[{"dtype":"<f8","shape":[99]}],"zlib":false}xxxxxxxx',
+        _blob(b'{"a":1}'),
+        _blob(b'{"arrays":[{"dtype":"|O","shape":[2],"zlib":false,"bytes":16}]}', b"x" * 16),
+        _blob(b'{"arrays":[{"dtype":"<f8","shape":[99],"zlib":false,"bytes":792}]}', b"x" * 8),
+        _blob(b'{"arrays":[{"dtype":"<f8","shape":[2],"zlib":false,"bytes":8}]}', b"x" * 8),
+        _blob(b'{"arrays":[{"dtype":"<f8","shape":[2],"zlib":true,"bytes":8}]}', b"x" * 8),
+        _blob(b'{"arrays":[{"dtype":"<f8","shape":[-2],"zlib":false,"bytes":0}]}'),
     ],
 )
 def test_anything_but_our_blob_is_refused_without_building_objects(blob: bytes) -> None:
@@ -52,10 +62,10 @@ def test_anything_but_our_blob_is_refused_without_building_objects(blob: bytes) 
 
 
 def test_a_zip_bomb_is_refused() -> None:
-    header = b'{"arrays":[{"dtype":"<f8","shape":[1]}],"zlib":true}'
     bomb = zlib.compress(b"\0" * (data.MAX_BLOB_BYTES + 8))
-    with pytest.raises(data.UnreadableData, match="expands"):
-        data.unpack(data.MAGIC + len(header).to_bytes(4, "little") + header + bomb)
+    header = b'{"arrays":[{"dtype":"<f8","shape":[1],"zlib":true,"bytes":%d}]}' % len(bomb)
+    with pytest.raises(data.UnreadableData, match="expands beyond"):
+        data.unpack(_blob(header, bomb))
 
 
 def test_only_number_and_date_arrays_are_stored() -> None:
