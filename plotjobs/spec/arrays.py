@@ -130,6 +130,8 @@ def x_values(values: Sequence[Any] | np.ndarray, x_type: str, where: str) -> np.
     first = values[0] if len(values) else 0
     if x_type == "date" or (x_type == "auto" and isinstance(first, str) and looks_like_date(first)):
         return dates(values, where)
+    if x_type == "number" and any(isinstance(value, str) for value in values):
+        raise SpecRuleError("x_type", "x_type is number but x holds strings")
     if x_type == "category" or isinstance(first, str):
         raise SpecRuleError(where, CATEGORIES_NOTE)
     return numbers(values, where)

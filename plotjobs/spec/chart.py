@@ -231,7 +231,7 @@ class ChartSpec(GeneratorSpec):
             if total <= arrays.LIST_POINTS:
                 return data
             kind = data.get("kind", "line")
-            if kind not in LARGE_KINDS:
+            if _points_limit(kind) < total:
                 raise SpecRuleError("series", f"{total} points in all; at most {_points_limit(kind)}")
         x_type = data.get("x_type", "auto")
         converted: list[Any] = []
@@ -273,7 +273,7 @@ def _is_column(value: object) -> bool:
 
 
 def _points_limit(kind: object) -> int:
-    return MAX_LARGE_POINTS if kind in LARGE_KINDS else MAX_POINTS
+    return MAX_LARGE_POINTS if isinstance(kind, str) and kind in LARGE_KINDS else MAX_POINTS
 
 
 def _check_series(kind: str, series: Series, where: str) -> int:

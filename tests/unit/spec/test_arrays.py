@@ -91,9 +91,16 @@ def test_other_kinds_keep_their_small_limits(kind: str, column: str, limit: int,
     assert named == field and f"at most {limit}" in message
 
 
+def test_a_kind_of_the_wrong_type_beside_large_data_is_a_clear_error() -> None:
+    assert _refused({"kind": ["line"], "series": [{"y": [1.0] * LARGE}]})[0] == "series"
+
+
 def test_category_names_on_x_are_for_small_data() -> None:
     field, message = _refused({"series": [{"x": [f"c{n % 3}" for n in range(LARGE)], "y": [1.0] * LARGE}]})
     assert field == "series.0.x" and CATEGORIES_NOTE in message
+    days = ["2024-01-01"] * LARGE
+    assert _refused({"x_type": "number", "series": [{"x": days, "y": [1.0] * LARGE}]})[0] == "x_type"
+    assert _refused({"x_type": "date", "series": [{"x": list(range(LARGE)), "y": [1.0] * LARGE}]})[0] == "series.0.x.0"
 
 
 def test_a_large_spec_detaches_its_arrays_and_validates_again_from_them() -> None:
