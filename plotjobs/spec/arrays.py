@@ -103,6 +103,9 @@ def dates(values: Sequence[Any] | np.ndarray, where: str) -> np.ndarray:
                 warnings.simplefilter("error")
                 if any(not isinstance(value, str) for value in values):
                     raise ValueError("not all strings")
+                # numpy also reads "2024", "today" and "NaT": only what starts as an ISO date goes to it.
+                if not all(map(_LOOKS_LIKE_DATE.match, values)):
+                    raise ValueError("not all ISO dates")
                 array = np.array(values, dtype=DATE_UNIT)
         except (ValueError, TypeError, DeprecationWarning, UserWarning):
             array = np.array([_one_date(value, f"{where}.{position}") for position, value in enumerate(values)])

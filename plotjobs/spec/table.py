@@ -85,7 +85,11 @@ class LargeColumn:
 
     def _fail(self, cells: tuple[str, ...], first_row: int, wanted: str) -> None:
         self.kind = "number"
-        position = next(position for position, cell in enumerate(cells) if not _is_number(cell))
+        position = next((position for position, cell in enumerate(cells) if not _is_number(cell)), None)
+        if position is None:
+            # Numbers Python reads and numpy does not (1_000): read as the small path reads them.
+            self.chunks.append(np.array([float(cell) for cell in cells], dtype=np.float64))
+            return
         self.bad = (first_row + position, cells[position], wanted)
         self.chunks = []
 

@@ -148,6 +148,20 @@ def test_a_bad_date_deep_in_a_large_csv_is_named() -> None:
     assert caught.value.message.startswith("data row 5 of column 'when' is '2024-01-01T25:05', not an ISO date")
 
 
+@pytest.mark.parametrize("cell", ["2024", "today", "NaT", "2024-01"])
+def test_what_numpy_would_read_as_a_date_and_iso_does_not_is_named(cell: str) -> None:
+    days = ["2024-01-01"] * LARGE
+    days[20_500] = cell
+    field, message = _refused({"series": [{"x": days, "y": [1.0] * LARGE}]})
+    assert field == "series.0.x.20500" and "not an ISO date" in message
+
+
+def test_numbers_python_reads_and_numpy_does_not_are_read_in_a_large_csv() -> None:
+    table = parse_csv(_csv(LARGE).replace(b"\n7,3.5\n", b"\n7,3_5.0\n", 1))
+    resolved = resolve_columns({"series": [{"x_column": "when", "y_column": "value"}]}, table)
+    assert resolved["series"][0]["y"][6] == 35.0 and len(resolved["series"][0]["y"]) == LARGE
+
+
 def test_a_large_csv_with_a_short_row_names_its_line() -> None:
     data = _csv(LARGE).replace(b"\n25000,", b"\n25000", 1)
     with pytest.raises(TableError, match="line 25001 has 1 fields; the header has 2"):
