@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     result_ttl: PositiveInt = 3600
     failure_ttl: PositiveInt = 86400
     job_timeout: PositiveInt = 60
-    max_request_bytes: PositiveInt = 1_000_000
+    # Room for 2,000,000 points as JSON, or a CSV of a million rows: large data leaves the job apart from it.
+    max_request_bytes: PositiveInt = 64 * 1024 * 1024
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)
     port: PositiveInt = 8000
     log_level: Annotated[str, BeforeValidator(_log_level)] = "INFO"

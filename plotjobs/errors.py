@@ -104,6 +104,23 @@ class ResultExpired(PlotjobsError):
         super().__init__(f"the result of job {job_id} has expired")
 
 
+class DataExpired(PlotjobsError):
+    """A job's or stored chart's data, kept apart from it, has expired (or was never stored)."""
+
+    status = 410
+    code = "data_expired"
+
+
+class RequestTooLarge(PlotjobsError):
+    """A request body larger than MAX_REQUEST_BYTES."""
+
+    status = 413
+    code = "request_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request is larger than MAX_REQUEST_BYTES ({limit} bytes)", limit=limit)
+
+
 class FileNotFound(PlotjobsError):
     """No stored file has this content address (it never existed or has expired)."""
 

@@ -37,6 +37,10 @@ INTEREST_PREFIX = PREFIX + "interest:"
 SPEC_PREFIX = PREFIX + "spec:"
 """The generation of a reproducible spec's renders; lives as long as the jobs it names."""
 
+DATA_PREFIX = PREFIX + "data:"
+"""A spec's large data by SHA-256 (plotjobs.queue.data): lives as long as the longest-lived job or stored chart
+that needs it (each pushes the expiry back: a job from its submission and its start, a stored chart at each view)."""
+
 CHART_PREFIX = PREFIX + "chart:"
 """A stored chart of a short URL (its spec, as JSON); lives CHART_URL_TTL after it was stored or last viewed."""
 
@@ -69,6 +73,11 @@ METRICS_TTL = 90 * DAY
 def result(digest: str) -> str:
     """The key of the rendered bytes whose SHA-256 is ``digest``."""
     return RESULT_PREFIX + digest
+
+
+def data(digest: str) -> str:
+    """The key of the data blob whose SHA-256 is ``digest``."""
+    return DATA_PREFIX + digest
 
 
 def accepted(job_id: str) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from redis import Redis
 from redis.exceptions import WatchError
 from rq.job import Job
@@ -19,7 +21,7 @@ from plotjobs import keys, states
 from plotjobs.config import Settings
 from plotjobs.errors import JobNotFound
 from plotjobs.queue import jobs, results
-from plotjobs.spec.base import GeneratorSpec
+from plotjobs.spec.base import GeneratorSpec, detached_document
 
 # Enough for a handful of concurrent failed generations; beyond that we render without sharing.
 _ATTEMPTS = 5
@@ -45,8 +47,15 @@ def utc_today() -> dt.date:
 
 
 def spec_digest(spec: GeneratorSpec) -> str:
-    """The SHA-256 of the generator's name and the whole validated spec."""
-    return hashlib.sha256(f"{spec.generator_name}:{spec.model_dump_json()}".encode()).hexdigest()
+    """The SHA-256 of the generator's name and the whole validated spec (its arrays by their bytes)."""
+    document, arrays = detached_document(spec)
+    if not arrays:
+        return hashlib.sha256(f"{spec.generator_name}:{spec.model_dump_json()}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{spec.generator_name}:{json.dumps(document, sort_keys=True)}".encode())
+    for array in arrays:
+        digest.update(f"\n{array.dtype.str}:{array.shape}\n".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def job_id_for(digest: str, generation: int) -> str:

@@ -38,14 +38,17 @@ from plotjobs.errors import (
     ResultNotReady,
     UnreadableJob,
 )
-from plotjobs.queue import metrics, results, rq_internals, tasks
+from plotjobs.queue import data, metrics, results, rq_internals, tasks
 from plotjobs.queue.rq_internals import harden_rq
 from plotjobs.queue.serialization import JsonSerializer
-from plotjobs.spec.base import GeneratorSpec
+from plotjobs.spec.base import GeneratorSpec, array_as_json, attach_arrays, detached_document
 
 # RQ's own ids are UUID4 strings; anything else is not a job of ours and never reaches Redis.
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
+
+# Where a job's arguments hold the reference to its stored data: (generator name, spec, data).
+DATA_ARGUMENT = 2
 
 # How long DELETE waits for a running job to notice its cancel and stop (renders check between stages).
 STOP_WAIT_SECONDS = 3.0
@@ -165,11 +168,19 @@ def enqueue_render(
     *,
     job_id: str | None = None,
 ) -> Job:
-    """Put a render of ``spec`` on the queue ``queue_name`` (None: the default one); a given ``job_id`` is used once."""
+    """Put a render of ``spec`` on the queue ``queue_name`` (None: the default one); a given ``job_id`` is used once.
+
+    The spec's arrays (large data) are stored apart (plotjobs.queue.data) and the job names them by reference.
+    """
+    document, arrays = detached_document(spec)
+    data_args: tuple[data.DataReference, ...] = ()
+    if arrays:
+        data_args = (data.store(connection, arrays, data.lifetime(settings)),)
     job = queue(connection, queue_name or settings.default_queue).enqueue(
         tasks.generate,
         spec.generator_name,
-        spec.model_dump(mode="json"),
+        document,
+        *data_args,
         job_timeout=settings.job_timeout,
         result_ttl=settings.result_ttl,
         failure_ttl=settings.failure_ttl,
@@ -315,13 +326,22 @@ def workers_alive(connection: Redis) -> int:
 
 
 def submitted_spec(job: Job) -> dict[str, Any]:
-    """The spec a job was given, as plain JSON data."""
+    """The spec a job was given, as plain JSON data: data stored apart is read back inline (DataExpired once gone)."""
     try:
         args = job.args
     except DeserializationError:
         raise UnreadableJob(job.id, unreadable_data_reason(job.data)) from None
     spec = args[1] if isinstance(args, list | tuple) and len(args) > 1 else {}
-    return dict(spec) if isinstance(spec, dict) else {}
+    if not isinstance(spec, dict):
+        return {}
+    reference = args[DATA_ARGUMENT] if len(args) > DATA_ARGUMENT else None
+    if data.is_reference(reference):
+        arrays = [array_as_json(array) for array in data.load(job.connection, cast(data.DataReference, reference))]
+        try:
+            return dict(attach_arrays(spec, arrays))
+        except KeyError as error:
+            raise UnreadableJob(job.id, f"its spec names data it does not hold: {error}") from None
+    return dict(spec)
 
 
 def job_description(generator_name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Far above any spec we accept (MAX_REQUEST_BYTES), far below what could exhaust a host.
+# Far above any job's data (a spec's large data is stored apart from it), far below what could exhaust a host.
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 
 

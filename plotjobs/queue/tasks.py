@@ -14,8 +14,10 @@ from rq.job import Job
 from plotjobs import generators, keys
 from plotjobs import logs as logging_setup
 from plotjobs.config import log_level_from_env
-from plotjobs.errors import JobCanceled
+from plotjobs.errors import DataExpired, InvalidSpecError, JobCanceled
+from plotjobs.queue import data as data_store
 from plotjobs.queue import metrics, results
+from plotjobs.spec.base import attach_arrays
 
 
 def progress_meta(progress: float, stage: str) -> dict[str, object]:
@@ -69,14 +71,22 @@ class StageReporter:
         self.job = job
         self.interval = interval
         self.last_check: float | None = None
+        # When each stage began, in order: the job's log line says how long each took.
+        self.marks: list[tuple[str, float]] = []
 
     def report(self, progress: float, stage: str, *, must_check: bool = False) -> None:
         """Record a stage; look for a cancel when told to or when the interval has passed since the last look."""
         now = time.monotonic()
+        self.marks.append((stage, now))
         check = must_check or self.last_check is None or now - self.last_check >= self.interval
         report_progress(self.job, progress, stage, check_cancel=check)
         if check:
             self.last_check = now
+
+    def durations_ms(self) -> dict[str, float]:
+        """Milliseconds from the start of each stage to the next (the last one: to now)."""
+        ends = [moment for _, moment in self.marks[1:]] + [time.monotonic()]
+        return {stage: round((end - start) * 1000, 1) for (stage, start), end in zip(self.marks, ends, strict=True)}
 
 
 # The stage of every finished job (plotjobs.queue.status shows it); never stored.
@@ -87,8 +97,16 @@ DONE_STAGE = "done"
 INVALID_KIND = "invalid"
 
 
-def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: BaseException | None = None) -> None:
-    """Count the job's outcome and render time in Redis and log one line for it."""
+def record_outcome(
+    job: Job,
+    kind: str,
+    outcome: str,
+    seconds: float,
+    error: BaseException | None = None,
+    *,
+    stages: dict[str, float] | None = None,
+) -> None:
+    """Count the job's outcome and render time in Redis and log one line for it (with each stage's milliseconds)."""
     if not logging_setup.is_configured():
         # A stock `rq worker` runs our task without our start-up code.
         logging_setup.configure(log_level_from_env())
@@ -98,6 +116,8 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     }  # fmt: skip
     if error is not None:
         fields["error"] = error.__class__.__name__
+    if stages:
+        fields["stages_ms"] = stages
     try:
         metrics.record_render(job.connection, kind, seconds, finished=outcome == "finished")
     except RedisError as redis_error:
@@ -107,17 +127,27 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     )
 
 
-def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDescription:
-    """Validate the spec again, render it with its generator, store the file and describe it."""
+def generate(
+    generator_name: str, spec: dict[str, object], stored_data: data_store.DataReference | None = None
+) -> results.ResultDescription:
+    """Validate the spec again, render it with its generator, store the file and describe it.
+
+    ``stored_data`` names the spec's arrays when they were stored apart (plotjobs.queue.data): they are
+    loaded, and their life extended past this job's record, before the spec is validated.
+    """
     job = get_current_job()
     if job is None:
         raise RuntimeError("generate runs inside an RQ worker; call the generator's render directly instead")
     started = time.perf_counter()
     label = INVALID_KIND
+    stages = StageReporter(job)
     try:
-        stages = StageReporter(job)
         stages.report(0.05, "started", must_check=True)
         generator = generators.get(generator_name)
+        if stored_data is not None:
+            stages.report(0.07, "loading data")
+            spec = _with_stored_data(job, spec, stored_data)
+            stages.report(0.08, "validating")
         validated = generator.validate(spec)
         label = validated.metric_label
         data = generator.render()(validated, stages.report)
@@ -132,10 +162,26 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
         job.meta = progress_meta(1.0, DONE_STAGE)
     except BaseException as error:
         # Counted and logged, then re-raised untouched: RQ records the failure on the job.
-        record_outcome(job, label, "failed", time.perf_counter() - started, error)
+        record_outcome(job, label, "failed", time.perf_counter() - started, error, stages=stages.durations_ms())
         raise
-    record_outcome(job, label, "finished", time.perf_counter() - started)
+    record_outcome(job, label, "finished", time.perf_counter() - started, stages=stages.durations_ms())
     return description
+
+
+def _with_stored_data(job: Job, spec: dict[str, object], reference: data_store.DataReference) -> dict[str, object]:
+    """The spec with its stored arrays in place; DataExpired when they outlived their life before the job started."""
+    ttl = max(job.result_ttl or 0, job.failure_ttl or 0) + (job.timeout or 0)
+    if not data_store.extend(job.connection, str(reference.get("key", "")), max(int(ttl), 1)):
+        raise DataExpired(
+            "the job's data expired before it started (it is kept for the job's result or failure TTL plus "
+            "JOB_TIMEOUT from submission); submit it again"
+        )
+    arrays = data_store.load(job.connection, reference)
+    try:
+        attached: dict[str, object] = attach_arrays(spec, list(arrays))
+    except KeyError as error:
+        raise InvalidSpecError(f"the spec names data the job does not hold: {error}") from None
+    return attached
 
 
 REGISTERED_TASKS = frozenset({f"{generate.__module__}.{generate.__name__}"})

@@ -193,9 +193,12 @@ def _ignore_progress(fraction: float, stage: str) -> None:
     return None
 
 
-def _x_positions(axis: XAxis, series: Series, count: int) -> list[Any]:
+def _x_positions(axis: XAxis, series: Series, count: int) -> Any:
+    if isinstance(series.x, np.ndarray):
+        # Large data: float64 numbers or datetime64 dates, which matplotlib draws as they are.
+        return series.x
     if series.x is None:
-        return list(range(count))
+        return np.arange(count, dtype=float) if isinstance(series.y, np.ndarray) else list(range(count))
     if axis.kind == "date":
         return [parse_date(str(value), "x") for value in series.x]
     if axis.kind == "category":
@@ -209,7 +212,7 @@ def _display_name(series: Series, number: int) -> str:
 
 def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: XAxis, show_legend: bool) -> None:
     count = len(series_list)
-    positions = [_x_positions(axis, series, len(series.y or ())) for series in series_list]
+    positions = [_x_positions(axis, series, len(series.y) if series.y is not None else 0) for series in series_list]
     # Bars fill 80% of the narrowest step between x values, shared among the series side by side.
     bar_width: Any = _bar_step(axis, positions) * (0.8 / count) if spec.kind == "bar" else None
     density = _density_points(axis, series_list, positions) if spec.kind == "scatter" else []
@@ -228,14 +231,8 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
             # Numbers as arrays: from a list matplotlib builds its masked array point by point (dates keep their type).
             scatter_x: Any = x if axis.kind == "date" else np.asarray(x, dtype=float)
             axes.scatter(scatter_x, np.asarray(series.y, dtype=float), s=16, label=label)
-        elif spec.kind == "area" and len(x) > 2 * spec.width:
-            # Sorted and downsampled in numpy: a long area draws what a line of its points draws.
-            xs, ys = downsample_area(np.asarray(x), np.asarray(series.y, dtype=float), 2 * spec.width)
-            line = axes.plot(xs, ys, label=label)[0]
-            axes.fill_between(xs, ys, alpha=0.3, color=line.get_color())
         elif spec.kind == "area":
-            order = sorted(range(len(x)), key=lambda index: x[index])
-            sorted_x, sorted_y = [x[index] for index in order], [series.y[index] for index in order]
+            sorted_x, sorted_y = _area_outline(x, series.y, 2 * spec.width)
             line = axes.plot(sorted_x, sorted_y, label=label)[0]
             axes.fill_between(sorted_x, sorted_y, alpha=0.3, color=line.get_color())
         else:
@@ -252,6 +249,14 @@ def _draw_xy(axes: Axes, spec: ChartSpec, series_list: Sequence[Series], axis: X
                 tick.set_horizontalalignment("right")
 
 
+def _area_outline(x: Any, y: Any, max_points: int) -> tuple[Any, Any]:
+    """An area's points in x order; a long one (or large data) downsampled in numpy as a line is."""
+    if isinstance(x, np.ndarray) or len(x) > max_points:
+        return downsample_area(np.asarray(x), np.asarray(y, dtype=float), max_points)
+    listed = sorted(range(len(x)), key=lambda index: x[index])
+    return [x[index] for index in listed], [y[index] for index in listed]
+
+
 def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
     """The narrowest step between distinct x values of all series (a day or 1 when there is none)."""
     unit: Any = dt.timedelta(days=1) if axis.kind == "date" else 1.0
@@ -259,12 +264,26 @@ def _bar_step(axis: XAxis, positions: list[list[Any]]) -> Any:
     return min((b - a for a, b in itertools.pairwise(distinct)), default=unit)
 
 
-def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
+def _day_span(series_list: Sequence[Series]) -> int | None:
+    """Days from the first x to the last when every x is a day without a time, else None."""
+    stamps = [np.asarray(series.x) for series in series_list if isinstance(series.x, np.ndarray)]
+    if stamps:
+        whole = np.concatenate(stamps)
+        if not (whole == whole.astype("datetime64[D]")).all():
+            return None
+        return int((whole.max() - whole.min()) // np.timedelta64(1, "D"))
     texts = [str(value) for series in series_list for value in series.x or []]
-    if all(len(text) == _DATE_ONLY_LENGTH for text in texts):
-        days = [dt.date.fromisoformat(text) for text in texts]
+    if not all(len(text) == _DATE_ONLY_LENGTH for text in texts):
+        return None
+    days = [dt.date.fromisoformat(text) for text in texts]
+    return (max(days) - min(days)).days
+
+
+def _format_dates(axes: Axes, series_list: Sequence[Series]) -> None:
+    span = _day_span(series_list)
+    if span is not None:
         # Over a few days the automatic locator picks hours, and every tick would repeat its day.
-        few_days = (max(days) - min(days)).days < DAY_TICKS_BELOW
+        few_days = span < DAY_TICKS_BELOW
         axes.xaxis.set_major_locator(DayLocator() if few_days else AutoDateLocator())
         axes.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         axes.figure.autofmt_xdate()

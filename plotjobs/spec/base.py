@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
+
+# The serialization context key under which a spec's arrays are collected instead of written out.
+ARRAYS_CONTEXT = "plotjobs.arrays"
+# What stands for the n-th detached array in a spec document: {"$array": n}.
+ARRAY_PLACEHOLDER = "$array"
 
 
 class SpecRuleError(ValueError):
@@ -62,3 +68,52 @@ def violations(error: ValidationError) -> list[tuple[str, str]]:
 def violations_text(error: ValidationError) -> str:
     """Every violation in one line: ``field: message; field: message``."""
     return "; ".join(f"{field}: {message}" for field, message in violations(error))
+
+
+def array_field_serializer(value: Any, handler: Any, info: Any) -> Any:
+    """Serialize a field that may hold a numpy array: collected by reference under ARRAYS_CONTEXT, else as JSON data.
+
+    For pydantic's ``WrapSerializer``: lists and other values go through the field's own serializer.
+    """
+    if not isinstance(value, np.ndarray):
+        return handler(value)
+    collector = (info.context or {}).get(ARRAYS_CONTEXT)
+    if collector is not None:
+        collector.append(value)
+        return {ARRAY_PLACEHOLDER: len(collector) - 1}
+    if info.mode == "python":
+        return value
+    return array_as_json(value)
+
+
+def array_as_json(array: np.ndarray) -> list[Any]:
+    """An array as JSON data: numbers, or ISO date-time strings for datetime64."""
+    if array.dtype.kind == "M":
+        # One form for the whole column: days when every value is a whole day, else seconds or milliseconds.
+        unit: Literal["D", "s", "ms"] = "ms"
+        for whole in ("s", "D"):
+            if (array == array.astype(f"datetime64[{whole}]")).all():
+                unit = whole
+        return np.datetime_as_string(array, unit=unit).tolist()  # type: ignore[no-any-return]
+    return array.tolist()  # type: ignore[no-any-return]
+
+
+def detached_document(spec: GeneratorSpec) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The spec as JSON data with each array replaced by ``{"$array": n}``, and the arrays in that order."""
+    arrays: list[np.ndarray] = []
+    document = spec.model_dump(mode="json", context={ARRAYS_CONTEXT: arrays})
+    return document, arrays
+
+
+def attach_arrays(document: Any, arrays: list[Any]) -> Any:
+    """``document`` with each ``{"$array": n}`` replaced by ``arrays[n]``; KeyError for a placeholder out of range."""
+    if isinstance(document, dict):
+        if set(document) == {ARRAY_PLACEHOLDER}:
+            index = document[ARRAY_PLACEHOLDER]
+            if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(arrays):
+                raise KeyError(f"no array {index!r} among the {len(arrays)} stored")
+            return arrays[index]
+        return {name: attach_arrays(value, arrays) for name, value in document.items()}
+    if isinstance(document, list):
+        return [attach_arrays(value, arrays) for value in document]
+    return document

@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,12 +20,15 @@ from pydantic import (
     StrictInt,
     StrictStr,
     WithJsonSchema,
+    WrapSerializer,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from plotjobs.spec.base import GeneratorSpec, SpecRuleError
+from plotjobs.spec import arrays
+from plotjobs.spec.base import GeneratorSpec, SpecRuleError, array_field_serializer
 
 # A full date as JSON Schema's "date" format means it (RFC 3339), the only form start accepts.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -32,7 +36,11 @@ CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application
 
 # Bounds that keep every accepted spec renderable well inside the job timeout.
 MAX_SERIES = 20
-MAX_POINTS = 20_000
+# Points in all of a histogram's series (lines, scatters and areas take MAX_LARGE_POINTS).
+MAX_POINTS = arrays.LIST_POINTS
+# Points in all of a line, scatter or area chart: drawn from arrays, downsampled per pixel column.
+MAX_LARGE_POINTS = 2_000_000
+LARGE_KINDS = frozenset({"line", "scatter", "area"})
 MAX_BARS = 1_000
 MAX_PIE_WEDGES = 100
 MAX_CATEGORIES = 500
@@ -40,10 +48,10 @@ MAX_BINS = 200
 MAX_LABEL = 200
 MAX_NAME = 100
 # Matplotlib's dates end at year 9999, and axis margins reach past the data.
-MIN_YEAR = 1000
-MAX_YEAR = 8999
+MIN_YEAR = arrays.MIN_YEAR
+MAX_YEAR = arrays.MAX_YEAR
 # Beyond this, axis spans overflow float arithmetic inside the layout code.
-MAX_ABS_VALUE = 1e100
+MAX_ABS_VALUE = arrays.MAX_ABS_VALUE
 
 _LOOKS_LIKE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -90,6 +98,18 @@ XValue = Annotated[
         }
     ),
 ]
+
+
+def _keep_arrays(value: Any, handler: Any) -> Any:
+    """Arrays were read and checked in bulk by ChartSpec; lists are validated one value at a time."""
+    if isinstance(value, np.ndarray):
+        return value
+    return handler(value)
+
+
+# Large data arrives here as numpy arrays (float64, or datetime64[ms] for x): see plotjobs.spec.arrays.
+XColumn = Annotated[list[XValue], WrapValidator(_keep_arrays), WrapSerializer(array_field_serializer)]
+NumberColumn = Annotated[list[Number], WrapValidator(_keep_arrays), WrapSerializer(array_field_serializer)]
 Label = Annotated[StrictStr, Field(max_length=MAX_LABEL), AfterValidator(_plain_text)]
 Name = Annotated[StrictStr, Field(max_length=MAX_NAME), AfterValidator(_plain_text)]
 ColumnName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME)]
@@ -101,13 +121,13 @@ class Series(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name = Field(default="", description="Shown in the legend.")
-    x: list[XValue] | None = Field(
+    x: XColumn | None = Field(
         default=None,
         description="Numbers, ISO dates (2024-03-01, 2024-03-01T12:00) or category names; "
         "0, 1, 2, ... when absent. For a pie: the wedge labels.",
     )
-    y: list[Number] | None = Field(default=None, description="The values; one per x. For a pie: wedge sizes (≥ 0).")
-    values: list[Number] | None = Field(default=None, description="The samples of a histogram.")
+    y: NumberColumn | None = Field(default=None, description="The values; one per x. For a pie: wedge sizes (≥ 0).")
+    values: NumberColumn | None = Field(default=None, description="The samples of a histogram.")
     x_column: ColumnName | None = Field(default=None, description="CSV upload only: the column that fills x.")
     y_column: ColumnName | None = Field(default=None, description="CSV upload only: the column that fills y.")
     values_column: ColumnName | None = Field(default=None, description="CSV upload only: the column that fills values.")
@@ -197,6 +217,35 @@ class ChartSpec(GeneratorSpec):
             raise ValueError(f"start must fall in the years {MIN_YEAR}..{MAX_YEAR} (with 9 days to spare)")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _large_data_as_arrays(cls, data: Any) -> Any:
+        # Beyond LIST_POINTS, numbers are read and checked in bulk, before pydantic would take them one by one.
+        if not isinstance(data, dict) or not isinstance(data.get("series"), list):
+            return data
+        entries = [entry for entry in data["series"] if isinstance(entry, dict)]
+        columns = [entry.get(name) for entry in entries for name in ("x", "y", "values")]
+        if not any(isinstance(column, np.ndarray) for column in columns):
+            lengths = [len(entry[name]) for entry in entries for name in ("y", "values") if _is_column(entry.get(name))]
+            total = sum(lengths)
+            if total <= arrays.LIST_POINTS:
+                return data
+            kind = data.get("kind", "line")
+            if _points_limit(kind) < total:
+                raise SpecRuleError("series", f"{total} points in all; at most {_points_limit(kind)}")
+        x_type = data.get("x_type", "auto")
+        converted: list[Any] = []
+        for index, given in enumerate(data["series"]):
+            entry = dict(given) if isinstance(given, dict) else given
+            if isinstance(entry, dict):
+                for name in ("y", "values"):
+                    if _is_column(entry.get(name)):
+                        entry[name] = arrays.numbers(entry[name], f"series.{index}.{name}")
+                if _is_column(entry.get("x")) and len(entry["x"]):
+                    entry["x"] = arrays.x_values(entry["x"], str(x_type), f"series.{index}.x")
+            converted.append(entry)
+        return {**data, "series": converted}
+
     @model_validator(mode="after")
     def _data_fits_the_kind(self) -> ChartSpec:
         if self.series is None:
@@ -204,8 +253,9 @@ class ChartSpec(GeneratorSpec):
         total = 0
         for index, series in enumerate(self.series):
             total += _check_series(self.kind, series, f"series.{index}")
-        if total > MAX_POINTS:
-            raise SpecRuleError("series", f"{total} points in all; at most {MAX_POINTS}")
+        limit = _points_limit(self.kind)
+        if total > limit:
+            raise SpecRuleError("series", f"{total} points in all; at most {limit}")
         if self.kind == "pie" and len(self.series) != 1:
             raise SpecRuleError("series", "a pie takes exactly one series")
         if self.kind == "bar" and total > MAX_BARS:
@@ -218,17 +268,25 @@ class ChartSpec(GeneratorSpec):
         return self
 
 
+def _is_column(value: object) -> bool:
+    return isinstance(value, (list, np.ndarray))
+
+
+def _points_limit(kind: object) -> int:
+    return MAX_LARGE_POINTS if isinstance(kind, str) and kind in LARGE_KINDS else MAX_POINTS
+
+
 def _check_series(kind: str, series: Series, where: str) -> int:
     """Check one series against its chart kind and return its number of points."""
     if kind == "histogram":
         if series.x is not None or series.y is not None:
             raise SpecRuleError(where, "a histogram takes 'values', not x and y")
-        if not series.values:
+        if series.values is None or not len(series.values):
             raise SpecRuleError(f"{where}.values", "a histogram series needs at least one value")
         return len(series.values)
     if series.values is not None:
         raise SpecRuleError(f"{where}.values", "only a histogram takes 'values'; give x and y")
-    if not series.y:
+    if series.y is None or not len(series.y):
         raise SpecRuleError(f"{where}.y", "needs at least one value")
     if series.x is not None and len(series.x) != len(series.y):
         raise SpecRuleError(f"{where}.x", f"{len(series.x)} x values for {len(series.y)} y values; they must match")
@@ -266,6 +324,8 @@ def parse_date(text: str, where: str) -> dt.datetime:
 def x_axis(spec: ChartSpec) -> XAxis:
     """Decide how x is read across all series, checking every value; ValueError names the bad one."""
     assert spec.series is not None
+    if any(isinstance(series.x, np.ndarray) for series in spec.series):
+        return _array_x_axis(spec)
     given = [(index, series.x) for index, series in enumerate(spec.series) if series.x is not None]
     strings = [isinstance(value, str) for _, values in given for value in values]
     if any(strings) and not all(strings):
@@ -288,6 +348,27 @@ def x_axis(spec: ChartSpec) -> XAxis:
             for value in values:
                 categories.setdefault(category_label(value), len(categories))
     return XAxis(kind, categories)
+
+
+def _array_x_axis(spec: ChartSpec) -> XAxis:
+    """The x axis of large data: numbers (float64) or dates (datetime64) throughout."""
+    assert spec.series is not None
+    given = [np.asarray(series.x) for series in spec.series if series.x is not None]
+    kinds = {"date" if x.dtype.kind == "M" else "number" for x in given}
+    if len(kinds) > 1:
+        raise SpecRuleError("series", "x mixes numbers and strings; quote every x or none")
+    kind = kinds.pop() if kinds else "number"
+    if kind == "date":
+        if spec.x_type not in ("auto", "date"):
+            raise SpecRuleError("x_type", f"x_type is {spec.x_type} but x holds dates")
+        for index, series in enumerate(spec.series):
+            if series.x is None:
+                raise SpecRuleError(f"series.{index}.x", "a date axis needs x dates for every series")
+    elif spec.x_type == "date":
+        raise SpecRuleError("x_type", "x_type is date but x holds numbers")
+    elif spec.x_type == "category":
+        raise SpecRuleError("x_type", arrays.CATEGORIES_NOTE)
+    return XAxis(kind, {})
 
 
 def _check_dates(series_list: list[Series]) -> None:

@@ -23,6 +23,7 @@ from plotjobs import chart_urls, keys, states
 from plotjobs.config import Settings
 from plotjobs.errors import (
     ChartNotFound,
+    DataExpired,
     InvalidJSON,
     InvalidSignature,
     InvalidSpec,
@@ -33,8 +34,9 @@ from plotjobs.errors import (
     UnknownPage,
     URLTooLong,
 )
-from plotjobs.queue import dedupe, jobs, results, status
-from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.queue import data, dedupe, jobs, results, status
+from plotjobs.spec.base import attach_arrays, detached_document
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series
 from plotjobs.web import api, placeholder, spec_input
 from plotjobs.web.extension import current_event_hub, current_redis, current_settings
 
@@ -48,6 +50,8 @@ _CHART_ID = re.compile(rf"^[0-9a-f]{{{chart_urls.CHART_ID_HEX}}}$")
 SIZE_PARAMETERS = {"w": "width", "h": "height"}
 # More digits than any size the spec allows (at most 4000 pixels); the spec's own check names the range.
 MAX_SIZE_DIGITS = 5
+# The field of a stored chart's JSON that names its data stored apart (plotjobs.queue.data), when it has any.
+STORED_DATA_FIELD = "$data"
 NOT_REPRODUCIBLE = (
     "a chart URL must draw the same chart every time it is loaded: give the data inline in 'series', "
     "or a 'seed' for the demo data (without a seed the demo data is random)"
@@ -154,12 +158,35 @@ def stored_chart_image(chart_id: str, file_format: str) -> Response:
         stored, _ = pipe.execute()
     if stored is None:
         raise ChartNotFound(chart_id)
-    document = json.loads(stored)
+    document = _with_stored_data(connection, settings, json.loads(stored))
     document["format"] = file_format
     spec = reproducible_spec(document)
     # Each stored chart renders at most once per format at a time, whoever (and however many) ask.
     admission = api.Admission(f"chart:{chart_id}", len(CONTENT_TYPES), "the limit of one stored chart's renders")
     return serve(spec, admission)
+
+
+def _without_defaults(document: dict[str, Any]) -> dict[str, Any]:
+    """A detached spec document without its format and the fields left at their defaults, as a stored chart keeps it."""
+    defaults = ChartSpec().model_dump(mode="json")
+    series_defaults = Series().model_dump(mode="json")
+    kept = {name: value for name, value in document.items() if name != "format" and value != defaults.get(name)}
+    kept["series"] = [
+        {name: value for name, value in series.items() if value != series_defaults.get(name)}
+        for series in document["series"]
+    ]
+    return kept
+
+
+def _with_stored_data(connection: Redis, settings: Settings, document: dict[str, Any]) -> dict[str, Any]:
+    """A stored chart's spec with its data in place; the view pushes the data's expiry back with the chart's."""
+    reference = document.pop(STORED_DATA_FIELD, None)
+    if reference is None:
+        return document
+    if not data.is_reference(reference) or not data.extend(connection, reference["key"], settings.chart_url_ttl):
+        raise DataExpired("the stored chart's data has expired")
+    attached: dict[str, Any] = attach_arrays(document, list(data.load(connection, reference)))
+    return attached
 
 
 def serve(spec: ChartSpec, admission: api.Admission) -> Response:
@@ -223,7 +250,8 @@ def wait_for(connection: Redis, spec: ChartSpec, job_id: str) -> Response:
 def cache_control(spec: ChartSpec, now: dt.datetime | None = None) -> str:
     """``immutable`` when the spec pins everything; a seed without ``start`` draws from today: cached till midnight."""
     now = now or dt.datetime.now(dt.UTC)
-    if spec.pinned(now.date()) == spec:
+    # pinned() answers the spec itself when nothing is left to pin (identity: no comparison of large arrays).
+    if spec.pinned(now.date()) is spec:
         return api.RESULT_CACHE_CONTROL
     midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     return f"public, max-age={max(1, int((midnight - now).total_seconds()))}"
@@ -301,14 +329,25 @@ def store_chart() -> tuple[Response, int]:
     spec = _spec_of_upload(body)
     if not spec.is_reproducible():
         raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
-    # Stored without its format: the URL's extension chooses it.
-    stored = chart_urls.compact_json(spec.model_dump(mode="json", exclude={"format"}, exclude_defaults=True))
+    # Stored without its format: the URL's extension chooses it; large data apart, for as long as the chart.
+    document, arrays = detached_document(spec)
+    blob = b""
+    if arrays:
+        document = _without_defaults(document)
+        blob, document[STORED_DATA_FIELD] = data.packed(arrays)
+    else:
+        document = spec.model_dump(mode="json", exclude={"format"}, exclude_defaults=True)
+    stored = chart_urls.compact_json(document)
     chart_id = chart_urls.chart_id(stored)
     key = keys.chart(chart_id)
     # Storing a chart that exists costs nothing new: only its expiry moves.
     created = not connection.expire(key, settings.chart_url_ttl)
     if created:
         _count_store(connection, settings, f"key:{chart_urls.key_id(secret)}" if secret else api.client_address())
+    if arrays:
+        # Before the chart that names it; as long-lived as the chart, whoever else stored the same data.
+        data.put(connection, blob, document[STORED_DATA_FIELD], settings.chart_url_ttl)
+    if created:
         # NX: of two identical first stores at once, one says it created the chart.
         created = bool(connection.set(key, stored, ex=settings.chart_url_ttl, nx=True))
     urls = {

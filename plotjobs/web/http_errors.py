@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from plotjobs.errors import PlotjobsError, ServiceUnavailable, TooManyRequests
+from plotjobs.errors import PlotjobsError, RequestTooLarge, ServiceUnavailable, TooManyRequests
 
 # Paths whose errors are JSON: the API, and the chart URLs (plotjobs.web.embed).
 JSON_PATHS = ("/api/", "/chart.", "/c/")
@@ -31,6 +31,8 @@ def _json_error(error: PlotjobsError) -> Response:
 def _http_error(error: HTTPException) -> Response | HTTPException:
     if not request.path.startswith(JSON_PATHS):
         return error
+    if error.code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        return _json_error(RequestTooLarge(current_app.config["MAX_CONTENT_LENGTH"]))
     body = {"error": (error.name or "error").lower().replace(" ", "_"), "message": error.description or ""}
     response = jsonify(body)
     response.status_code = error.code or 500

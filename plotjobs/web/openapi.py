@@ -85,6 +85,9 @@ class ErrorBody(BaseModel):
     field: str | None = Field(default=None, description="The input at fault, as a dotted path (series.0.y).")
     details: list[ErrorDetail] | None = Field(default=None, description="Every bad field of a refused spec.")
     state: str | None = Field(default=None, description="The job's state, when its result is not ready.")
+    limit: int | None = Field(
+        default=None, description="The limit that was reached (MAX_REQUEST_BYTES for a 413, the job limits for a 429)."
+    )
 
 
 def component_schemas() -> dict[str, Any]:
@@ -263,7 +266,7 @@ def document() -> dict[str, Any]:
                             "links": _SUBMISSION_LINKS,
                         },
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
-                        "413": _error("The request is larger than MAX_REQUEST_BYTES."),
+                        "413": _error("Larger than MAX_REQUEST_BYTES (request_too_large; limit says how large)."),
                         "415": _error("The body is neither JSON nor a multipart form."),
                         "422": _error("The spec or its CSV breaks a rule, or no worker serves the priority."),
                         "429": _error("The queues are full, or this client has MAX_JOBS_PER_CLIENT jobs; Retry-After."),
@@ -308,10 +311,11 @@ def document() -> dict[str, Any]:
                     "parameters": [_JOB_ID],
                     "responses": {
                         "200": {
-                            "description": "The submitted spec, as JSON.",
+                            "description": "The submitted spec, as JSON, its data inline (also data stored apart).",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "404": _error("Unknown, expired or malformed id."),
+                        "410": _error("The job's data, stored apart from it, has expired (data_expired)."),
                         "503": _UNAVAILABLE,
                     },
                 }
@@ -386,7 +390,7 @@ def document() -> dict[str, Any]:
                         "200": _json(StoredChart, "Stored (created), or stored already: its expiry moved on."),
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
                         "403": _error("CHART_URL_SECRET is set and sig is missing or wrong."),
-                        "413": _error("The request is larger than MAX_REQUEST_BYTES."),
+                        "413": _error("Larger than MAX_REQUEST_BYTES (request_too_large; limit says how large)."),
                         "415": _error("The body is neither JSON nor a multipart form."),
                         "422": _error("The spec breaks a rule, or is not reproducible (not_reproducible)."),
                         "429": _error("This client (or key) stored CHART_URL_STORES_PER_HOUR charts this hour."),

@@ -234,3 +234,13 @@ def test_rabbitmq_tests_skip_without_a_broker_unless_ci_requires_it(required: st
     assert outcome in result.stdout, result.stdout
     assert "RabbitMQ is not reachable" in result.stdout
     assert result.returncode == (1 if required else 0)
+
+
+def test_large_data_travels_through_rabbitmq_inline_and_arrives_as_arrays() -> None:
+    y = [float(value) for value in range(30_000)]
+    spec = ChartSpec.model_validate({"kind": "scatter", "series": [{"y": y}]})
+    body = broker_amqp.encode_submission(spec, str(uuid.uuid4()))
+    assert json.loads(body)["spec"]["series"][0]["y"] == y
+    arrived = broker_amqp.parse_message(body).spec
+    assert arrived.series is not None and arrived.series[0].y is not None
+    assert list(arrived.series[0].y[-2:]) == [29_998.0, 29_999.0] and type(arrived.series[0].y).__name__ == "ndarray"

@@ -265,7 +265,7 @@ def test_usetex_stays_off_whatever_the_rc() -> None:
         ({"kind": "pie", "series": [{"y": [1]}, {"y": [1]}]}, "series"),
         ({"kind": "pie", "series": [{"y": [1] * 101}]}, "series.0.y"),
         ({"kind": "bar", "series": [{"y": [1] * 1001}]}, "series"),
-        ({"series": [{"y": [1] * 10_001}, {"y": [1] * 10_000}]}, "series"),
+        ({"kind": "histogram", "series": [{"values": [1] * 10_001}, {"values": [1] * 10_000}]}, "series"),
         ({"series": [{"x": [str(n) for n in range(501)], "y": [1] * 501}]}, "series"),
         ({"series": [{"y": [1]}] * 21}, "series"),
         ({"series": [{"name": "n" * 101, "y": [1]}]}, "series.0.name"),

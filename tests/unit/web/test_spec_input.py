@@ -66,7 +66,7 @@ BAD_JSON_SPECS = [
     ({"series": [{"x": [1, 2, 3], "y": [1, 2]}]}, "series.0.x"),
     ({"series": [{"x": ["2024-01-01", "2024-13-01"], "y": [1, 2]}]}, "series.0.x.1"),
     ({"series": [{"x": ["soon"], "y": [1]}], "x_type": "date"}, "series.0.x.0"),
-    ({"series": [{"y": [1] * 20_001}]}, "series"),
+    ({"kind": "histogram", "series": [{"values": [1] * 20_001}]}, "series"),
     ({"series": [{"y": [1]}] * 21}, "series"),
     ({"series": [{"name": "n" * 101, "y": [1]}]}, "series.0.name"),
     ({"series": [{"y": [1], "y_column": "north"}]}, "series.0.y_column"),
@@ -106,7 +106,7 @@ BAD_CSV_UPLOADS = [
     (SALES_CSV, {"series": [{"x_column": "day", "y_column": "north", "x": [1]}]}, "series.0.x_column"),
     (SALES_CSV, {"kind": "histogram", "series": [{"values_column": "day"}]}, "csv"),
     (b"day,v\n2024-01-01,1\n2024-02-31,2\n", {"series": [{"x_column": "day", "y_column": "v"}]}, "series.0.x.1"),
-    (b"v\n" + b"1\n" * 20_001, {"series": [{"y_column": "v"}]}, "series"),
+    (b"v\n" + b"1\n" * 20_001, {"kind": "histogram", "series": [{"values_column": "v"}]}, "series"),
 ]
 
 
