@@ -26,8 +26,8 @@ from rq.results import Result
 from rq.utils import decode_redis_hash
 from rq.worker import Worker
 
-from plotjobs import keys, states
-from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
+from plotjobs import generators, keys, states
+from plotjobs.config import DEFAULT_GENERATOR, DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
     ForbiddenTaskError,
     InvalidPriority,
@@ -157,6 +157,16 @@ def queue_for_priority(settings: Settings, priority: str | None) -> str:
     return priority
 
 
+def generator_queue_names(settings: Settings, *, worker: bool = False) -> tuple[str, ...]:
+    """Every queue of the served generators (with ``worker``, of those a worker renders), highest priority first.
+
+    A generator's jobs of priority ``p`` go to ``<generator>.<p>`` (the chart's to ``p`` itself), so
+    a worker dedicated to some generators listens to their queues only.
+    """
+    served = generators.served(settings.rendered_here if worker else settings.generators)
+    return tuple(generator.queue_name(name) for name in settings.queues for generator in served.values())
+
+
 def enqueue_render(
     connection: Redis,
     settings: Settings,
@@ -165,8 +175,12 @@ def enqueue_render(
     *,
     job_id: str | None = None,
 ) -> Job:
-    """Put a render of ``spec`` on the queue ``queue_name`` (None: the default one); a given ``job_id`` is used once."""
-    job = queue(connection, queue_name or settings.default_queue).enqueue(
+    """Put a render of ``spec`` on its generator's queue of priority queue ``queue_name`` (None: the default one).
+
+    A given ``job_id`` is used once.
+    """
+    generator = generators.get(spec.generator_name, settings.generators)
+    job = queue(connection, generator.queue_name(queue_name or settings.default_queue)).enqueue(
         tasks.generate,
         spec.generator_name,
         spec.model_dump(mode="json"),
@@ -244,8 +258,8 @@ def stored_result(connection: Redis, job: Job) -> results.ResultDescription | No
 
 
 def queue_depth(connection: Redis, settings: Settings) -> int:
-    """How many jobs wait in the configured queues."""
-    return sum(queue_depths(connection, settings.queues).values())
+    """How many jobs wait in the queues of every served generator."""
+    return sum(queue_depths(connection, generator_queue_names(settings)).values())
 
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
@@ -321,7 +335,22 @@ def submitted_spec(job: Job) -> dict[str, Any]:
     except DeserializationError:
         raise UnreadableJob(job.id, unreadable_data_reason(job.data)) from None
     spec = args[1] if isinstance(args, list | tuple) and len(args) > 1 else {}
-    return dict(spec) if isinstance(spec, dict) else {}
+    document = dict(spec) if isinstance(spec, dict) else {}
+    name = args[0] if isinstance(args, list | tuple) and args else None
+    if isinstance(name, str) and name != DEFAULT_GENERATOR:
+        # Resubmitting the document as it is asks for the same generator.
+        document = {"generator": name, **document}
+    return document
+
+
+def job_generator(job: Job) -> str:
+    """The name of the generator a job renders with (as the task was given it)."""
+    try:
+        args = job.args
+    except DeserializationError:
+        raise UnreadableJob(job.id, unreadable_data_reason(job.data)) from None
+    name = args[0] if isinstance(args, list | tuple) and args else None
+    return name if isinstance(name, str) and name else "unknown"
 
 
 def job_description(generator_name: str) -> str:

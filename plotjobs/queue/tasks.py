@@ -13,9 +13,12 @@ from rq.job import Job
 
 from plotjobs import generators, keys
 from plotjobs import logs as logging_setup
+from plotjobs.config import from_env as settings_from_env
 from plotjobs.config import log_level_from_env
-from plotjobs.errors import JobCanceled
-from plotjobs.queue import metrics, results
+from plotjobs.errors import GeneratorNotServed, JobCanceled, RenderRaised
+from plotjobs.generators import Generator, RenderResult
+from plotjobs.queue import isolation, metrics, results
+from plotjobs.spec.base import GeneratorSpec
 
 
 def progress_meta(progress: float, stage: str) -> dict[str, object]:
@@ -107,6 +110,55 @@ def record_outcome(job: Job, kind: str, outcome: str, seconds: float, error: Bas
     )
 
 
+class _Served:
+    """The generators this process renders: set by our worker at start, else read from the environment once."""
+
+    names: tuple[str, ...] | None = None
+
+
+def serve_only(names: tuple[str, ...]) -> None:
+    """Render only jobs of these generators in this process (the worker's GENERATORS / WORKER_GENERATORS)."""
+    _Served.names = names
+
+
+def rendered_here() -> tuple[str, ...]:
+    """The generators this process renders; a stock `rq worker` reads GENERATORS and WORKER_GENERATORS."""
+    if _Served.names is None:
+        _Served.names = settings_from_env().rendered_here
+    return _Served.names
+
+
+def served_generator(generator_name: str) -> Generator:
+    """The generator of a job, if this process renders it; GeneratorNotServed (the job's reason) otherwise."""
+    served = rendered_here()
+    if generator_name not in served:
+        raise GeneratorNotServed(
+            f"this worker does not render generator {generator_name!r} (it renders: {', '.join(served)}; "
+            "see GENERATORS and WORKER_GENERATORS)"
+        )
+    return generators.get(generator_name)
+
+
+def _run_render(job: Job, generator: Generator, validated: GeneratorSpec, stages: StageReporter) -> RenderResult:
+    """The render's output, with its format: in this process, or in a child process for an isolated generator."""
+    if generator.isolated:
+        job_timeout = job.timeout if job.timeout and job.timeout > 0 else generator.time_limit or 1
+        output = isolation.render_isolated(
+            generator,
+            validated.model_dump(mode="json"),
+            stages.report,
+            time_limit=min(generator.time_limit or job_timeout, job_timeout),
+            canceled=lambda: bool(job.connection.exists(keys.cancel(job.id))),
+        )
+    else:
+        output = generator.render()(validated, stages.report)
+    if isinstance(output, bytes):
+        return RenderResult(output, validated.output_format, validated.content_type)
+    if not isinstance(output, RenderResult) or output.file_format not in generator.content_types:
+        raise RenderRaised(f"the {generator.name} render returned no bytes in one of its formats")
+    return output
+
+
 def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDescription:
     """Validate the spec again, render it with its generator, store the file and describe it."""
     job = get_current_job()
@@ -115,17 +167,18 @@ def generate(generator_name: str, spec: dict[str, object]) -> results.ResultDesc
     started = time.perf_counter()
     label = INVALID_KIND
     try:
+        # Refused before anything is reported: a job this worker does not serve is not started here.
+        generator = served_generator(generator_name)
         stages = StageReporter(job)
         stages.report(0.05, "started", must_check=True)
-        generator = generators.get(generator_name)
         validated = generator.validate(spec)
         label = validated.metric_label
-        data = generator.render()(validated, stages.report)
+        output = _run_render(job, generator, validated, stages)
         # The last chance to stop: a cancel seen here leaves no file behind.
         stages.report(0.9, "storing", must_check=True)
         ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
         description = results.store(
-            job.connection, data, content_type=validated.content_type, file_format=validated.output_format, ttl=ttl
+            job.connection, output.data, content_type=output.content_type, file_format=output.file_format, ttl=ttl
         )
         # Not written: the status of a finished job reads "done" whatever its meta says, and the
         # worker's final announcement of this job publishes this meta with the finished state.
