@@ -118,8 +118,9 @@ def declaration_problems(generator: Generator) -> list[str]:
     if not (isinstance(generator.spec_model, type) and issubclass(generator.spec_model, GeneratorSpec)):
         problems.append("spec_model must be a subclass of plotjobs.spec.base.GeneratorSpec")
     else:
-        if getattr(generator.spec_model, "generator_name", None) != generator.name:
-            problems.append(f"its spec model's generator_name must be {generator.name!r}")
+        own = getattr(generator.spec_model, "generator_name", None)
+        if own != generator.name:
+            problems.append(f"its spec model's generator_name ({own!r}) must be the generator's name")
         if GENERATOR_FIELD in generator.spec_model.model_fields:
             problems.append(f"its spec model must not have a field called {GENERATOR_FIELD!r} (requests use it)")
     for path in (generator.render_path, generator.warm_up_path):

@@ -91,7 +91,9 @@ def test_a_failed_job_without_a_cancel_request_is_failed(redis_url: str, redis_c
     build_worker(redis_connection, settings, name="w1").work(burst=True)
     described = describe(jobs.fetch(redis_connection, job.id))
     assert described["state"] == "failed"
-    assert described["error"].startswith("UnknownGeneratorError: no generator 'no-such-generator'")
+    assert described["error"].startswith(
+        "GeneratorNotServed: this worker does not render generator 'no-such-generator'"
+    )
 
 
 def test_the_watchdog_beats_and_sweeps_every_third_of_the_liveness_timeout_and_survives_errors(
