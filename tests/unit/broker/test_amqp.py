@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -234,3 +235,17 @@ def test_rabbitmq_tests_skip_without_a_broker_unless_ci_requires_it(required: st
     assert outcome in result.stdout, result.stdout
     assert "RabbitMQ is not reachable" in result.stdout
     assert result.returncode == (1 if required else 0)
+
+
+def test_a_message_names_its_generator_which_must_be_allow_listed() -> None:
+    spec = ChartSpec(title="named")
+    body = broker_amqp.encode_submission(spec, str(uuid.uuid4()))
+    assert json.loads(body)["generator"] == "chart"
+    assert broker_amqp.parse_message(body, allowed=("chart",)).spec == spec
+    for document, allowed, words in [
+        ({"generator": "report"}, None, "generator: no generator 'report' is served here"),
+        ({"generator": "chart"}, ("vega-lite",), "generator: no generator 'chart' is served here (served: vega-lite)"),
+        ({"generator": 3}, None, "generator: Input should be a valid string"),
+    ]:
+        with pytest.raises(broker_amqp.InvalidMessage, match=re.escape(words)):
+            broker_amqp.parse_message(json.dumps(document).encode(), allowed=allowed)
