@@ -271,3 +271,25 @@ def test_isolated_renders_report_progress_and_are_killed_when_they_overrun_or_fa
         assert worker.poll() is None
         after = submit(base_url, {"generator": BUSY, "size": 10}).json()
         assert wait_for_end(base_url, after["id"])["state"] == "finished"
+
+
+def test_workers_dedicated_to_a_generator_leave_the_chart_to_its_own_workers(
+    python: Path, redis_url: str, redis_connection: Redis
+) -> None:
+    env = {"GENERATORS": EVERY}
+    heavy_command, chart_command = worker_command(python, "heavy"), worker_command(python, "charts")
+    with (
+        web(python, redis_url, **env) as base_url,
+        running_worker(redis_url, redis_connection, command=heavy_command, WORKER_GENERATORS=BUSY, **env),
+        running_worker(redis_url, redis_connection, command=chart_command, WORKER_GENERATORS="chart", **env),
+    ):
+        listening = {worker["name"]: worker["queues"] for worker in jobs.worker_heartbeats(redis_connection)}
+        assert listening["heavy"] == [f"{BUSY}.high", f"{BUSY}.default", f"{BUSY}.low"]
+        assert listening["charts"] == ["high", "default", "low"]
+        # The heavy worker is busy for its whole time limit; the chart is rendered meanwhile.
+        heavy = submit(base_url, {"generator": BUSY, "size": 10**12}).json()
+        wait_for(lambda: jobs.fetch(redis_connection, heavy["id"]).get_status() == "started", what="the heavy job")
+        chart = submit(base_url, {"title": "not starved", "width": 300, "height": 200}).json()
+        assert wait_for_end(base_url, chart["id"])["state"] == "finished"
+        assert jobs.fetch(redis_connection, heavy["id"]).get_status() == "started"
+        assert wait_for_end(base_url, heavy["id"])["state"] == "failed"
