@@ -246,6 +246,12 @@ class UnknownGeneratorError(PlotjobsError):
     code = "unknown_generator"
 
 
+class GeneratorDeclarationError(PlotjobsError):
+    """An installed generator's entry point cannot be loaded, or does not declare a sound generator."""
+
+    code = "bad_generator"
+
+
 class GeneratorNotServed(PlotjobsError):
     """A worker took a job of a generator it does not serve (GENERATORS, WORKER_GENERATORS); nothing ran."""
 

@@ -24,14 +24,14 @@ from plotjobs.config import ConfigError
 
 def _settings() -> config_module.Settings:
     from plotjobs import generators
-    from plotjobs.errors import UnknownGeneratorError
+    from plotjobs.errors import GeneratorDeclarationError, UnknownGeneratorError
 
     try:
         settings = config_module.from_env()
         generators.served(settings.generators)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    except UnknownGeneratorError as error:
+    except (UnknownGeneratorError, GeneratorDeclarationError) as error:
         raise click.UsageError(error.message) from None
     return settings
 

@@ -2,10 +2,11 @@
 
 Generators register through the Python entry point group ``plotjobs.generators``: each entry point
 names a :class:`Generator` declaration (the built-in ``chart`` is ``plotjobs.generators.builtin:CHART``).
-A declaration holds the spec model and only the import path of its render, so loading the registry
-imports spec models, never a render: the web app serves every generator without loading
+A declaration holds the spec model and only the import path of its render, so loading one
+imports its spec model, never its render: the web app serves every generator without loading
 matplotlib (or any other renderer); the processes that render import it on first use.
-Only the generators the operator allow-lists in ``GENERATORS`` are served (see docs/generators.md).
+Only the generators the operator allow-lists in ``GENERATORS`` are served, and only their
+declarations are imported (see docs/generators.md).
 
 The job layer (``plotjobs.queue``, ``plotjobs.worker``) knows generators only through this module.
 """
@@ -22,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from plotjobs.config import GENERATOR_NAME
-from plotjobs.errors import InvalidSpecError, UnknownGeneratorError
+from plotjobs.errors import GeneratorDeclarationError, InvalidSpecError, UnknownGeneratorError
 from plotjobs.spec.base import GeneratorSpec, violations_text
 
 ENTRY_POINT_GROUP = "plotjobs.generators"
@@ -141,44 +142,69 @@ def _load(path: str) -> Any:
 
 
 @functools.cache
-def installed() -> Mapping[str, Generator]:
-    """Every generator installed in this environment, by name (read from the entry points once per process)."""
-    found: dict[str, Generator] = {}
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    """The entry points of the group, by name; reading them imports nothing."""
+    found: dict[str, metadata.EntryPoint] = {}
     for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name):
-        if entry_point.name in found:
-            continue  # the same distribution seen twice on sys.path
-        declaration = entry_point.load()
-        if not isinstance(declaration, Generator):
-            raise TypeError(f"entry point {entry_point.value!r} ({ENTRY_POINT_GROUP}) is not a Generator declaration")
-        if declaration.name != entry_point.name:
-            raise ValueError(f"entry point {entry_point.name!r} names a generator called {declaration.name!r}")
-        found[entry_point.name] = declaration
-    if sum(generator.bare_queues for generator in found.values()) > 1:
-        raise ValueError("only one generator may use the bare priority queues")
+        found.setdefault(entry_point.name, entry_point)  # the same distribution may be on sys.path twice
     return found
+
+
+def installed_names() -> tuple[str, ...]:
+    """The names of every generator installed in this environment (nothing of them is imported)."""
+    return tuple(_entry_points())
+
+
+@functools.cache
+def load(name: str) -> Generator:
+    """The declaration of the installed generator ``name``, imported on first use; GeneratorDeclarationError if bad."""
+    entry_point = _entry_points().get(name)
+    if entry_point is None:
+        raise UnknownGeneratorError(f"no generator {name!r} is installed", field=GENERATOR_FIELD)
+    try:
+        declaration = entry_point.load()
+    except Exception as error:  # noqa: BLE001  # a third-party package's import may fail in any way: say which
+        raise GeneratorDeclarationError(
+            f"generator {name!r} ({entry_point.value}) cannot be loaded: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(declaration, Generator):
+        raise GeneratorDeclarationError(f"generator {name!r}: {entry_point.value} is not a Generator declaration")
+    if declaration.name != name:
+        raise GeneratorDeclarationError(f"entry point {name!r} names a generator called {declaration.name!r}")
+    return declaration
+
+
+def installed() -> dict[str, Generator]:
+    """Every generator installed in this environment, by name (each declaration imported)."""
+    return {name: load(name) for name in installed_names()}
 
 
 def served(names: Iterable[str]) -> dict[str, Generator]:
     """The allow-listed generators, in the allow-list's order; UnknownGeneratorError for one not installed."""
-    available = installed()
+    available = installed_names()
     chosen = {}
     for name in names:
         if name not in available:
             raise UnknownGeneratorError(
                 f"GENERATORS names {name!r}, which is not installed (installed: {', '.join(available) or 'none'})",
-                field="generator",
+                field=GENERATOR_FIELD,
             )
-        chosen[name] = available[name]
+        chosen[name] = load(name)
+    if sum(generator.bare_queues for generator in chosen.values()) > 1:
+        raise GeneratorDeclarationError("only one served generator may use the bare priority queues")
     return chosen
 
 
 def get(name: str, allowed: Iterable[str] | None = None) -> Generator:
-    """The generator called ``name``, if installed and (given ``allowed``) allow-listed; else UnknownGeneratorError."""
+    """The generator called ``name``, if installed and (given ``allowed``) allow-listed; else UnknownGeneratorError.
+
+    A name outside ``allowed`` is refused without importing anything of it.
+    """
     allow_list = tuple(allowed) if allowed is not None else None
-    generator = installed().get(name) if isinstance(name, str) else None
-    if generator is None or (allow_list is not None and name not in allow_list):
-        offered = allow_list if allow_list is not None else tuple(installed())
+    known = name in installed_names() and (allow_list is None or name in allow_list)
+    if not known:
+        offered = allow_list if allow_list is not None else installed_names()
         raise UnknownGeneratorError(
             f"no generator {name!r} is served here (served: {', '.join(offered)})", field=GENERATOR_FIELD
         )
-    return generator
+    return load(name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import signal
@@ -32,6 +33,8 @@ _HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 512 * 1024 * 1024
 # How often the parent looks for a cancel while the child is silent.
 POLL_SECONDS = 0.25
+# How long after its time limit a child whose parent is gone ends itself.
+ORPHAN_GRACE_SECONDS = 2
 # The child's file descriptor for its answers (its stdout goes to stderr, so stray prints cannot corrupt them).
 _ANSWER_FD_ENV = "PLOTJOBS_ISOLATED_ANSWER_FD"
 
@@ -109,7 +112,8 @@ def render_isolated(
     try:
         assert child.stdin is not None
         with contextlib.suppress(BrokenPipeError):
-            child.stdin.write(json.dumps({"generator": generator.name, "spec": spec}).encode())
+            job = {"generator": generator.name, "spec": spec, "time_limit": time_limit}
+            child.stdin.write(json.dumps(job).encode())
             child.stdin.close()
         return _follow(child, _Frames(answers), progress, time_limit=time_limit, canceled=canceled)
     finally:
@@ -174,6 +178,10 @@ def child_main() -> None:
     # What the render prints must not land in the answers: stdout goes where stderr goes.
     os.dup2(2, 1)
     job = json.loads(sys.stdin.buffer.read())
+    # A backstop should the worker die without killing this process: the kernel ends it (SIGALRM's
+    # default action, which holding the GIL cannot delay) a little after the parent would have.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(math.ceil(float(job["time_limit"])) + ORPHAN_GRACE_SECONDS)
     generator = generators.get(job["generator"])
     try:
         spec = generator.validate(job["spec"])

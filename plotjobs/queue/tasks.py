@@ -10,6 +10,7 @@ import time
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
+from rq.queue import Queue
 
 from plotjobs import generators, keys
 from plotjobs import logs as logging_setup
@@ -139,15 +140,21 @@ def served_generator(generator_name: str) -> Generator:
     return generators.get(generator_name)
 
 
+def isolated_time_limit(generator: Generator, job_timeout: float | None) -> float:
+    """Seconds an isolated render may take: its generator's limit, never past the job's own timeout (JOB_TIMEOUT)."""
+    # A job without a timeout of its own runs under RQ's default one.
+    job_limit = job_timeout if job_timeout is not None and job_timeout > 0 else Queue.DEFAULT_TIMEOUT
+    return min(generator.time_limit or job_limit, job_limit)
+
+
 def _run_render(job: Job, generator: Generator, validated: GeneratorSpec, stages: StageReporter) -> RenderResult:
     """The render's output, with its format: in this process, or in a child process for an isolated generator."""
     if generator.isolated:
-        job_timeout = job.timeout if job.timeout and job.timeout > 0 else generator.time_limit or 1
         output = isolation.render_isolated(
             generator,
             validated.model_dump(mode="json"),
             stages.report,
-            time_limit=min(generator.time_limit or job_timeout, job_timeout),
+            time_limit=isolated_time_limit(generator, job.timeout),
             canceled=lambda: bool(job.connection.exists(keys.cancel(job.id))),
         )
     else:

@@ -48,11 +48,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     settings = settings or config_module.from_env()
     # Every allow-listed generator must be installed: found at start-up, not at the first request.
     from plotjobs import generators
-    from plotjobs.errors import UnknownGeneratorError
+    from plotjobs.errors import GeneratorDeclarationError, UnknownGeneratorError
 
     try:
         generators.served(settings.generators)
-    except UnknownGeneratorError as error:
+    except (UnknownGeneratorError, GeneratorDeclarationError) as error:
         raise config_module.ConfigError(error.message) from None
     harden_rq()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))

@@ -23,6 +23,7 @@ from redis import Redis
 from redis.client import PubSub
 
 from plotjobs.queue import jobs
+from plotjobs.queue.isolation import ORPHAN_GRACE_SECONDS
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env
 from tests.support.thirdparty import BUSY, CRASH, STRIPES, install_thirdparty
 from tests.support.waiting import wait_for
@@ -293,3 +294,29 @@ def test_workers_dedicated_to_a_generator_leave_the_chart_to_its_own_workers(
         assert wait_for_end(base_url, chart["id"])["state"] == "finished"
         assert jobs.fetch(redis_connection, heavy["id"]).get_status() == "started"
         assert wait_for_end(base_url, heavy["id"])["state"] == "failed"
+
+
+def ended(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_render_process_of_a_killed_worker_ends_itself_after_its_time_limit(
+    python: Path, redis_url: str, redis_connection: Redis
+) -> None:
+    env = {"GENERATORS": EVERY}
+    with (
+        web(python, redis_url, **env) as base_url,
+        events(redis_connection) as updates,
+        running_worker(redis_url, redis_connection, command=worker_command(python, "orphaning"), **env) as worker,
+    ):
+        spinning = submit(base_url, {"generator": BUSY, "size": 10**12}).json()
+        wait_for(lambda: saw_stage(updates, spinning["id"], "spinning"), timeout=30, what="the render to spin")
+        [child] = children(worker)
+        worker.kill()
+        worker.wait(timeout=15)
+        # Nobody is left to kill it: it ends itself, by the kernel's hand, at its time limit (3 s) and a grace.
+        assert child.is_running()
+        wait_for(lambda: ended(child), timeout=3 + ORPHAN_GRACE_SECONDS + 10, what="the orphaned render to end")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from importlib import metadata
 from typing import ClassVar
 
+import fakeredis
 import pytest
 from pydantic import ConfigDict
 
 from plotjobs import generators
-from plotjobs.errors import InvalidSpecError, UnknownGeneratorError
+from plotjobs.config import ConfigError, Settings
+from plotjobs.errors import GeneratorDeclarationError, InvalidSpecError, UnknownGeneratorError
 from plotjobs.generators import Generator
 from plotjobs.generators.builtin import CHART
 from plotjobs.spec.base import GeneratorSpec
 from plotjobs.spec.chart import ChartSpec
+from plotjobs.web import create_app
 
 
 class NoteSpec(GeneratorSpec):
@@ -93,3 +99,31 @@ def test_an_unsound_declaration_is_refused_with_the_reason(changes: dict[str, ob
     }  # fmt: skip
     with pytest.raises(ValueError, match=words):
         Generator(**{**declaration, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def broken_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The chart's entry point, one naming a module that does not exist, and one whose declaration has another name."""
+    points = {
+        **generators._entry_points(),
+        "broken": metadata.EntryPoint("broken", "no_such_module:GENERATOR", generators.ENTRY_POINT_GROUP),
+        "liar": metadata.EntryPoint("liar", "plotjobs.generators.builtin:CHART", generators.ENTRY_POINT_GROUP),
+    }
+    monkeypatch.setattr(generators, "_entry_points", lambda: points)
+    generators.load.cache_clear()
+    yield
+    generators.load.cache_clear()
+
+
+@pytest.mark.usefixtures("broken_entry_points")
+def test_a_broken_generator_is_refused_with_its_reason_and_only_when_served() -> None:
+    assert list(generators.served(["chart"])) == ["chart"]
+    with pytest.raises(UnknownGeneratorError, match="no generator 'broken' is served here"):
+        generators.get("broken", ["chart"])
+    words = "generator 'broken' (no_such_module:GENERATOR) cannot be loaded: ModuleNotFoundError"
+    with pytest.raises(GeneratorDeclarationError, match=re.escape(words)):
+        generators.served(["chart", "broken"])
+    with pytest.raises(GeneratorDeclarationError, match="entry point 'liar' names a generator called 'chart'"):
+        generators.get("liar")
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        create_app(Settings(redis_url="redis://fake", generators=("chart", "broken")), redis=fakeredis.FakeRedis())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import matplotlib.image
@@ -11,6 +12,7 @@ import pytest
 from plotjobs.errors import JobCanceled, RenderRaised, RenderTimedOut
 from plotjobs.generators.builtin import CHART
 from plotjobs.queue.isolation import render_isolated
+from plotjobs.queue.tasks import isolated_time_limit
 
 SPEC = {"width": 320, "height": 200, "seed": 3, "title": "isolated"}
 
@@ -56,3 +58,12 @@ def test_a_cancel_while_the_child_is_silent_kills_it() -> None:
     with pytest.raises(JobCanceled):
         render_isolated(CHART, SPEC, progress, time_limit=50, canceled=lambda: True)
     assert no_children()
+
+
+def test_the_time_limit_is_the_generators_never_past_the_jobs_timeout() -> None:
+    limited = dataclasses.replace(CHART, isolated=True, time_limit=30)
+    assert isolated_time_limit(limited, 60) == 30
+    assert isolated_time_limit(limited, 10) == 10
+    assert isolated_time_limit(CHART, 45) == 45
+    # A job without a timeout of its own runs under RQ's default one.
+    assert isolated_time_limit(CHART, None) == isolated_time_limit(CHART, -1) == 180
