@@ -58,6 +58,11 @@ class RenderWorker(SimpleWorker):
         settings = self.settings or settings_from_env()
         tasks.serve_only(settings.rendered_here)
         for generator in generators.served(settings.rendered_here).values():
+            if generator.isolated and (generator.time_limit or 0) > settings.job_timeout:
+                log.warning(
+                    "generator %s: its time limit (%s s) is above JOB_TIMEOUT (%s s), which caps it",
+                    generator.name, generator.time_limit, settings.job_timeout,
+                )  # fmt: skip
             generator.warm_up()
         recovery.beat(self.connection, self.name)
         watchdog = threading.Thread(target=self._watch, args=(settings,), name="plotjobs-watchdog", daemon=True)
