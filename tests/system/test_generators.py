@@ -24,6 +24,7 @@ from redis.client import PubSub
 
 from plotjobs.queue import jobs
 from plotjobs.queue.isolation import ORPHAN_GRACE_SECONDS
+from tests.support.amqp import running_bridge
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_worker, service_env
 from tests.support.thirdparty import BUSY, CRASH, STRIPES, install_thirdparty
 from tests.support.waiting import wait_for
@@ -320,3 +321,21 @@ def test_the_render_process_of_a_killed_worker_ends_itself_after_its_time_limit(
         # Nobody is left to kill it: it ends itself, by the kernel's hand, at its time limit (3 s) and a grace.
         assert child.is_running()
         wait_for(lambda: ended(child), timeout=3 + ORPHAN_GRACE_SECONDS + 10, what="the orphaned render to end")
+
+
+def test_a_thirdparty_generator_goes_through_rabbitmq_too(
+    python: Path, redis_url: str, redis_connection: Redis, amqp_url: str, amqp_queue: str, tmp_path: Path
+) -> None:
+    env = {"GENERATORS": f"chart,{STRIPES}"}
+    broker = {"BROKER_URL": amqp_url, "AMQP_QUEUE": amqp_queue}
+    with (
+        web(python, redis_url, **env, **broker) as base_url,
+        running_worker(redis_url, redis_connection, command=worker_command(python, "stripes-3"), **env),
+        running_bridge(redis_url, amqp_url, amqp_queue, tmp_path / "bridge.log", python=str(python), **env),
+    ):
+        answer = submit(base_url, {**SPEC, "format": "txt"})
+        assert answer.status_code == 202, answer.text
+        status = wait_for_end(base_url, answer.json()["id"])
+        assert status["state"] == "finished", status
+        result = requests.get(f"{base_url}{answer.json()['result_url']}", timeout=10)
+    assert result.text == "#112233\n#445566"
