@@ -132,6 +132,7 @@ def _follow(
     canceled: Callable[[], bool],
 ) -> RenderResult | bytes:
     deadline = time.monotonic() + time_limit
+    reached = 0.0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -143,12 +144,14 @@ def _follow(
                 how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
                 raise RenderCrashed(f"the render process {how} before it answered")
             if canceled():
-                progress(0.5, "canceling")  # raises JobCanceled: the cancel is recorded as the job's end
+                # Raises JobCanceled (within its cancel-check interval): the job ends stopped, the child is killed.
+                progress(reached, "canceling")
             continue
         header_length = frame.index(b"\n") if b"\n" in frame else len(frame)
         message = json.loads(frame[:header_length])
         if message["type"] == "progress":
-            progress(float(message["progress"]), str(message["stage"]))
+            reached = float(message["progress"])
+            progress(reached, str(message["stage"]))
         elif message["type"] == "error":
             raise RenderRaised(f"{message['error']}: {message['message']}")
         else:
