@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -29,6 +30,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 REDIS_SOCKET_TIMEOUT_SECONDS = 30
 
 PRIORITIES = ("high", "default", "low")
+# The generators served when GENERATORS is not set: those plotjobs ships.
+BUILTIN_GENERATORS = ("chart",)
+# The generator of a submission that names none: every client from before generators keeps working.
+DEFAULT_GENERATOR = "chart"
+# A generator's name becomes part of queue names, metric labels and URLs: short, lowercase, no dots.
+GENERATOR_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 DEFAULT_PRIORITY = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -94,6 +101,26 @@ def _queue_names(value: object) -> tuple[str, ...]:
     if not names:
         raise ValueError("QUEUES must name at least one queue")
     return tuple(names)
+
+
+def _generator_names(setting: str) -> BeforeValidator:
+    def parse(value: object) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        names = (
+            [part.strip() for part in value.split(",")] if isinstance(value, str) else list(_sequence(value, setting))
+        )
+        names = [name for name in names if name]
+        for name in names:
+            if not isinstance(name, str) or not GENERATOR_NAME.match(name):
+                raise ValueError(
+                    f"{setting} holds an invalid generator name {name!r}: use lowercase letters, digits, -"
+                )
+        if not names:
+            raise ValueError(f"{setting} must name at least one generator")
+        return tuple(dict.fromkeys(names))
+
+    return BeforeValidator(parse)
 
 
 def _sentinels(value: object) -> tuple[tuple[str, int], ...]:
@@ -187,6 +214,10 @@ class Settings(BaseSettings):
 
     redis_url: Annotated[str | None, BeforeValidator(_redis_url)] = None
     queues: Annotated[tuple[str, ...], BeforeValidator(_queue_names)] = PRIORITIES
+    # The allow-list of generators served (plotjobs.generators); each must be installed.
+    generators: Annotated[tuple[str, ...], _generator_names("GENERATORS")] = BUILTIN_GENERATORS
+    # The generators a worker renders (None: all of GENERATORS); it listens only on their queues.
+    worker_generators: Annotated[tuple[str, ...] | None, _generator_names("WORKER_GENERATORS")] = None
     result_ttl: PositiveInt = 3600
     failure_ttl: PositiveInt = 86400
     job_timeout: PositiveInt = 60
@@ -260,6 +291,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together (or neither, to turn it off)"
             )
+        if self.worker_generators is not None and not set(self.worker_generators) <= set(self.generators):
+            extra = ", ".join(name for name in self.worker_generators if name not in self.generators)
+            raise ValueError(f"WORKER_GENERATORS names {extra}, not in GENERATORS ({', '.join(self.generators)})")
         if self.embed_wait_seconds >= self.gunicorn_timeout:
             raise ValueError(
                 f"EMBED_WAIT_SECONDS ({self.embed_wait_seconds}) must be below GUNICORN_TIMEOUT "
@@ -276,6 +310,11 @@ class Settings(BaseSettings):
     def default_queue(self) -> str:
         """The queue a job goes to when the request does not choose one: ``default`` if served, else the first."""
         return DEFAULT_PRIORITY if DEFAULT_PRIORITY in self.queues else self.queues[0]
+
+    @property
+    def rendered_here(self) -> tuple[str, ...]:
+        """The generators a worker with these settings renders: WORKER_GENERATORS, else all of GENERATORS."""
+        return self.worker_generators if self.worker_generators is not None else self.generators
 
     @property
     def dashboard_enabled(self) -> bool:

@@ -263,6 +263,36 @@ class UnknownGeneratorError(PlotjobsError):
     code = "unknown_generator"
 
 
+class GeneratorDeclarationError(PlotjobsError):
+    """An installed generator's entry point cannot be loaded, or does not declare a sound generator."""
+
+    code = "bad_generator"
+
+
+class GeneratorNotServed(PlotjobsError):
+    """A worker took a job of a generator it does not serve (GENERATORS, WORKER_GENERATORS); nothing ran."""
+
+    code = "generator_not_served"
+
+
+class RenderTimedOut(PlotjobsError):
+    """An isolated render ran past its generator's time limit; its process was killed."""
+
+    code = "render_timed_out"
+
+
+class RenderCrashed(PlotjobsError):
+    """An isolated render's process died without an answer (a signal, or an exit of its own)."""
+
+    code = "render_crashed"
+
+
+class RenderRaised(PlotjobsError):
+    """An isolated render raised; the message names the exception it raised in its process."""
+
+    code = "render_raised"
+
+
 class ForbiddenTaskError(PlotjobsError):
     """A job in our queue names a function that is not one of our registered tasks."""
 

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from redis import Redis
 from redis.exceptions import RedisError
 
-from plotjobs.errors import BrokerUnavailable
+from plotjobs import generators
+from plotjobs.config import DEFAULT_GENERATOR
+from plotjobs.errors import BrokerUnavailable, UnknownGeneratorError
 from plotjobs.queue import accepted
-from plotjobs.spec.base import violations_text
-from plotjobs.spec.chart import ChartSpec
+from plotjobs.spec.base import GeneratorSpec, violations, violations_text
 
 if TYPE_CHECKING:
     import pika
@@ -72,7 +73,8 @@ class SubmitMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    spec: ChartSpec = Field(default_factory=ChartSpec)
+    generator: str = Field(default=DEFAULT_GENERATOR, description="The generator; it must be in GENERATORS.")
+    spec: dict[str, Any] = Field(default_factory=dict, description="The generator's spec, validated by its model.")
     priority: Literal["high", "default", "low"] | None = Field(default=None, description="Queue; default when absent.")
     job_id: str | None = Field(default=None, description="A UUID; the job keeps it. Derived or random when absent.")
     reply_to: str | None = Field(default=None, min_length=1, max_length=255)
@@ -93,16 +95,17 @@ class SubmitMessage(BaseModel):
 class Submission:
     """A valid message, its job id settled and where (if anywhere) to reply."""
 
-    spec: ChartSpec
+    spec: GeneratorSpec
     job_id: str
     priority: str | None
     reply_to: str | None
     correlation_id: str | None
 
 
-def encode_submission(spec: ChartSpec, job_id: str, priority: str | None = None) -> bytes:
+def encode_submission(spec: GeneratorSpec, job_id: str, priority: str | None = None) -> bytes:
     """The message body the web app publishes for ``spec`` under ``job_id``."""
-    return json.dumps({"spec": spec.model_dump(mode="json"), "job_id": job_id, "priority": priority}).encode()
+    document = {"generator": spec.generator_name, "spec": spec.model_dump(mode="json")}
+    return json.dumps({**document, "job_id": job_id, "priority": priority}).encode()
 
 
 def parse_message(
@@ -111,8 +114,12 @@ def parse_message(
     message_id: str | None = None,
     reply_to: str | None = None,
     correlation_id: str | None = None,
+    allowed: Iterable[str] | None = None,
 ) -> Submission:
-    """Validate a message body (with its AMQP properties as fallbacks); InvalidMessage says what is wrong."""
+    """Validate a message body (with its AMQP properties as fallbacks); InvalidMessage says what is wrong.
+
+    The spec is validated by the model of the generator the message names, which must be in ``allowed``.
+    """
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -123,6 +130,13 @@ def parse_message(
         message = SubmitMessage.model_validate(document)
     except ValidationError as error:
         raise InvalidMessage(f"invalid message: {violations_text(error)}") from None
+    try:
+        spec = generators.get(message.generator, allowed).spec_model.model_validate(message.spec)
+    except UnknownGeneratorError as error:
+        raise InvalidMessage(f"invalid message: generator: {error.message}") from None
+    except ValidationError as error:
+        found = "; ".join(f"spec.{field}: {text}" for field, text in violations(error))
+        raise InvalidMessage(f"invalid message: {found}") from None
     if message.job_id is not None:
         job_id = message.job_id
     elif message_id:
@@ -131,7 +145,7 @@ def parse_message(
     else:
         job_id = str(uuid.uuid4())
     return Submission(
-        spec=message.spec,
+        spec=spec,
         job_id=job_id,
         priority=message.priority,
         reply_to=message.reply_to or reply_to or None,
@@ -284,7 +298,12 @@ class Publisher:
 
 
 def submit_render(
-    connection: Redis, publisher: Publisher, spec: ChartSpec, priority: str | None = None, *, job_id: str | None = None
+    connection: Redis,
+    publisher: Publisher,
+    spec: GeneratorSpec,
+    priority: str | None = None,
+    *,
+    job_id: str | None = None,
 ) -> str:
     """Publish a render of ``spec`` to RabbitMQ and return the job id it will keep (``job_id`` if given)."""
     job_id = job_id or str(uuid.uuid4())

@@ -128,6 +128,7 @@ class Bridge:
                 message_id=properties.message_id,
                 reply_to=properties.reply_to,
                 correlation_id=properties.correlation_id,
+                allowed=self._settings.generators,
             )
         except broker_amqp.InvalidMessage as error:
             self._dead_letter(channel, method, properties, body, str(error))

@@ -97,14 +97,24 @@ class Client:
             raise ClientError(f"{self.server} answered {path} with unexpected JSON")
         return body
 
-    def submit(self, spec: bytes, csv: bytes | None = None) -> dict[str, Any]:
-        """Submit a JSON spec, with a CSV file its series name when given; the server's answer."""
+    def submit(self, spec: bytes, csv: bytes | None = None, generator: str | None = None) -> dict[str, Any]:
+        """Submit a JSON spec (to ``generator``, else the server's default), with a CSV file when given."""
         if csv is None:
+            if generator is not None:
+                spec = json.dumps({**json.loads(spec or b"{}"), "generator": generator}).encode()
             return self._json("/api/jobs", spec, "application/json")
-        body, content_type = _multipart(
-            [("spec", "spec.json", "application/json", spec), ("csv", "data.csv", "text/csv", csv)]
-        )
+        parts = [("spec", "spec.json", "application/json", spec), ("csv", "data.csv", "text/csv", csv)]
+        if generator is not None:
+            parts.append(("generator", "generator.txt", "text/plain", generator.encode()))
+        body, content_type = _multipart(parts)
         return self._json("/api/jobs", body, content_type)
+
+    def generators(self) -> list[dict[str, Any]]:
+        """The generators the server serves (GET /api/generators)."""
+        listed = self._json("/api/generators").get("generators")
+        if not isinstance(listed, list):
+            raise ClientError(f"{self.server} answered /api/generators with unexpected JSON")
+        return [item for item in listed if isinstance(item, dict)]
 
     def store_chart(self, spec: bytes, signature: str | None = None) -> dict[str, Any]:
         """Store a chart spec for a short URL (signed when ``signature`` is given); the server's answer."""

@@ -23,10 +23,17 @@ from plotjobs.config import ConfigError
 
 
 def _settings() -> config_module.Settings:
+    from plotjobs import generators
+    from plotjobs.errors import GeneratorDeclarationError, UnknownGeneratorError
+
     try:
-        return config_module.from_env()
+        settings = config_module.from_env()
+        generators.served(settings.generators)
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
+    except (UnknownGeneratorError, GeneratorDeclarationError) as error:
+        raise click.UsageError(error.message) from None
+    return settings
 
 
 @click.group()
@@ -267,7 +274,7 @@ def _read_spec(spec_file: BinaryIO) -> bytes:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise click.BadParameter(f"not valid JSON: {error}", param_hint="SPEC") from None
     if not isinstance(document, dict):
-        raise click.BadParameter("the chart spec must be a JSON object", param_hint="SPEC")
+        raise click.BadParameter("the spec must be a JSON object", param_hint="SPEC")
     return json.dumps(document).encode()
 
 
@@ -316,15 +323,27 @@ def _wait_with_progress(api: client.Client, status_url: str, timeout: float) -> 
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Where to write the chart (implies --wait)."
 )
 @click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--generator",
+    metavar="NAME",
+    help="The generator to render with (default: the spec's, else chart); see generators.",
+)
 def submit(
-    *, spec_file: BinaryIO, csv_file: BinaryIO | None, server: str, wait: bool, output: str | None, timeout: float
+    *,
+    spec_file: BinaryIO,
+    csv_file: BinaryIO | None,
+    server: str,
+    wait: bool,
+    output: str | None,
+    timeout: float,
+    generator: str | None,
 ) -> None:
-    """Submit the chart spec in SPEC (a JSON file, - for standard input)."""
+    """Submit the spec in SPEC (a JSON file, - for standard input) to a generator (the chart by default)."""
     spec = _read_spec(spec_file)
     csv_data = csv_file.read() if csv_file is not None else None
     try:
         api = client.Client(server)
-        submitted = api.submit(spec, csv_data)
+        submitted = api.submit(spec, csv_data, generator)
         if not (wait or output):
             click.echo(submitted["id"])
             return
@@ -341,6 +360,23 @@ def submit(
     except OSError as error:
         raise click.ClickException(f"cannot write {target}: {error.strerror or error}") from None
     click.echo(f"wrote {target} ({len(result.data)} bytes, {result.content_type})")
+
+
+@main.command("generators")
+@server_option
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer (with each spec's JSON Schema).")
+def generator_list(server: str, as_json: bool) -> None:
+    """List the generators the server serves: name, formats and title."""
+    try:
+        served = client.Client(server).generators()
+    except client.ClientError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(served, indent=2))
+        return
+    for item in served:
+        formats = ",".join(item.get("formats") or {})
+        click.echo(f"{item.get('name')}\t{formats}\t{item.get('title')}")
 
 
 @main.command()

@@ -26,8 +26,8 @@ from rq.results import Result
 from rq.utils import decode_redis_hash
 from rq.worker import Worker
 
-from plotjobs import keys, states
-from plotjobs.config import DEFAULT_PRIORITY, PRIORITIES, Settings
+from plotjobs import generators, keys, states
+from plotjobs.config import DEFAULT_GENERATOR, DEFAULT_PRIORITY, PRIORITIES, Settings
 from plotjobs.errors import (
     ForbiddenTaskError,
     InvalidPriority,
@@ -160,6 +160,16 @@ def queue_for_priority(settings: Settings, priority: str | None) -> str:
     return priority
 
 
+def generator_queue_names(settings: Settings, *, worker: bool = False) -> tuple[str, ...]:
+    """Every queue of the served generators (with ``worker``, of those a worker renders), highest priority first.
+
+    A generator's jobs of priority ``p`` go to ``<generator>.<p>`` (the chart's to ``p`` itself), so
+    a worker dedicated to some generators listens to their queues only.
+    """
+    served = generators.served(settings.rendered_here if worker else settings.generators)
+    return tuple(generator.queue_name(name) for name in settings.queues for generator in served.values())
+
+
 def enqueue_render(
     connection: Redis,
     settings: Settings,
@@ -168,15 +178,17 @@ def enqueue_render(
     *,
     job_id: str | None = None,
 ) -> Job:
-    """Put a render of ``spec`` on the queue ``queue_name`` (None: the default one); a given ``job_id`` is used once.
+    """Put a render of ``spec`` on its generator's queue of priority queue ``queue_name`` (None: the default one).
 
-    The spec's arrays (large data) are stored apart (plotjobs.queue.data) and the job names them by reference.
+    A given ``job_id`` is used once. The spec's arrays (large data) are stored apart (plotjobs.queue.data) and
+    the job names them by reference.
     """
+    generator = generators.get(spec.generator_name, settings.generators)
     document, arrays = detached_document(spec)
     data_args: tuple[data.DataReference, ...] = ()
     if arrays:
         data_args = (data.store(connection, arrays, data.lifetime(settings)),)
-    job = queue(connection, queue_name or settings.default_queue).enqueue(
+    job = queue(connection, generator.queue_name(queue_name or settings.default_queue)).enqueue(
         tasks.generate,
         spec.generator_name,
         document,
@@ -255,8 +267,8 @@ def stored_result(connection: Redis, job: Job) -> results.ResultDescription | No
 
 
 def queue_depth(connection: Redis, settings: Settings) -> int:
-    """How many jobs wait in the configured queues."""
-    return sum(queue_depths(connection, settings.queues).values())
+    """How many jobs wait in the queues of every served generator."""
+    return sum(queue_depths(connection, generator_queue_names(settings)).values())
 
 
 def active_flags(connection: Redis, job_ids: Sequence[str]) -> list[bool | None]:
@@ -334,14 +346,29 @@ def submitted_spec(job: Job) -> dict[str, Any]:
     spec = args[1] if isinstance(args, list | tuple) and len(args) > 1 else {}
     if not isinstance(spec, dict):
         return {}
+    document = dict(spec)
     reference = args[DATA_ARGUMENT] if len(args) > DATA_ARGUMENT else None
     if data.is_reference(reference):
         arrays = [array_as_json(array) for array in data.load(job.connection, cast(data.DataReference, reference))]
         try:
-            return dict(attach_arrays(spec, arrays))
+            document = dict(attach_arrays(document, arrays))
         except KeyError as error:
             raise UnreadableJob(job.id, f"its spec names data it does not hold: {error}") from None
-    return dict(spec)
+    name = args[0] if args else None
+    if isinstance(name, str) and name != DEFAULT_GENERATOR:
+        # Resubmitting the document as it is asks for the same generator.
+        document = {"generator": name, **document}
+    return document
+
+
+def job_generator(job: Job) -> str:
+    """The name of the generator a job renders with (as the task was given it)."""
+    try:
+        args = job.args
+    except DeserializationError:
+        raise UnreadableJob(job.id, unreadable_data_reason(job.data)) from None
+    name = args[0] if isinstance(args, list | tuple) and args else None
+    return name if isinstance(name, str) and name else "unknown"
 
 
 def job_description(generator_name: str) -> str:

@@ -10,14 +10,17 @@ import time
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.job import Job
+from rq.queue import Queue
 
 from plotjobs import generators, keys
 from plotjobs import logs as logging_setup
+from plotjobs.config import from_env as settings_from_env
 from plotjobs.config import log_level_from_env
-from plotjobs.errors import DataExpired, InvalidSpecError, JobCanceled
+from plotjobs.errors import DataExpired, GeneratorNotServed, InvalidSpecError, JobCanceled, RenderRaised
+from plotjobs.generators import Generator, RenderResult
 from plotjobs.queue import data as data_store
-from plotjobs.queue import metrics, results
-from plotjobs.spec.base import attach_arrays
+from plotjobs.queue import isolation, metrics, results
+from plotjobs.spec.base import GeneratorSpec, attach_arrays
 
 
 def progress_meta(progress: float, stage: str) -> dict[str, object]:
@@ -84,7 +87,9 @@ class StageReporter:
             self.last_check = now
 
     def durations_ms(self) -> dict[str, float]:
-        """Milliseconds from the start of each stage to the next (the last one: to now)."""
+        """Milliseconds from the start of each stage to the next (the last one: to now); none before the first."""
+        if not self.marks:
+            return {}
         ends = [moment for _, moment in self.marks[1:]] + [time.monotonic()]
         return {stage: round((end - start) * 1000, 1) for (stage, start), end in zip(self.marks, ends, strict=True)}
 
@@ -127,6 +132,61 @@ def record_outcome(
     )
 
 
+class _Served:
+    """The generators this process renders: set by our worker at start, else read from the environment once."""
+
+    names: tuple[str, ...] | None = None
+
+
+def serve_only(names: tuple[str, ...]) -> None:
+    """Render only jobs of these generators in this process (the worker's GENERATORS / WORKER_GENERATORS)."""
+    _Served.names = names
+
+
+def rendered_here() -> tuple[str, ...]:
+    """The generators this process renders; a stock `rq worker` reads GENERATORS and WORKER_GENERATORS."""
+    if _Served.names is None:
+        _Served.names = settings_from_env().rendered_here
+    return _Served.names
+
+
+def served_generator(generator_name: str) -> Generator:
+    """The generator of a job, if this process renders it; GeneratorNotServed (the job's reason) otherwise."""
+    served = rendered_here()
+    if generator_name not in served:
+        raise GeneratorNotServed(
+            f"this worker does not render generator {generator_name!r} (it renders: {', '.join(served)}; "
+            "see GENERATORS and WORKER_GENERATORS)"
+        )
+    return generators.get(generator_name)
+
+
+def isolated_time_limit(generator: Generator, job_timeout: float | None) -> float:
+    """Seconds an isolated render may take: its generator's limit, never past the job's own timeout (JOB_TIMEOUT)."""
+    # A job without a timeout of its own runs under RQ's default one.
+    job_limit = job_timeout if job_timeout is not None and job_timeout > 0 else Queue.DEFAULT_TIMEOUT
+    return min(generator.time_limit or job_limit, job_limit)
+
+
+def _run_render(job: Job, generator: Generator, validated: GeneratorSpec, stages: StageReporter) -> RenderResult:
+    """The render's output, with its format: in this process, or in a child process for an isolated generator."""
+    if generator.isolated:
+        output = isolation.render_isolated(
+            generator,
+            validated.model_dump(mode="json"),
+            stages.report,
+            time_limit=isolated_time_limit(generator, job.timeout),
+            canceled=lambda: bool(job.connection.exists(keys.cancel(job.id))),
+        )
+    else:
+        output = generator.render()(validated, stages.report)
+    if isinstance(output, bytes):
+        return RenderResult(output, validated.output_format, validated.content_type)
+    if not isinstance(output, RenderResult) or output.file_format not in generator.content_types:
+        raise RenderRaised(f"the {generator.name} render returned no bytes in one of its formats")
+    return output
+
+
 def generate(
     generator_name: str, spec: dict[str, object], stored_data: data_store.DataReference | None = None
 ) -> results.ResultDescription:
@@ -142,20 +202,21 @@ def generate(
     label = INVALID_KIND
     stages = StageReporter(job)
     try:
+        # Refused before anything is reported: a job this worker does not serve is not started here.
+        generator = served_generator(generator_name)
         stages.report(0.05, "started", must_check=True)
-        generator = generators.get(generator_name)
         if stored_data is not None:
             stages.report(0.07, "loading data")
             spec = _with_stored_data(job, spec, stored_data)
             stages.report(0.08, "validating")
         validated = generator.validate(spec)
         label = validated.metric_label
-        data = generator.render()(validated, stages.report)
+        output = _run_render(job, generator, validated, stages)
         # The last chance to stop: a cancel seen here leaves no file behind.
         stages.report(0.9, "storing", must_check=True)
         ttl = job.result_ttl if job.result_ttl and job.result_ttl > 0 else 3600
         description = results.store(
-            job.connection, data, content_type=validated.content_type, file_format=validated.output_format, ttl=ttl
+            job.connection, output.data, content_type=output.content_type, file_format=output.file_format, ttl=ttl
         )
         # Not written: the status of a finished job reads "done" whatever its meta says, and the
         # worker's final announcement of this job publishes this meta with the finished state.

@@ -46,6 +46,14 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     from plotjobs.web.status_reads import StatusReads
 
     settings = settings or config_module.from_env()
+    # Every allow-listed generator must be installed: found at start-up, not at the first request.
+    from plotjobs import generators
+    from plotjobs.errors import GeneratorDeclarationError, UnknownGeneratorError
+
+    try:
+        generators.served(settings.generators)
+    except (UnknownGeneratorError, GeneratorDeclarationError) as error:
+        raise config_module.ConfigError(error.message) from None
     harden_rq()
     app = Flask(__name__, template_folder=_asset_dir("templates"), static_folder=_asset_dir("static"))
     app.config.update(

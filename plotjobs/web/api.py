@@ -1,4 +1,4 @@
-"""The JSON API: submit a chart, read a job's state, fetch its file."""
+"""The JSON API: submit a spec to a generator, read a job's state, fetch its file; list the generators."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask import Blueprint, Response, request, url_for
 from redis import Redis
 from redis.exceptions import RedisError
 
-from plotjobs import states
-from plotjobs.config import Settings
+from plotjobs import generators, states
+from plotjobs.config import DEFAULT_GENERATOR, Settings
 from plotjobs.errors import (
     BrokerUnavailable,
     CancelTokenRequired,
@@ -22,10 +22,10 @@ from plotjobs.errors import (
     TooManyRequests,
 )
 from plotjobs.queue import accepted, dedupe, interest, jobs, limits, results, status
-from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.spec.base import GeneratorSpec
 from plotjobs.web import events, openapi
 from plotjobs.web.extension import current_event_hub, current_publisher, current_redis, current_settings
-from plotjobs.web.spec_input import spec_from_request
+from plotjobs.web.spec_input import submission_from_request
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -46,7 +46,7 @@ class Admission:
 
 
 def queue_render(
-    spec: ChartSpec, priority: str | None = None, *, admission: Admission | None = None, direct: bool = False
+    spec: GeneratorSpec, priority: str | None = None, *, admission: Admission | None = None, direct: bool = False
 ) -> dedupe.Submission:
     """Admit, then queue a render of ``spec`` (through RabbitMQ when BROKER_URL is set); say which job has it.
 
@@ -114,12 +114,12 @@ def admit(connection: Redis, settings: Settings, job_id: str, admission: Admissi
 
 @blueprint.post("/jobs")
 def submit_job() -> tuple[Response, int, dict[str, str]]:
-    """Validate a chart spec (JSON, or a form with a spec and a CSV) and queue it on ``?priority=``.
+    """Validate a spec for the generator it names (JSON, or a form with a spec and a CSV); queue it on ``?priority=``.
 
     An identical reproducible spec is answered with the job that has it already. The answer's
     ``cancel_token`` is this submission's own: DELETE needs it.
     """
-    spec = spec_from_request(request)
+    spec = submission_from_request(request, current_settings().generators)
     submission = queue_render(spec, request.args.get("priority"))
     status_url = url_for("api.job_status", job_id=submission.job_id)
     body: dict[str, Any] = {
@@ -152,7 +152,7 @@ def job_status(job_id: str) -> dict[str, Any]:
 
 @blueprint.get("/jobs/<job_id>/spec")
 def job_spec(job_id: str) -> dict[str, Any]:
-    """The chart spec a job was submitted with, so a client can show or resubmit it."""
+    """The spec a job was submitted with, so a client can show or resubmit it (with ``generator`` unless a chart)."""
     return jobs.submitted_spec(jobs.fetch(current_redis(), job_id))
 
 
@@ -188,12 +188,13 @@ def file_url(description: results.ResultDescription) -> str:
 def stored_file(name: str) -> Response:
     """A rendered file by its SHA-256 and format: the same bytes for every job that made them."""
     digest, _, file_format = name.partition(".")
-    if file_format not in CONTENT_TYPES or len(digest) != SHA256_HEX_DIGITS or digest.strip("0123456789abcdef"):
+    content_types = served_content_types()
+    if file_format not in content_types or len(digest) != SHA256_HEX_DIGITS or digest.strip("0123456789abcdef"):
         raise FileNotFound(name)
     data = results.load_digest(current_redis(), digest)
     if data is None:
         raise FileNotFound(name)
-    description = {"content_type": CONTENT_TYPES[file_format], "format": file_format, "sha256": digest}
+    description = {"content_type": content_types[file_format], "format": file_format, "sha256": digest}
     return file_response(data, description, f"chart-{digest[:12]}")
 
 
@@ -225,7 +226,23 @@ def job_result(job_id: str) -> Response:
         raise ResultNotReady(job_id, "queued")
     data, description = jobs.result_file(connection, job)
     download = request.args.get("download", "") in {"1", "true", "yes"}
-    return file_response(data, dict(description), f"chart-{job_id}", download=download)
+    return file_response(data, dict(description), f"{jobs.job_generator(job)}-{job_id}", download=download)
+
+
+def served_content_types() -> dict[str, str]:
+    """Every format a served generator renders, with its media type."""
+    served = generators.served(current_settings().generators).values()
+    return {file_format: media for generator in served for file_format, media in generator.content_types.items()}
+
+
+@blueprint.get("/generators")
+def generator_list() -> dict[str, Any]:
+    """The generators served here: name, title, formats and the JSON Schema of each one's spec."""
+    served = generators.served(current_settings().generators)
+    return {
+        "default": DEFAULT_GENERATOR if DEFAULT_GENERATOR in served else None,
+        "generators": [generator.describe() for generator in served.values()],
+    }
 
 
 @blueprint.get("/workers")
@@ -237,4 +254,5 @@ def workers() -> dict[str, int]:
 @blueprint.get("/openapi.json")
 def openapi_document() -> Response:
     """The OpenAPI 3.1 description of this API, built from the models that validate."""
-    return Response(json.dumps(openapi.document(), indent=1), mimetype="application/json")
+    served = generators.served(current_settings().generators)
+    return Response(json.dumps(openapi.document(list(served.values())), indent=1), mimetype="application/json")

@@ -30,7 +30,7 @@ def readyz() -> tuple[dict[str, Any], int]:
     connection, settings = current_redis(), current_settings()
     try:
         connection.ping()
-        depths = jobs.queue_depths(connection, settings.queues)
+        depths = jobs.queue_depths(connection, jobs.generator_queue_names(settings))
         workers = jobs.worker_heartbeats(connection)
     except RedisError as error:
         return {"status": "unavailable", "redis": f"unreachable: {error.__class__.__name__}"}, 503
@@ -50,7 +50,9 @@ def prometheus_metrics() -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         RedisCollector(
-            connection, jobs.queue_depths(connection, settings.queues), len(jobs.worker_heartbeats(connection))
+            connection,
+            jobs.queue_depths(connection, jobs.generator_queue_names(settings)),
+            len(jobs.worker_heartbeats(connection)),
         )
     )
     registry.register(current_request_metrics().collector())

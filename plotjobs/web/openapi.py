@@ -1,13 +1,22 @@
-"""The OpenAPI 3.1 document of the JSON API, built from the same models that validate requests."""
+"""The OpenAPI 3.1 document of the JSON API, built from the same models that validate requests.
+
+The generators served come from the registry: each one's spec model becomes a schema, and a
+submission is one of them (with its ``generator`` field), so a new generator appears here as soon
+as GENERATORS serves it.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from plotjobs.config import DEFAULT_GENERATOR
+from plotjobs.generators import GENERATOR_FIELD, Generator
 from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
 from plotjobs.states import JobState
 
@@ -64,6 +73,24 @@ class StoredChart(BaseModel):
     created: bool = Field(description="False: the same spec was stored already (its expiry moved on).")
 
 
+class GeneratorInfo(BaseModel):
+    """One generator served here: what a client needs to offer it."""
+
+    name: str = Field(description="The value of a submission's generator field.")
+    title: str
+    description: str
+    formats: dict[str, str] = Field(description="Each format the generator renders, with its media type.")
+    isolated: bool = Field(description="Renders in a child process with a hard time limit.")
+    spec_schema: dict[str, Any] = Field(alias="schema", description="The JSON Schema of the generator's spec.")
+
+
+class Generators(BaseModel):
+    """The generators served here (GENERATORS), in the operator's order."""
+
+    default: str | None = Field(description="The generator of a submission that names none, if served.")
+    generators: list[GeneratorInfo]
+
+
 class Workers(BaseModel):
     """How many render workers are alive."""
 
@@ -90,20 +117,72 @@ class ErrorBody(BaseModel):
     )
 
 
-def component_schemas() -> dict[str, Any]:
-    """JSON Schemas of the request and response models, keyed by model name."""
+def component_schemas(served: Sequence[Generator] = ()) -> dict[str, Any]:
+    """JSON Schemas of the request and response models, keyed by model name; a submission schema per generator."""
+    spec_models: dict[type[BaseModel], None] = dict.fromkeys([ChartSpec, *(g.spec_model for g in served)])
+    validation: Literal["validation", "serialization"] = "validation"
     models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
-        (ChartSpec, "validation"),
+        *((model, validation) for model in spec_models),
         (SubmittedJob, "serialization"),
         (JobStatus, "serialization"),
         (CanceledJob, "serialization"),
         (StoredChart, "serialization"),
+        (Generators, "serialization"),
         (Workers, "serialization"),
         (ErrorBody, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template=REF_TEMPLATE)
     schemas: dict[str, Any] = top["$defs"]
+    for generator in served:
+        schemas[_submission_name(generator)] = _submission_schema(generator, schemas[generator.spec_model.__name__])
     return schemas
+
+
+def _submission_name(generator: Generator) -> str:
+    return f"{generator.spec_model.__name__}Submission"
+
+
+def _submission_schema(generator: Generator, spec_schema: dict[str, Any]) -> dict[str, Any]:
+    """The generator's spec with the request's ``generator`` field (optional for the default generator)."""
+    schema = copy.deepcopy(spec_schema)
+    name_field = {"const": generator.name, "description": f"The generator: {generator.name}."}
+    if generator.name == DEFAULT_GENERATOR:
+        name_field["description"] += " The default: it may be left out."
+    else:
+        schema["required"] = [GENERATOR_FIELD, *schema.get("required", [])]
+    schema["properties"] = {GENERATOR_FIELD: name_field, **schema.get("properties", {})}
+    schema["title"] = f"{generator.title or generator.name} submission"
+    return schema
+
+
+def _submission_body(served: Sequence[Generator]) -> dict[str, Any]:
+    """POST /api/jobs: one of the served generators' submissions as JSON, or the chart's form of a spec and a CSV."""
+    choices = [{"$ref": REF_TEMPLATE.format(model=_submission_name(generator))} for generator in served]
+    schema = choices[0] if len(choices) == 1 else {"oneOf": choices}
+    form: dict[str, Any] = copy.deepcopy(_SPEC_FORM)
+    form["properties"][GENERATOR_FIELD] = {
+        "type": "string",
+        "enum": [generator.name for generator in served],
+        "description": "The generator (default: chart); only the chart reads a csv part.",
+    }
+    return {
+        "required": False,
+        "content": {
+            "application/json": {"schema": schema},
+            "multipart/form-data": {"schema": form, "encoding": {"spec": {"contentType": "application/json"}}},
+        },
+    }
+
+
+def _files(served: Sequence[Generator]) -> dict[str, Any]:
+    """The media types of the served generators' files."""
+    media_types = dict.fromkeys(media for generator in served for media in generator.content_types.values())
+    return {media: {"schema": {"type": "string", "contentMediaType": media}} for media in media_types}
+
+
+def _file_name_pattern(served: Sequence[Generator]) -> str:
+    formats = dict.fromkeys(file_format for generator in served for file_format in generator.content_types)
+    return "^[0-9a-f]{64}\\.(" + "|".join(formats) + ")$"
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -130,11 +209,10 @@ _UNAVAILABLE = _error(
     " retry after Retry-After seconds."
 )
 
+# The chart URLs' answers: they serve the chart generator only.
 _FILES = {
     media_type: {"schema": {"type": "string", "contentMediaType": media_type}} for media_type in CONTENT_TYPES.values()
 }
-
-_FILE_NAME_PATTERN = "^[0-9a-f]{64}\\.(" + "|".join(CONTENT_TYPES) + ")$"
 
 _PRIORITY = {
     "name": "priority",
@@ -238,22 +316,24 @@ def _chart_image_answers(extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document."""
+def document(served: Sequence[Generator]) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document, for the generators ``served`` (GENERATORS, in order)."""
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "plotjobs",
             "version": _version(),
-            "description": "Charts rendered in the background: submit a spec, follow the job, fetch the file.",
+            "description": "Charts and other content rendered in the background by generators: submit a spec, "
+            "follow the job, fetch the file.",
         },
         "paths": {
             "/api/jobs": {
                 "post": {
                     "operationId": "submitJob",
-                    "summary": "Validate a chart spec and queue its render; an empty body is the demo chart.",
+                    "summary": "Validate a spec for the generator it names (default: chart) and queue its render; "
+                    "an empty body is the demo chart.",
                     "parameters": [_PRIORITY],
-                    "requestBody": _spec_body(required=False),
+                    "requestBody": _submission_body(served),
                     "responses": {
                         "200": {
                             **_json(SubmittedJob, "An identical reproducible spec is rendered already: file_url."),
@@ -268,7 +348,10 @@ def document() -> dict[str, Any]:
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
                         "413": _error("Larger than MAX_REQUEST_BYTES (request_too_large; limit says how large)."),
                         "415": _error("The body is neither JSON nor a multipart form."),
-                        "422": _error("The spec or its CSV breaks a rule, or no worker serves the priority."),
+                        "422": _error(
+                            "The spec or its CSV breaks a rule, the generator is not served here (field: generator), "
+                            "or no worker serves the priority."
+                        ),
                         "429": _error("The queues are full, or this client has MAX_JOBS_PER_CLIENT jobs; Retry-After."),
                         "503": _UNAVAILABLE,
                     },
@@ -307,7 +390,7 @@ def document() -> dict[str, Any]:
             "/api/jobs/{job_id}/spec": {
                 "get": {
                     "operationId": "jobSpec",
-                    "summary": "The chart spec the job was submitted with.",
+                    "summary": "The spec the job was submitted with (with its generator field, unless the chart's).",
                     "parameters": [_JOB_ID],
                     "responses": {
                         "200": {
@@ -351,7 +434,10 @@ def document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": {"description": "The file, with a download filename and an ETag.", "content": _FILES},
+                        "200": {
+                            "description": "The file, with a download filename and an ETag.",
+                            "content": _files(served),
+                        },
                         "304": {"description": "Not modified (If-None-Match matched the ETag)."},
                         "404": _error("Unknown job, or its file has expired."),
                         "409": _error("The job has not finished; state says where it is."),
@@ -369,11 +455,14 @@ def document() -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "description": "The file's SHA-256 (64 lowercase hex digits), a dot and its format.",
-                            "schema": {"type": "string", "pattern": _FILE_NAME_PATTERN},
+                            "schema": {"type": "string", "pattern": _file_name_pattern(served)},
                         }
                     ],
                     "responses": {
-                        "200": {"description": "The file, cached forever; its ETag is its SHA-256.", "content": _FILES},
+                        "200": {
+                            "description": "The file, cached forever; its ETag is its SHA-256.",
+                            "content": _files(served),
+                        },
                         "304": {"description": "Not modified (If-None-Match matched the ETag)."},
                         "404": _error("No stored file has this name, or it has expired."),
                         "503": _UNAVAILABLE,
@@ -455,6 +544,13 @@ def document() -> dict[str, Any]:
                     ),
                 }
             },
+            "/api/generators": {
+                "get": {
+                    "operationId": "generators",
+                    "summary": "The generators served here: names, titles, formats and the JSON Schema of each spec.",
+                    "responses": {"200": _json(Generators, "The served generators."), "503": _UNAVAILABLE},
+                }
+            },
             "/api/workers": {
                 "get": {
                     "operationId": "workers",
@@ -470,5 +566,5 @@ def document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": component_schemas()},
+        "components": {"schemas": component_schemas(served)},
     }

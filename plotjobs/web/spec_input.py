@@ -1,21 +1,30 @@
-"""Chart specs out of HTTP requests: a JSON body, or a multipart form with a spec and a CSV file."""
+"""Specs out of HTTP requests: a JSON body, or a multipart form with a spec and a CSV file.
+
+A submission names its generator in a ``generator`` field (default: ``chart``) beside the spec's
+own fields, or in a ``generator`` part of a form; the chart URLs read chart specs only.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Request
 from pydantic import ValidationError
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from plotjobs.errors import InvalidForm, InvalidJSON, InvalidSpec, UnsupportedMediaType
+from plotjobs import generators
+from plotjobs.config import DEFAULT_GENERATOR
+from plotjobs.errors import InvalidForm, InvalidJSON, InvalidSpec, UnknownGeneratorError, UnsupportedMediaType
+from plotjobs.generators import GENERATOR_FIELD, Generator
 from plotjobs.spec import table
-from plotjobs.spec.base import violations
+from plotjobs.spec.base import GeneratorSpec, violations
 from plotjobs.spec.chart import ChartSpec
 
 SPEC_PART = "spec"
 CSV_PART = "csv"
+GENERATOR_PART = GENERATOR_FIELD
 
 
 def spec_from_validation_error(error: ValidationError) -> InvalidSpec:
@@ -38,28 +47,55 @@ def json_document(raw: bytes | str, field: str) -> dict[str, Any]:
         # Malformed JSON, bytes that are not UTF-8, or a number of more digits than Python converts.
         raise InvalidJSON(f"the {field} is not valid JSON: {error}", field=field) from None
     if not isinstance(document, dict):
-        raise InvalidSpec("the chart spec must be a JSON object", field=field)
+        raise InvalidSpec("the spec must be a JSON object", field=field)
     return document
 
 
+def validate_spec(generator: Generator, document: dict[str, Any]) -> GeneratorSpec:
+    """The generator's spec model of a parsed JSON document, or InvalidSpec naming each bad field."""
+    try:
+        return generator.spec_model.model_validate(document)
+    except ValidationError as error:
+        raise spec_from_validation_error(error) from None
+
+
+def chosen_generator(document: dict[str, Any], allowed: Iterable[str]) -> Generator:
+    """The allow-listed generator a document names, taken out of it (none: the chart); else UnknownGeneratorError."""
+    name = document.pop(GENERATOR_FIELD) if GENERATOR_FIELD in document else DEFAULT_GENERATOR
+    if not isinstance(name, str):
+        raise UnknownGeneratorError(f"generator must be a generator's name, got {name!r}", field=GENERATOR_FIELD)
+    return generators.get(name, allowed)
+
+
 def validate_document(document: dict[str, Any]) -> ChartSpec:
-    """The spec model of a parsed JSON document, or InvalidSpec naming each bad field."""
+    """The chart spec of a parsed JSON document (a ``generator`` field may only name the chart)."""
+    if GENERATOR_FIELD in document:
+        document = dict(document)
+        if document.pop(GENERATOR_FIELD) != DEFAULT_GENERATOR:
+            raise UnknownGeneratorError(
+                f"only the {DEFAULT_GENERATOR} generator is served here; use POST /api/jobs for the others",
+                field=GENERATOR_FIELD,
+            )
     try:
         return ChartSpec.model_validate(document)
     except ValidationError as error:
         raise spec_from_validation_error(error) from None
 
 
-def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
-    """The chart spec in a JSON request body; an empty body is the default chart."""
+def _json_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     if not body.strip():
-        return ChartSpec()
+        return {}
     if _media_type(content_type) != "application/json":
         raise UnsupportedMediaType(
-            "send the chart spec as application/json, or as multipart/form-data with a 'spec' part",
+            "send the spec as application/json, or as multipart/form-data with a 'spec' part",
             field="Content-Type",
         )
-    return validate_document(json_document(body, "body"))
+    return json_document(body, "body")
+
+
+def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
+    """The chart spec in a JSON request body; an empty body is the default chart."""
+    return validate_document(_json_body(body, content_type))
 
 
 def _form_parts(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
@@ -82,12 +118,13 @@ def _form_part(form: MultiDict[str, str], files: MultiDict[str, FileStorage], na
     return text.encode() if text is not None else None
 
 
-def parse_form(request: Request) -> ChartSpec:
-    """The chart spec of a multipart form: a JSON ``spec`` part, and a ``csv`` file its series may name."""
+def _form_document(request: Request) -> tuple[dict[str, Any], bytes | None]:
+    """The spec document of a multipart form (its ``generator`` part as that field) and its CSV part."""
     form, files = _form_parts(request)
     try:
         spec_part = _form_part(form, files, SPEC_PART)
         csv_part = _form_part(form, files, CSV_PART)
+        generator_part = _form_part(form, files, GENERATOR_PART)
     finally:
         # Parsed here rather than into request.files, so the request's end does not close them.
         for _, upload in files.items(multi=True):
@@ -97,17 +134,44 @@ def parse_form(request: Request) -> ChartSpec:
         message = "a multipart submission needs a 'spec' part; send no body for the default chart"
         raise InvalidForm(message, field="spec")
     document = json_document(spec_part, SPEC_PART) if spec_part and spec_part.strip() else {}
+    if generator_part is not None:
+        document[GENERATOR_FIELD] = generator_part.decode("utf-8", "replace").strip()
+    return document, csv_part
+
+
+def _with_columns(document: dict[str, Any], csv_part: bytes | None) -> dict[str, Any]:
+    """The document with the CSV columns its series name put in as inline data."""
     try:
         columns = table.parse_csv(csv_part) if csv_part is not None else None
-        document = table.resolve_columns(document, columns)
+        return table.resolve_columns(document, columns)
     except table.TableError as error:
         details = [{"field": error.field, "message": error.message}]
         raise InvalidSpec(f"{error.field}: {error.message}", field=error.field, details=details) from None
-    return validate_document(document)
+
+
+def parse_form(request: Request) -> ChartSpec:
+    """The chart spec of a multipart form: a JSON ``spec`` part, and a ``csv`` file its series may name."""
+    document, csv_part = _form_document(request)
+    return validate_document(_with_columns(document, csv_part))
 
 
 def spec_from_request(request: Request) -> ChartSpec:
-    """The chart spec a submit request carries, whichever form it comes in."""
+    """The chart spec a request carries, whichever form it comes in (the chart URLs' POST /api/charts)."""
     if _media_type(request.content_type) == "multipart/form-data":
         return parse_form(request)
     return parse_spec(request.get_data(cache=False), request.content_type)
+
+
+def submission_from_request(request: Request, allowed: Iterable[str]) -> GeneratorSpec:
+    """The spec of a submission (POST /api/jobs) for the allow-listed generator it names, JSON or form."""
+    csv_part = None
+    if _media_type(request.content_type) == "multipart/form-data":
+        document, csv_part = _form_document(request)
+    else:
+        document = _json_body(request.get_data(cache=False), request.content_type)
+    generator = chosen_generator(document, allowed)
+    if csv_part is not None:
+        if generator.name != DEFAULT_GENERATOR:
+            raise InvalidForm(f"the {generator.name} generator reads no CSV part", field=CSV_PART)
+        document = _with_columns(document, csv_part)
+    return validate_spec(generator, document)

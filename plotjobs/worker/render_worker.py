@@ -54,10 +54,16 @@ class RenderWorker(SimpleWorker):
         self._discarded: str | None = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        """Warm up every generator's render, start beating and sweeping, then process jobs as RQ does."""
-        for generator in generators.BUILTIN.values():
-            generator.warm_up()
+        """Warm up the renders of the generators served here, start beating and sweeping, then work as RQ does."""
         settings = self.settings or settings_from_env()
+        tasks.serve_only(settings.rendered_here)
+        for generator in generators.served(settings.rendered_here).values():
+            if generator.isolated and (generator.time_limit or 0) > settings.job_timeout:
+                log.warning(
+                    "generator %s: its time limit (%s s) is above JOB_TIMEOUT (%s s), which caps it",
+                    generator.name, generator.time_limit, settings.job_timeout,
+                )  # fmt: skip
+            generator.warm_up()
         recovery.beat(self.connection, self.name)
         watchdog = threading.Thread(target=self._watch, args=(settings,), name="plotjobs-watchdog", daemon=True)
         watchdog.start()
@@ -161,8 +167,8 @@ class RenderWorker(SimpleWorker):
 
 
 def build_worker(connection: Redis, settings: Settings, name: str | None = None) -> RenderWorker:
-    """A worker listening on the configured queues, in order."""
-    queues = [jobs.queue(connection, queue_name) for queue_name in settings.queues]
+    """A worker listening on the queues of the generators it renders, by priority (docs/deployment.md)."""
+    queues = [jobs.queue(connection, queue_name) for queue_name in jobs.generator_queue_names(settings, worker=True)]
     return RenderWorker(
         queues, connection=connection, name=name, default_result_ttl=settings.result_ttl, settings=settings
     )

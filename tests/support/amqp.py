@@ -119,13 +119,23 @@ def via_port(url: str, port: int) -> str:
 
 
 def start_bridge(
-    redis_url: str, amqp_url: str, queue_name: str, log_path: Path, bridge_url: str | None = None
+    redis_url: str,
+    amqp_url: str,
+    queue_name: str,
+    log_path: Path,
+    bridge_url: str | None = None,
+    *,
+    python: str = sys.executable,
+    **settings: str,
 ) -> subprocess.Popen[bytes]:
-    """Start ``plotjobs amqp-bridge`` (on ``bridge_url`` if given) and return once it consumes from ``queue_name``."""
-    env = service_env(redis_url, BROKER_URL=bridge_url or amqp_url, AMQP_QUEUE=queue_name, LOG_LEVEL="INFO")
+    """Start ``plotjobs amqp-bridge`` (on ``bridge_url`` if given) and return once it consumes from ``queue_name``.
+
+    ``python`` runs it (another environment's, say); ``settings`` are added to its environment.
+    """
+    env = service_env(redis_url, BROKER_URL=bridge_url or amqp_url, AMQP_QUEUE=queue_name, LOG_LEVEL="INFO", **settings)
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "plotjobs", "amqp-bridge"],
+            [python, "-m", "plotjobs", "amqp-bridge"],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=log_file,
@@ -148,10 +158,17 @@ def start_bridge(
 
 @contextmanager
 def running_bridge(
-    redis_url: str, amqp_url: str, queue_name: str, log_path: Path, bridge_url: str | None = None
+    redis_url: str,
+    amqp_url: str,
+    queue_name: str,
+    log_path: Path,
+    bridge_url: str | None = None,
+    *,
+    python: str = sys.executable,
+    **settings: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The bridge as a subprocess for the duration of the block; its log goes to ``log_path``."""
-    process = start_bridge(redis_url, amqp_url, queue_name, log_path, bridge_url)
+    process = start_bridge(redis_url, amqp_url, queue_name, log_path, bridge_url, python=python, **settings)
     try:
         yield process
     finally:

@@ -125,3 +125,24 @@ def test_submit_reads_the_spec_from_standard_input_given_a_dash(
                               text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert matplotlib.image.imread(tmp_path / "piped.png").shape[:2] == (240, 320)
+
+
+def test_generators_are_listed_and_chosen_by_name(redis_url: str, redis_connection: Redis, tmp_path: Path) -> None:
+    spec = write_json(tmp_path / "spec.json", {"format": "svg", "seed": 2, "generator": "nope"})
+    with running_gunicorn(redis_url, workers=1) as server:
+        listed = plotjobs("generators", "--server", server, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout == "chart\tpdf,png,svg\tChart\n"
+        as_json = plotjobs("generators", "--server", server, "--json", cwd=tmp_path)
+        assert json.loads(as_json.stdout)[0]["schema"]["title"] == "ChartSpec"
+
+        unknown = plotjobs("submit", spec, "--server", server, cwd=tmp_path)
+        assert unknown.returncode == 1 and "422" in unknown.stderr
+        assert "no generator 'nope' is served here (served: chart)" in unknown.stderr
+        with running_worker(redis_url, redis_connection):
+            # --generator wins over the file's own field.
+            chosen = plotjobs("submit", spec, "--generator", "chart", "--server", server, "-o", "c.svg", cwd=tmp_path)
+            assert chosen.returncode == 0, chosen.stderr
+    assert ElementTree.parse(tmp_path / "c.svg").getroot().tag.endswith("svg")
+    unreachable = plotjobs("generators", "--server", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert unreachable.returncode == 1 and "cannot reach the plotjobs server" in unreachable.stderr

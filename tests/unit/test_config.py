@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from plotjobs.config import ConfigError, from_env
@@ -136,3 +138,26 @@ def test_the_web_app_bounds_its_redis_connections() -> None:
     assert isinstance(pool, BlockingConnectionPool) and pool.max_connections == 7
     with pytest.raises(ConfigError, match="REDIS_MAX_CONNECTIONS"):
         from_env({"REDIS_MAX_CONNECTIONS": "0"})
+
+
+def test_generators_default_to_the_builtins_and_workers_to_all_of_them() -> None:
+    settings = from_env({})
+    assert settings.generators == ("chart",)
+    assert settings.worker_generators is None and settings.rendered_here == ("chart",)
+    chosen = from_env({"GENERATORS": " chart, vega-lite ,chart", "WORKER_GENERATORS": "vega-lite"})
+    assert chosen.generators == ("chart", "vega-lite")
+    assert chosen.rendered_here == ("vega-lite",)
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"GENERATORS": "Chart"}, "GENERATORS holds an invalid generator name 'Chart'"),
+        ({"GENERATORS": "a.b"}, "GENERATORS holds an invalid generator name 'a.b'"),
+        ({"GENERATORS": ", ,"}, "GENERATORS must name at least one generator"),
+        ({"WORKER_GENERATORS": "report"}, "WORKER_GENERATORS names report, not in GENERATORS (chart)"),
+    ],
+)
+def test_bad_generator_lists_are_refused(environ: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        from_env(environ)

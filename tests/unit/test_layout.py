@@ -44,8 +44,9 @@ LAYERS = {
 }
 
 
-def _loaded(code: str) -> set[str]:
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}})))"
+def _loaded(code: str, *, full_names: bool = False) -> set[str]:
+    name = "name" if full_names else "name.split('.')[0]"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{{name} for name in sys.modules}})))"
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, check=False
     )
@@ -59,6 +60,21 @@ def test_each_process_and_layer_loads_only_what_it_needs(name: str) -> None:
     loaded = _loaded(code)
     print(f"\n{name}: {', '.join(package for package in HEAVY if package in loaded) or 'only the standard library'}")
     assert not loaded & forbidden, f"{name} loaded {sorted(loaded & forbidden)}"
+
+
+def test_the_web_app_serves_generators_without_loading_any_render() -> None:
+    """Listing, describing and accepting work for every generator loads spec models, never a renderer."""
+    code = (
+        "import fakeredis; from plotjobs.web import create_app; from plotjobs.config import Settings\n"
+        "client = create_app(Settings(redis_url='redis://fake'), redis=fakeredis.FakeRedis()).test_client()\n"
+        "assert client.get('/api/generators').status_code == 200\n"
+        "assert client.get('/api/openapi.json').status_code == 200\n"
+        "assert client.post('/api/jobs', json={'generator': 'chart', 'seed': 1}).status_code == 202"
+    )
+    loaded = _loaded(code, full_names=True)
+    assert "plotjobs.generators.builtin" in loaded and "plotjobs.spec.chart" in loaded
+    renders = sorted(name for name in loaded if name.startswith(("plotjobs.render", "matplotlib")))
+    assert not renders, f"the web app loaded {renders}"
 
 
 def _imports(source: str) -> set[str]:

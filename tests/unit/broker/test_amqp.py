@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -244,3 +245,17 @@ def test_large_data_travels_through_rabbitmq_inline_and_arrives_as_arrays() -> N
     arrived = broker_amqp.parse_message(body).spec
     assert arrived.series is not None and arrived.series[0].y is not None
     assert list(arrived.series[0].y[-2:]) == [29_998.0, 29_999.0] and type(arrived.series[0].y).__name__ == "ndarray"
+
+
+def test_a_message_names_its_generator_which_must_be_allow_listed() -> None:
+    spec = ChartSpec(title="named")
+    body = broker_amqp.encode_submission(spec, str(uuid.uuid4()))
+    assert json.loads(body)["generator"] == "chart"
+    assert broker_amqp.parse_message(body, allowed=("chart",)).spec == spec
+    for document, allowed, words in [
+        ({"generator": "report"}, None, "generator: no generator 'report' is served here"),
+        ({"generator": "chart"}, ("vega-lite",), "generator: no generator 'chart' is served here (served: vega-lite)"),
+        ({"generator": 3}, None, "generator: Input should be a valid string"),
+    ]:
+        with pytest.raises(broker_amqp.InvalidMessage, match=re.escape(words)):
+            broker_amqp.parse_message(json.dumps(document).encode(), allowed=allowed)

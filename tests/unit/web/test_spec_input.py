@@ -18,6 +18,7 @@ from redis import Redis
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import TestResponse, encode_multipart
 
+from plotjobs import generators
 from plotjobs.config import Settings
 from plotjobs.queue import jobs
 from plotjobs.spec.chart import ChartSpec
@@ -226,13 +227,21 @@ def test_openapi_document_is_valid_and_carries_the_spec_schema(fake_client: Flas
     own.pop("$defs")
     assert document["components"]["schemas"]["ChartSpec"] == own
     post = document["paths"]["/api/jobs"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ChartSpec"}
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ChartSpecSubmission"
+    }
+    submission = document["components"]["schemas"]["ChartSpecSubmission"]
+    assert submission["properties"]["generator"]["const"] == "chart"
+    assert "generator" not in submission.get("required", [])
+    assert {name: value for name, value in submission["properties"].items() if name != "generator"} == own["properties"]
     assert set(post["responses"]) >= {"202", "400", "413", "415", "422"}
 
 
 def test_the_document_lists_every_api_route_of_the_app(fake_app: Flask) -> None:
     documented = {
-        (method.upper(), path) for path, operations in openapi.document()["paths"].items() for method in operations
+        (method.upper(), path)
+        for path, operations in openapi.document([generators.get("chart")])["paths"].items()
+        for method in operations
     }
     routed = {
         (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from typing import Any
@@ -12,8 +13,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.job import JobStatus
 from rq.timeouts import JobTimeoutException
 
-from plotjobs import keys
+from plotjobs import generators, keys
 from plotjobs.config import Settings
+from plotjobs.generators.builtin import CHART
 from plotjobs.queue import jobs
 from plotjobs.queue.status import describe
 from plotjobs.spec.chart import ChartSpec
@@ -91,7 +93,9 @@ def test_a_failed_job_without_a_cancel_request_is_failed(redis_url: str, redis_c
     build_worker(redis_connection, settings, name="w1").work(burst=True)
     described = describe(jobs.fetch(redis_connection, job.id))
     assert described["state"] == "failed"
-    assert described["error"].startswith("UnknownGeneratorError: no generator 'no-such-generator'")
+    assert described["error"].startswith(
+        "GeneratorNotServed: this worker does not render generator 'no-such-generator'"
+    )
 
 
 def test_the_watchdog_beats_and_sweeps_every_third_of_the_liveness_timeout_and_survives_errors(
@@ -222,3 +226,16 @@ def test_a_rendered_job_is_recorded_when_the_holding_check_cannot_reach_redis(
     worker.work(burst=True, max_jobs=1)
     assert describe(jobs.fetch(redis_connection, job_id))["state"] == "finished"
     assert "could not check that this worker still holds it; recording the result" in plotjobs_logs.text
+
+
+def test_an_isolated_generator_is_not_warmed_here_and_a_time_limit_above_job_timeout_is_reported(
+    redis_url: str, redis_connection: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    warmed: list[str] = []
+    isolated = dataclasses.replace(CHART, isolated=True, time_limit=90, warm_up_path="tests.nowhere:warm_up")
+    monkeypatch.setattr(generators, "served", lambda names: {"chart": isolated})
+    monkeypatch.setattr(generators, "_load", lambda path: lambda: warmed.append(path))
+    with caplog.at_level("WARNING", logger=render_worker_module.__name__):
+        build_worker(redis_connection, _settings(redis_url, job_timeout=30), name="w1").work(burst=True)
+    assert warmed == []
+    assert "generator chart: its time limit (90 s) is above JOB_TIMEOUT (30 s), which caps it" in caplog.text
