@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from plotjobs.errors import InvalidSpecError, UnknownGeneratorError
 from plotjobs.spec.base import GeneratorSpec, violations_text
 from plotjobs.spec.chart import ChartSpec
+from plotjobs.spec.vega_lite import VegaLiteSpec
 
 ProgressCallback = Callable[[float, str], None]
 Render = Callable[[Any, ProgressCallback | None], bytes]
@@ -24,12 +25,19 @@ Render = Callable[[Any, ProgressCallback | None], bytes]
 
 @dataclass(frozen=True)
 class Generator:
-    """One kind of content: its spec model, and where its render and warm-up live (``module:function``)."""
+    """One kind of content: its spec model, and where its render and warm-up live (``module:function``).
+
+    ``isolated`` asks for each render to run in a child process that is killed after ``time_limit_seconds``:
+    for renders whose cost the spec's checks cannot bound, or that run code (a JavaScript engine) which a
+    job timeout inside the worker's own process could not interrupt.
+    """
 
     name: str
     spec_model: type[GeneratorSpec]
     render_path: str
     warm_up_path: str | None = None
+    isolated: bool = False
+    time_limit_seconds: float | None = None
 
     def validate(self, document: Mapping[str, Any]) -> GeneratorSpec:
         """The spec as its model; InvalidSpecError naming every bad field."""
@@ -54,8 +62,19 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+# A vega-lite render is bounded by the spec's checks and then by this hard limit, under the default JOB_TIMEOUT (60 s).
+VEGA_LITE_TIME_LIMIT_SECONDS = 20.0
+
 BUILTIN: Mapping[str, Generator] = {
     "chart": Generator("chart", ChartSpec, "plotjobs.render.chart:render", "plotjobs.render.chart:warm_up"),
+    "vega-lite": Generator(
+        "vega-lite",
+        VegaLiteSpec,
+        "plotjobs.render.vega_lite:render",
+        "plotjobs.render.vega_lite:warm_up",
+        isolated=True,
+        time_limit_seconds=VEGA_LITE_TIME_LIMIT_SECONDS,
+    ),
 }
 
 
