@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from plotjobs.errors import InvalidSpecError, UnknownGeneratorError
 from plotjobs.spec.base import GeneratorSpec, violations_text
 from plotjobs.spec.chart import ChartSpec
+from plotjobs.spec.report import ReportSpec
 from plotjobs.spec.vega_lite import VegaLiteSpec
 
 ProgressCallback = Callable[[float, str], None]
@@ -62,8 +63,10 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-# A vega-lite render is bounded by the spec's checks and then by this hard limit, under the default JOB_TIMEOUT (60 s).
+# A vega-lite render is bounded by the spec's checks and then by this hard limit; a report holds at most
+# MAX_PARTS of them. Both stay under the default JOB_TIMEOUT (60 s).
 VEGA_LITE_TIME_LIMIT_SECONDS = 20.0
+REPORT_TIME_LIMIT_SECONDS = 50.0
 
 BUILTIN: Mapping[str, Generator] = {
     "chart": Generator("chart", ChartSpec, "plotjobs.render.chart:render", "plotjobs.render.chart:warm_up"),
@@ -74,6 +77,15 @@ BUILTIN: Mapping[str, Generator] = {
         "plotjobs.render.vega_lite:warm_up",
         isolated=True,
         time_limit_seconds=VEGA_LITE_TIME_LIMIT_SECONDS,
+    ),
+    # Isolated as a whole, since its parts may be vega-lite documents.
+    "report": Generator(
+        "report",
+        ReportSpec,
+        "plotjobs.render.report:render",
+        "plotjobs.render.report:warm_up",
+        isolated=True,
+        time_limit_seconds=REPORT_TIME_LIMIT_SECONDS,
     ),
 }
 
