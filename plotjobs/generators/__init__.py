@@ -30,7 +30,8 @@ class Generator:
 
     ``isolated`` asks for each render to run in a child process that is killed after ``time_limit_seconds``:
     for renders whose cost the spec's checks cannot bound, or that run code (a JavaScript engine) which a
-    job timeout inside the worker's own process could not interrupt.
+    job timeout inside the worker's own process could not interrupt. Such a child must be started fresh
+    (spawned) and warm up itself: a process forked after vl-convert's first use hangs (docs/vega-lite.md).
     """
 
     name: str

@@ -36,6 +36,18 @@ MAX_ROWS = 100_000
 MAX_DENSITY_STEPS = 1_000
 MAX_BINS = 1_000
 MAX_QUANTILES = 1_000
+MAX_TICKS = 1_000
+# Counts any key of these names may ask for, wherever it appears: bins, density steps, axis and legend ticks.
+COUNT_LIMITS = {
+    "maxbins": MAX_BINS,
+    "steps": MAX_DENSITY_STEPS,
+    "minsteps": MAX_DENSITY_STEPS,
+    "maxsteps": MAX_DENSITY_STEPS,
+    "tickCount": MAX_TICKS,
+}
+# A graticule draws 360 / step meridians and 180 / step parallels, each a point every `precision` degrees.
+MIN_GRATICULE_STEP = 1
+MIN_GRATICULE_PRECISION = 0.5
 # Width or height of any view, in pixels before scale.
 MAX_VIEW_SIZE = 4_000
 # The encoded picture: width * height * (scale * ppi / 72) ** 2, checked on the compiled SVG before rasterizing.
@@ -172,22 +184,57 @@ def _check_member(where: str, key: str, value: Any) -> None:
         raise SpecRuleError(where, "links are not rendered: remove href")
     if key in EXPRESSION_KEYS and isinstance(value, str) and UNBOUNDED_EXPRESSION.search(value):
         raise SpecRuleError(where, "sequence() in an expression can build any number of rows; use data.sequence")
-    if key == "sequence" and isinstance(value, dict):
+    if key in ("sequence", "keyvals") and isinstance(value, dict):
         _check_sequence(where, value)
-    if key == "keyvals" and isinstance(value, dict):
-        _check_sequence(where, value)
-    if key in ("width", "height"):
+    elif key == "bin" and isinstance(value, dict):
+        _check_bin(where, value)
+    elif key == "graticule" and isinstance(value, dict):
+        _check_graticule(where, value)
+    elif key in ("width", "height"):
         size = _number(value)
         step = _number(value.get("step")) if isinstance(value, dict) else None
         if (size is not None and size > MAX_VIEW_SIZE) or (step is not None and step > MAX_VIEW_SIZE):
             raise SpecRuleError(where, f"at most {MAX_VIEW_SIZE} pixels")
-    if key in ("maxbins", "steps", "minsteps", "maxsteps"):
+    elif key in COUNT_LIMITS:
         count = _number(value)
-        limit = MAX_BINS if key == "maxbins" else MAX_DENSITY_STEPS
-        if count is not None and count > limit:
-            raise SpecRuleError(where, f"at most {limit}")
-    if key == "probs" and isinstance(value, list) and len(value) > MAX_QUANTILES:
+        if count is not None and count > COUNT_LIMITS[key]:
+            raise SpecRuleError(where, f"at most {COUNT_LIMITS[key]}")
+    elif key == "probs" and isinstance(value, list) and len(value) > MAX_QUANTILES:
         raise SpecRuleError(where, f"{len(value)} probabilities; at most {MAX_QUANTILES}")
+
+
+def _check_bin(where: str, parameters: dict[str, Any]) -> None:
+    """A bin with an explicit step (or steps) makes at most MAX_BINS bins over its extent, which must then be given.
+
+    Vega enumerates every bin boundary for the axis, so a tiny step over a wide extent is a loop of any length.
+    """
+    steps = parameters.get("steps")
+    chosen = [parameters.get("step")] if "step" in parameters else steps if isinstance(steps, list) else None
+    if chosen is None:
+        return
+    extent = parameters.get("extent")
+    numbers = [_number(bound) for bound in extent] if isinstance(extent, list) and len(extent) == 2 else [None]  # noqa: PLR2004
+    positive = [step for step in map(_number, chosen) if step is not None and step > 0]
+    if None in numbers or not positive or len(positive) != len(chosen):
+        raise SpecRuleError(where, "a bin step needs a positive number and the extent [low, high] it divides")
+    low, high = numbers
+    assert low is not None and high is not None
+    count = math.ceil(abs(high - low) / max(positive))
+    if count > MAX_BINS:
+        raise SpecRuleError(where, f"makes {count} bins; at most {MAX_BINS}")
+
+
+def _check_graticule(where: str, parameters: dict[str, Any]) -> None:
+    """A graticule's steps are at least MIN_GRATICULE_STEP degrees and its precision MIN_GRATICULE_PRECISION."""
+    for name in ("step", "stepMinor", "stepMajor"):
+        given = parameters.get(name)
+        for step in given if isinstance(given, list) else [given] if given is not None else []:
+            number = _number(step)
+            if number is None or number < MIN_GRATICULE_STEP:
+                raise SpecRuleError(f"{where}.{name}", f"at least {MIN_GRATICULE_STEP} degree")
+    precision = parameters.get("precision")
+    if precision is not None and ((_number(precision) or 0) < MIN_GRATICULE_PRECISION):
+        raise SpecRuleError(f"{where}.precision", f"at least {MIN_GRATICULE_PRECISION} degree")
 
 
 def _check_sequence(where: str, sequence: dict[str, Any]) -> None:

@@ -153,6 +153,15 @@ def test_a_grouped_density_counts_rows_times_steps() -> None:
         ({"encoding": {"x": {"field": "b", "bin": {"maxbins": 10**6}}}}, "vega_lite.encoding.x.bin.maxbins"),
         ({"transform": [{"calculate": "sequence(0, 1e9)", "as": "s"}]}, "vega_lite.transform.0.calculate"),
         ({"transform": [{"quantile": "b", "probs": [0.5] * 2000}]}, "vega_lite.transform.0.probs"),
+        ({"encoding": {"x": {"field": "b", "axis": {"tickCount": 10**9}}}}, "vega_lite.encoding.x.axis.tickCount"),
+        ({"encoding": {"x": {"field": "b", "bin": {"step": 1e-9, "extent": [0, 10]}}}}, "vega_lite.encoding.x.bin"),
+        ({"encoding": {"x": {"field": "b", "bin": {"step": 1}}}}, "vega_lite.encoding.x.bin"),
+        (
+            {"transform": [{"bin": {"steps": [0.001, 0.01], "extent": [0, 100]}, "field": "b", "as": "c"}]},
+            "vega_lite.transform.0.bin",
+        ),
+        ({"data": {"graticule": {"step": [0.01, 10]}}}, "vega_lite.data.graticule.step"),
+        ({"data": {"graticule": {"precision": 0.001}}}, "vega_lite.data.graticule.precision"),
         ({"width": 100_000}, "vega_lite.width"),
         ({"height": {"step": 50_000}}, "vega_lite.height"),
     ],
@@ -160,6 +169,21 @@ def test_a_grouped_density_counts_rows_times_steps() -> None:
 def test_generating_members_are_bounded(member: dict[str, Any], where: str) -> None:
     field, _ = refusal({**BAR, **member})
     assert field == where
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        {"encoding": {"x": {"field": "b", "bin": True}}},
+        {"encoding": {"x": {"field": "b", "bin": {"maxbins": 50}}}},
+        {"encoding": {"x": {"field": "b", "bin": {"step": 0.5, "extent": [0, 100]}}}},
+        {"data": {"graticule": {"step": [15, 15]}}},
+        {"data": {"graticule": True}},
+        {"encoding": {"x": {"field": "b", "axis": {"tickCount": 20}}}},
+    ],
+)
+def test_bounded_uses_of_the_same_members_are_accepted(member: dict[str, Any]) -> None:
+    VegaLiteSpec.model_validate({"vega_lite": {**BAR, **member}})
 
 
 def test_a_document_too_large_or_too_deep_is_refused() -> None:
