@@ -28,6 +28,7 @@ from plotjobs.generators import ProgressCallback
 from plotjobs.render import chart, vega_lite
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.spec.report import MAX_PART_PIXELS, ReportPart, ReportSpec
+from plotjobs.spec.vega_lite import BASE_PPI
 
 # A4 portrait, in inches, and its margins.
 PAGE_WIDTH, PAGE_HEIGHT = 8.27, 11.69
@@ -36,7 +37,7 @@ TITLE_HEIGHT = 0.7
 GAP = 0.25
 TEXT_SIZE = 10
 LINE_HEIGHT = 0.19
-WRAP_COLUMNS = 95
+WRAP_COLUMNS = 90
 # A picture takes the page's width, but at most this share of its height, so two fit on a page.
 MAX_PICTURE_SHARE = 0.48
 # The contact sheet: cells of this many pixels, at most this many across.
@@ -51,9 +52,10 @@ _PDF_METADATA = {"CreationDate": None, "Creator": None, "Producer": None}
 
 @dataclass(frozen=True)
 class Placed:
-    """A rendered part: a picture (RGB pixels) or lines of wrapped text."""
+    """A rendered part: a picture (RGB pixels, and the pixels per inch its spec drew it at) or lines of wrapped text."""
 
     picture: np.ndarray | None = None
+    dpi: float = 100.0
     lines: tuple[str, ...] = ()
 
 
@@ -69,19 +71,30 @@ def wrapped(text: str, columns: int = WRAP_COLUMNS) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def picture_size(pixels_wide: int, pixels_high: int, dpi: float) -> tuple[float, float]:
+    """Inches on the page: the picture's own size, shrunk to the page's width and a share of its height.
+
+    A higher dpi or ppi in a part's spec makes it sharper in print, not larger.
+    """
+    natural_width, natural_height = pixels_wide / dpi, pixels_high / dpi
+    room_width, room_height = PAGE_WIDTH - 2 * MARGIN, (PAGE_HEIGHT - 2 * MARGIN) * MAX_PICTURE_SHARE
+    shrink = min(1.0, room_width / natural_width, room_height / natural_height)
+    return natural_width * shrink, natural_height * shrink
+
+
 def render_part(part: ReportPart) -> Placed:
     """One part, ready to place: a drawing as pixels (rendered by its generator), text as wrapped lines."""
     drawing = part.drawing()
     if drawing is None:
         return Placed(lines=wrapped(part.text or ""))
     if isinstance(drawing, ChartSpec):
-        data = chart.render(drawing)
+        data, dpi = chart.render(drawing), float(drawing.dpi)
     else:
-        data = vega_lite.render(drawing, max_pixels=MAX_PART_PIXELS)
+        data, dpi = vega_lite.render(drawing, max_pixels=MAX_PART_PIXELS), BASE_PPI * drawing.pixel_factor
     with Image.open(io.BytesIO(data)) as image:
         # Onto white: an alpha channel would double every picture in the PDF (an image and its mask).
         opaque = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-        return Placed(picture=np.asarray(opaque.convert("RGB")))
+        return Placed(picture=np.asarray(opaque.convert("RGB")), dpi=dpi)
 
 
 def _parts(spec: ReportSpec, report: ProgressCallback) -> Iterator[Placed]:
@@ -125,7 +138,6 @@ class _Pages:
             self.top = PAGE_HEIGHT - MARGIN
 
     def place(self, placed: Placed) -> None:
-        width = PAGE_WIDTH - 2 * MARGIN
         if placed.picture is None:
             height = LINE_HEIGHT * len(placed.lines)
             self._room_for(height)
@@ -136,8 +148,7 @@ class _Pages:
             )  # fmt: skip
         else:
             pixels_high, pixels_wide = placed.picture.shape[:2]
-            height = min(width * pixels_high / pixels_wide, (PAGE_HEIGHT - 2 * MARGIN) * MAX_PICTURE_SHARE)
-            picture_width = height * pixels_wide / pixels_high
+            picture_width, height = picture_size(pixels_wide, pixels_high, placed.dpi)
             self._room_for(height)
             left = (PAGE_WIDTH - picture_width) / 2
             axes = self.figure.add_axes(

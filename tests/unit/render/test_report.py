@@ -102,6 +102,17 @@ def test_a_vega_lite_part_over_the_part_pixel_bound_is_refused() -> None:
         render_report.render(spec(parts=[big]))
 
 
+def test_a_picture_keeps_its_own_size_shrunk_to_the_page_and_a_higher_dpi_only_sharpens_it() -> None:
+    assert render_report.picture_size(400, 300, 100) == render_report.picture_size(800, 600, 200) == (4.0, 3.0)
+    room = render_report.PAGE_WIDTH - 2 * render_report.MARGIN
+    width, height = render_report.picture_size(1600, 800, 100)
+    assert width == pytest.approx(room)
+    assert height == pytest.approx(room / 2)
+    width, height = render_report.picture_size(300, 3000, 100)
+    assert height == pytest.approx((render_report.PAGE_HEIGHT - 2 * render_report.MARGIN) * 0.48)
+    assert width == pytest.approx(height / 10)
+
+
 def test_text_is_wrapped_and_keeps_its_line_breaks() -> None:
     lines = render_report.wrapped("first\n\n" + "word " * 30, columns=40)
     assert lines[:2] == ("first", "")

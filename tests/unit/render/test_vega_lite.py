@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from xml.etree import ElementTree
 
 import pytest
@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from plotjobs.errors import RenderRefused
 from plotjobs.render import vega_lite as render_vega_lite
-from plotjobs.spec.vega_lite import MAX_OUTPUT_PIXELS, VEGA_LITE_VERSION, VegaLiteSpec
+from plotjobs.spec.vega_lite import MAX_OUTPUT_PIXELS, VEGA_LITE_VERSION, Theme, VegaLiteSpec
 
 BAR = {
     "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
@@ -44,6 +44,10 @@ def svg_size(data: bytes) -> tuple[float, float]:
 def test_the_pinned_vega_lite_is_one_the_converter_bundles() -> None:
     assert VEGA_LITE_VERSION in vl_convert.get_vegalite_versions()
     assert VEGA_LITE_VERSION.startswith("5.")
+
+
+def test_the_themes_the_spec_offers_are_the_converters() -> None:
+    assert set(get_args(Theme)) == set(vl_convert.get_themes())
 
 
 def test_svg_parses_as_xml_and_holds_the_title() -> None:
