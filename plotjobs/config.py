@@ -31,7 +31,7 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 30
 
 PRIORITIES = ("high", "default", "low")
 # The generators served when GENERATORS is not set: those plotjobs ships.
-BUILTIN_GENERATORS = ("chart",)
+BUILTIN_GENERATORS = ("chart", "vega-lite", "report")
 # The generator of a submission that names none: every client from before generators keeps working.
 DEFAULT_GENERATOR = "chart"
 # A generator's name becomes part of queue names, metric labels and URLs: short, lowercase, no dots.

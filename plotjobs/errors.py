@@ -348,3 +348,10 @@ class ChartNotFound(PlotjobsError):
 
     def __init__(self, chart_id: str) -> None:
         super().__init__(f"no stored chart {chart_id!r} (unknown, or expired unviewed after CHART_URL_TTL)")
+
+
+class RenderRefused(PlotjobsError):
+    """A render stopped on what no check of its spec could foresee: a converter's refusal, too large an output."""
+
+    status = 422
+    code = "render_refused"

@@ -15,6 +15,10 @@ ARRAYS_CONTEXT = "plotjobs.arrays"
 ARRAY_PLACEHOLDER = "$array"
 
 
+# The media type of each file format a generator may produce.
+MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
 class SpecRuleError(ValueError):
     """A rule across fields is broken; ``field`` is the dotted path of the input at fault."""
 

@@ -28,11 +28,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from plotjobs.spec import arrays
-from plotjobs.spec.base import GeneratorSpec, SpecRuleError, array_field_serializer
+from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError, array_field_serializer
 
 # A full date as JSON Schema's "date" format means it (RFC 3339), the only form start accepts.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+CONTENT_TYPES = MEDIA_TYPES
 
 # Bounds that keep every accepted spec renderable well inside the job timeout.
 MAX_SERIES = 20

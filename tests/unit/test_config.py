@@ -142,8 +142,8 @@ def test_the_web_app_bounds_its_redis_connections() -> None:
 
 def test_generators_default_to_the_builtins_and_workers_to_all_of_them() -> None:
     settings = from_env({})
-    assert settings.generators == ("chart",)
-    assert settings.worker_generators is None and settings.rendered_here == ("chart",)
+    assert settings.generators == ("chart", "vega-lite", "report")
+    assert settings.worker_generators is None and settings.rendered_here == ("chart", "vega-lite", "report")
     chosen = from_env({"GENERATORS": " chart, vega-lite ,chart", "WORKER_GENERATORS": "vega-lite"})
     assert chosen.generators == ("chart", "vega-lite")
     assert chosen.rendered_here == ("vega-lite",)
@@ -155,7 +155,10 @@ def test_generators_default_to_the_builtins_and_workers_to_all_of_them() -> None
         ({"GENERATORS": "Chart"}, "GENERATORS holds an invalid generator name 'Chart'"),
         ({"GENERATORS": "a.b"}, "GENERATORS holds an invalid generator name 'a.b'"),
         ({"GENERATORS": ", ,"}, "GENERATORS must name at least one generator"),
-        ({"WORKER_GENERATORS": "report"}, "WORKER_GENERATORS names report, not in GENERATORS (chart)"),
+        (
+            {"GENERATORS": "chart", "WORKER_GENERATORS": "report"},
+            "WORKER_GENERATORS names report, not in GENERATORS (chart)",
+        ),
     ],
 )
 def test_bad_generator_lists_are_refused(environ: dict[str, str], words: str) -> None:

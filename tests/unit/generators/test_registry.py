@@ -61,8 +61,8 @@ def test_get_refuses_an_unknown_or_not_allow_listed_generator_naming_the_field()
 
 def test_served_keeps_the_allow_list_order_and_names_a_missing_one() -> None:
     assert list(generators.served(["chart"])) == ["chart"]
-    with pytest.raises(UnknownGeneratorError, match="GENERATORS names 'report', which is not installed"):
-        generators.served(["chart", "report"])
+    with pytest.raises(UnknownGeneratorError, match="GENERATORS names 'sparkline', which is not installed"):
+        generators.served(["chart", "sparkline"])
 
 
 def test_queues_per_generator_and_the_description_a_client_needs() -> None:

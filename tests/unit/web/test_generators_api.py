@@ -18,7 +18,9 @@ def test_generators_lists_each_served_one_with_what_a_page_needs(fake_client: Fl
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["default"] == "chart"
-    [chart] = body["generators"]
+    assert [item["name"] for item in body["generators"]] == ["chart", "vega-lite", "report"]
+    chart, vega_lite, _ = body["generators"]
+    assert vega_lite["isolated"] is True and vega_lite["formats"]["svg"] == "image/svg+xml"
     assert chart["name"] == "chart" and chart["title"] == "Chart" and chart["isolated"] is False
     assert chart["formats"] == {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
     assert chart["schema"] == ChartSpec.model_json_schema()
@@ -36,7 +38,7 @@ def test_a_submission_may_name_the_chart_and_its_job_remembers_it(fake_client: F
 @pytest.mark.parametrize(
     ("document", "words"),
     [
-        ({"generator": "vega-lite"}, "no generator 'vega-lite' is served here (served: chart)"),
+        ({"generator": "sparkline"}, "no generator 'sparkline' is served here (served: chart, vega-lite, report)"),
         ({"generator": None}, "generator must be a generator's name, got None"),
         ({"generator": ["chart"]}, "generator must be a generator's name"),
         ({"generator": ""}, "no generator '' is served here"),
@@ -53,7 +55,7 @@ def test_an_unknown_generator_is_refused_naming_the_field(
 
 def test_a_form_names_the_generator_in_a_part_of_its_own(fake_client: FlaskClient) -> None:
     refused = fake_client.post(
-        "/api/jobs", data={"spec": '{"title": "x"}', "generator": "report"}, content_type="multipart/form-data"
+        "/api/jobs", data={"spec": '{"title": "x"}', "generator": "sparkline"}, content_type="multipart/form-data"
     )
     assert refused.status_code == 422 and refused.get_json()["field"] == "generator"
     accepted = fake_client.post(
@@ -69,8 +71,8 @@ def test_chart_urls_read_chart_specs_only(fake_client: FlaskClient) -> None:
 
 
 def test_the_app_will_not_start_with_a_generator_that_is_not_installed(fake_redis: Redis) -> None:
-    with pytest.raises(ConfigError, match="GENERATORS names 'report', which is not installed"):
-        create_app(Settings(redis_url="redis://fake", generators=("chart", "report")), redis=fake_redis)
+    with pytest.raises(ConfigError, match="GENERATORS names 'sparkline', which is not installed"):
+        create_app(Settings(redis_url="redis://fake", generators=("chart", "sparkline")), redis=fake_redis)
 
 
 def test_the_openapi_document_offers_the_served_generators(fake_app: Flask) -> None:
@@ -78,4 +80,4 @@ def test_the_openapi_document_offers_the_served_generators(fake_app: Flask) -> N
     assert "/api/generators" in document["paths"]
     assert document["components"]["schemas"]["Generators"]["properties"]["generators"]["type"] == "array"
     form = document["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["properties"]["generator"]["enum"] == ["chart"]
+    assert form["properties"]["generator"]["enum"] == ["chart", "vega-lite", "report"]

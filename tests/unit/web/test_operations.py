@@ -48,7 +48,8 @@ def test_readyz_reports_queue_depths_and_workers(client: FlaskClient) -> None:
     submit(client, "?priority=low")
     body = client.get("/readyz")
     assert body.status_code == 200
-    assert body.get_json()["queues"] == {"high": 0, "default": 0, "low": 1}
+    every_generator = {f"{name}.{queue}": 0 for name in ("vega-lite", "report") for queue in ("high", "default", "low")}
+    assert body.get_json()["queues"] == {"high": 0, "default": 0, "low": 1, **every_generator}
     assert body.get_json()["workers"] == 0 and body.get_json()["redis"] == "ok"
 
 
