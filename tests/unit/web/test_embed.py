@@ -633,3 +633,18 @@ def test_the_cli_prints_urls_of_any_generator(fake_redis: Redis, tmp_path: Any) 
         assert refused.exit_code == 2 and hint in refused.output and message in refused.output, refused.output
     pdf = runner.invoke(cli, ["url", str(spec_file), "--generator", "vega-lite", "--format", "pdf"], env={})
     assert pdf.exit_code == 2 and "PDF differs" in pdf.output
+
+
+def test_the_openapi_document_describes_the_chart_urls_from_the_registry(fake_redis: Redis) -> None:
+    document = make_app(fake_redis).test_client().get("/api/openapi.json").get_json()
+    stored_body = document["paths"]["/api/charts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert [choice["$ref"].rsplit("/", 1)[1] for choice in stored_body["oneOf"]] == [
+        "ChartSpecSubmission", "VegaLiteSpecSubmission", "ReportSpecSubmission"
+    ]  # fmt: skip
+    assert "generator" in document["components"]["schemas"]["StoredChart"]["properties"]
+    only_reports = make_app(fake_redis, generators=("report",)).test_client().get("/api/openapi.json").get_json()
+    for path in ("/chart.{file_format}", "/c/{chart_id}.{file_format}"):
+        parameters = {parameter["name"]: parameter for parameter in only_reports["paths"][path]["get"]["parameters"]}
+        assert parameters["file_format"]["schema"]["enum"] == ["pdf", "png"]
+        answers = only_reports["paths"][path]["get"]["responses"]
+        assert set(answers["200"]["content"]) == {"application/pdf", "image/png"}
