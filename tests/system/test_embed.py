@@ -220,8 +220,8 @@ def test_plotjobs_url_short_stores_a_signed_chart(chart_server: str, redis_conne
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(fresh("short from the command line")))
 
-    def plotjobs_url(secret: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "plotjobs", "url", str(spec), "--short", "--server", chart_server]
+    def plotjobs_url(secret: str, *options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "plotjobs", "url", str(spec), "--short", "--server", chart_server, *options]
         env = dict(os.environ, CHART_URL_SECRET=secret)
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
@@ -235,6 +235,13 @@ def test_plotjobs_url_short_stores_a_signed_chart(chart_server: str, redis_conne
     assert answer.status_code == 503 and answer.headers["Content-Type"] == "image/png"
     wrong = plotjobs_url("not the server's secret")
     assert wrong.returncode == 1 and "(403)" in wrong.stderr
+    # Any served generator: the file's spec sent to the report generator, stored as a report.
+    spec.write_text(json.dumps({"title": f"Short report {uuid.uuid4().hex[:8]}", "parts": [{"text": "Sales rose."}]}))
+    report = plotjobs_url(SECRET, "--generator", "report")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.strip().startswith(chart_server + "/c/") and report.stdout.strip().endswith(".pdf")
+    stored = redis_connection.get(f"plotjobs:chart:{report.stdout.strip().rsplit('/', 1)[1].removesuffix('.pdf')}")
+    assert stored is not None and json.loads(stored)["generator"] == "report"
 
 
 def fresh_vega_lite(title: str) -> dict[str, Any]:
