@@ -47,8 +47,8 @@ SPECS: dict[str, dict[str, Any]] = {
 def create_sync_app() -> Flask:
     """The QuickChart-style server: ``GET /chart.png?c=`` validated as plotjobs does, rendered in the request."""
     from plotjobs.render import chart as charts
-    from plotjobs.spec.chart import CONTENT_TYPES
-    from plotjobs.web import embed, http_errors
+    from plotjobs.spec.chart import ChartSpec
+    from plotjobs.web import embed, http_errors, spec_input
 
     app = Flask(__name__)
     http_errors.register_error_handlers(app)
@@ -57,8 +57,12 @@ def create_sync_app() -> Flask:
     @app.get("/chart.<file_format>")
     def chart(file_format: str) -> Response:
         sizes = {name: request.args.get(name) for name in embed.SIZE_PARAMETERS}
-        spec = embed.reproducible_spec(embed.url_document(request.args.get("c"), file_format, sizes))
-        return Response(charts.render(spec), mimetype=CONTENT_TYPES[spec.format])
+        document = embed.url_document(request.args.get("c"))
+        generator = spec_input.chosen_generator(document, ("chart",))
+        document = embed.sized(generator, embed.in_format(generator, document, file_format), sizes)
+        spec = embed.reproducible_spec(generator, document, file_format)
+        assert isinstance(spec, ChartSpec)
+        return Response(charts.render(spec), mimetype=spec.content_type)
 
     @app.get("/")
     def index() -> str:

@@ -326,8 +326,15 @@ class InvalidSignature(PlotjobsError):
     code = "invalid_signature"
 
 
+class SizeNotApplicable(PlotjobsError):
+    """A URL's ``w`` or ``h`` for a generator whose spec has no width or height to override."""
+
+    status = 400
+    code = "size_not_applicable"
+
+
 class NotReproducible(PlotjobsError):
-    """A chart URL or stored chart whose spec would draw random data: it must give its data or a seed."""
+    """A chart URL or stored chart whose spec would draw something else each time (random data, a clock)."""
 
     status = 422
     code = "not_reproducible"

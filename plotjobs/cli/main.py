@@ -13,13 +13,16 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
 from plotjobs import config as config_module
 from plotjobs.cli import client
 from plotjobs.config import ConfigError
+
+if TYPE_CHECKING:
+    from plotjobs.generators import Generator
 
 
 def _settings() -> config_module.Settings:
@@ -394,14 +397,63 @@ def status(job_id: str, server: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _url_spec(
+    settings: config_module.Settings,
+    document: dict[str, Any],
+    file_format: str | None,
+    width: int | None,
+    height: int | None,
+) -> tuple[Generator, dict[str, Any], str]:
+    """The generator a URL's spec names, the spec with the options applied, and its format; checked as the server will.
+
+    BadParameter for a generator not served, a format it does not render, a size its spec has not, a bad spec,
+    or one that is not reproducible.
+    """
+    from plotjobs import generators
+    from plotjobs.config import DEFAULT_GENERATOR
+    from plotjobs.errors import InvalidSpecError, UnknownGeneratorError
+    from plotjobs.generators import GENERATOR_FIELD
+
+    try:
+        chosen = generators.get(str(document.get(GENERATOR_FIELD, DEFAULT_GENERATOR)), settings.generators)
+    except UnknownGeneratorError as error:
+        raise click.BadParameter(error.message, param_hint="--generator") from None
+    fields = chosen.spec_model.model_fields
+    sized = {key: value for key, value in document.items() if key != GENERATOR_FIELD}
+    for option, field, value in (("--width", "width", width), ("--height", "height", height)):
+        if value is not None:
+            if field not in fields:
+                raise click.BadParameter(f"a {chosen.name} spec has no {field} to override", param_hint=option)
+            sized[field] = value
+    if file_format is not None:
+        if file_format not in chosen.content_types:
+            formats = ", ".join(chosen.content_types)
+            raise click.BadParameter(f"the {chosen.name} generator renders {formats}", param_hint="--format")
+        if "format" in fields:
+            sized["format"] = file_format
+    try:
+        spec = chosen.validate(sized)
+    except InvalidSpecError as error:
+        raise click.BadParameter(error.message, param_hint="SPEC") from None
+    if not spec.is_reproducible():
+        _, reason = spec.irreproducibility()
+        raise click.BadParameter(f"a chart URL must draw the same picture every time: {reason}", param_hint="SPEC")
+    return chosen, sized, spec.output_format
+
+
 @main.command()
 @click.argument("spec_file", metavar="SPEC", type=click.File("rb"))
 @server_option
-@click.option("--format", "file_format", type=click.Choice(["png", "svg", "pdf"]), help="Default: the spec's, or png.")
-@click.option("--width", type=click.IntRange(1), help="Override the width (the URL's w).")
-@click.option("--height", type=click.IntRange(1), help="Override the height (the URL's h).")
+@click.option("--format", "file_format", help="One of the generator's formats (default: the spec's).")
+@click.option("--width", type=click.IntRange(1), help="Override the width (the URL's w), for specs that have one.")
+@click.option("--height", type=click.IntRange(1), help="Override the height (the URL's h), for specs that have one.")
 @click.option("--json", "as_json", is_flag=True, help="Put the spec in the URL as JSON instead of base64url.")
 @click.option("--short", is_flag=True, help="Store the spec on the server (POST /api/charts); print its short URL.")
+@click.option(
+    "--generator",
+    metavar="NAME",
+    help="The generator to render with (default: the spec's, else chart); see generators.",
+)
 def url(
     *,
     spec_file: BinaryIO,
@@ -411,36 +463,23 @@ def url(
     height: int | None,
     as_json: bool,
     short: bool,
+    generator: str | None,
 ) -> None:
-    """Print the URL that is the chart in SPEC: GET it, or put it in an <img>; signed when CHART_URL_SECRET is set."""
-    from pydantic import ValidationError
-
+    """Print the URL that is the picture in SPEC: GET it, or put it in an <img>; signed when CHART_URL_SECRET is set."""
     from plotjobs import chart_urls
-    from plotjobs.spec.base import violations_text
-    from plotjobs.spec.chart import ChartSpec
+    from plotjobs.config import DEFAULT_GENERATOR
+    from plotjobs.generators import GENERATOR_FIELD
 
     settings = _settings()
-    spec_bytes = _read_spec(spec_file)
-    document = json.loads(spec_bytes)
-    file_format = file_format or str(document.get("format") or "png")
-    sized = {**document, "format": file_format}
-    if width is not None:
-        sized["width"] = width
-    if height is not None:
-        sized["height"] = height
-    try:
-        spec = ChartSpec.model_validate(sized)
-    except ValidationError as error:
-        raise click.BadParameter(violations_text(error), param_hint="SPEC") from None
-    if not spec.is_reproducible():
-        raise click.BadParameter(
-            "a chart URL must draw the same chart every time: give the data in 'series', or a 'seed'",
-            param_hint="SPEC",
-        )
+    document = json.loads(_read_spec(spec_file))
+    if generator is not None:
+        document[GENERATOR_FIELD] = generator
+    chosen, sized, file_format = _url_spec(settings, document, file_format, width, height)
     secret = settings.chart_url_secret
     base = server.rstrip("/")
     if short:
-        body = json.dumps(sized).encode()
+        upload = {GENERATOR_FIELD: chosen.name, **sized} if chosen.name != DEFAULT_GENERATOR else sized
+        body = json.dumps(upload).encode()
         signature = chart_urls.store_signature(secret, body) if secret else None
         try:
             stored = client.Client(server).store_chart(body, signature)

@@ -52,6 +52,10 @@ class GeneratorSpec(BaseModel):
         """Whether rendering this spec twice gives the same bytes, so identical requests may share a render."""
         return False
 
+    def irreproducibility(self) -> tuple[str, str]:
+        """Why this spec is not reproducible, for a refusal: the field at fault and what to change."""
+        return "spec", f"this {self.generator_name} spec draws something different each time it renders"
+
     def pinned(self, today: dt.date) -> Self:
         """This spec with every implicit input (such as today's date) made explicit."""
         return self

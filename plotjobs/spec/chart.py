@@ -193,6 +193,10 @@ class ChartSpec(GeneratorSpec):
         """Its own data, or seeded demo data: the output is a function of the spec alone."""
         return self.series is not None or self.seed is not None
 
+    def irreproducibility(self) -> tuple[str, str]:
+        """Demo data without a seed is random."""
+        return "seed", "give the data inline in 'series', or a 'seed' for the demo data (without a seed it is random)"
+
     def pinned(self, today: dt.date) -> ChartSpec:
         """Seeded demo data without ``start`` starts ``today``, so the job renders exactly what its key names."""
         if self.series is None and self.seed is not None and self.start is None:

@@ -104,6 +104,14 @@ class ReportSpec(GeneratorSpec):
         """Every drawn part is itself reproducible (its data or a seed given; no randomness in a document)."""
         return all(drawing is None or drawing.is_reproducible() for drawing in self.drawings())
 
+    def irreproducibility(self) -> tuple[str, str]:
+        """The first drawing that is not reproducible, and why."""
+        for index, drawing in enumerate(self.drawings()):
+            if drawing is not None and not drawing.is_reproducible():
+                field, reason = drawing.irreproducibility()
+                return f"parts.{index}.spec.{field}", reason
+        return super().irreproducibility()
+
     def pinned(self, today: dt.date) -> ReportSpec:
         """Each part's spec pinned to ``today`` and written out in full, so equal reports name one key."""
         parts = []

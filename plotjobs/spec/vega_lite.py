@@ -106,6 +106,12 @@ class VegaLiteSpec(GeneratorSpec):
         """
         return self.format != "pdf" and not changes_between_renders(self.vega_lite)
 
+    def irreproducibility(self) -> tuple[str, str]:
+        """A PDF, or a document that calls random() or now()."""
+        if self.format == "pdf":
+            return "format", "the converter's PDF differs from one render to the next: use png or svg"
+        return "vega_lite", "the document calls random() or now(), so it differs from one render to the next"
+
     @field_validator("vega_lite")
     @classmethod
     def _document_is_bounded(cls, document: dict[str, Any]) -> dict[str, Any]:

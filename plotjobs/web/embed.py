@@ -1,6 +1,8 @@
 """Charts as URLs: ``GET /chart.png?c=<spec>`` is the image, ``POST /api/charts`` stores a spec behind ``/c/<id>.png``.
 
-A URL's spec is validated as ``POST /api/jobs`` validates it, and must be reproducible. The
+Any served generator's spec may be a URL: ``c`` names it in a ``generator`` field (none: the chart),
+and the URL's extension must be one of that generator's formats. A URL's spec is validated as
+``POST /api/jobs`` validates it, and must be reproducible. The
 answer is the stored, content-addressed file when the spec was rendered already; otherwise the
 render is queued through the same dedupe as every job (identical requests share it) and the
 request waits for it on the job events the worker publishes, up to EMBED_WAIT_SECONDS, then
@@ -19,8 +21,8 @@ from typing import Any
 from flask import Blueprint, Request, Response, request, url_for
 from redis import Redis
 
-from plotjobs import chart_urls, keys, states
-from plotjobs.config import Settings
+from plotjobs import chart_urls, generators, keys, states
+from plotjobs.config import DEFAULT_GENERATOR, Settings
 from plotjobs.errors import (
     ChartNotFound,
     DataExpired,
@@ -30,13 +32,15 @@ from plotjobs.errors import (
     NotReproducible,
     RenderFailed,
     SignatureRequired,
+    SizeNotApplicable,
     TooManyRequests,
     UnknownPage,
     URLTooLong,
 )
+from plotjobs.generators import GENERATOR_FIELD, Generator
 from plotjobs.queue import data, dedupe, jobs, results, status
-from plotjobs.spec.base import attach_arrays, detached_document
-from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series
+from plotjobs.spec.base import GeneratorSpec, attach_arrays, detached_document
+from plotjobs.spec.chart import ChartSpec, Series
 from plotjobs.web import api, placeholder, spec_input
 from plotjobs.web.extension import current_event_hub, current_redis, current_settings
 
@@ -52,14 +56,15 @@ SIZE_PARAMETERS = {"w": "width", "h": "height"}
 MAX_SIZE_DIGITS = 5
 # The field of a stored chart's JSON that names its data stored apart (plotjobs.queue.data), when it has any.
 STORED_DATA_FIELD = "$data"
-NOT_REPRODUCIBLE = (
-    "a chart URL must draw the same chart every time it is loaded: give the data inline in 'series', "
-    "or a 'seed' for the demo data (without a seed the demo data is random)"
-)
+# The spec field the URL's extension sets, in the models that have one.
+FORMAT_FIELD = "format"
 
 
-def _unknown_format(file_format: str) -> UnknownPage:
-    return UnknownPage(f"no chart format {file_format[:20]!r}: use {', '.join(CONTENT_TYPES)}", field="format")
+def _check_served_format(file_format: str) -> None:
+    """404 for an extension no served generator renders (before anything else is read)."""
+    formats = api.served_content_types()
+    if file_format not in formats:
+        raise UnknownPage(f"no chart format {file_format[:20]!r}: use {', '.join(formats)}", field="format")
 
 
 def check_url_length(settings: Settings) -> None:
@@ -91,26 +96,48 @@ def check_url_signature(settings: Settings, file_format: str) -> None:
         raise InvalidSignature("the URL's sig does not match its chart: sign it again (plotjobs url)", field="sig")
 
 
-def url_document(c: str | None, file_format: str, sizes: dict[str, str | None]) -> dict[str, Any]:
-    """The spec document of a chart URL: ``c`` decoded, the route's format and the ``w``/``h`` overrides applied."""
+def url_document(c: str | None) -> dict[str, Any]:
+    """The spec document a chart URL's ``c`` carries (JSON, or base64url JSON), its ``generator`` field included."""
     if c is None or not c.strip():
         raise InvalidSpec("the chart spec goes in ?c= (JSON, or base64url JSON)", field="c")
     try:
         text = chart_urls.decode_spec(c)
     except ValueError as error:
         raise InvalidJSON(str(error), field="c") from None
-    document = spec_input.json_document(text, "c")
-    given = document.get("format")
+    return spec_input.json_document(text, "c")
+
+
+def in_format(generator: Generator, document: dict[str, Any], file_format: str) -> dict[str, Any]:
+    """The document with the URL's format in it; InvalidSpec when the generator does not render that format."""
+    if file_format not in generator.content_types:
+        raise InvalidSpec(
+            f"the {generator.name} generator renders {', '.join(generator.content_types)}, not {file_format}: "
+            "change the URL's extension",
+            field="format",
+        )
+    given = document.get(FORMAT_FIELD)
     if given is not None and given != file_format:
         raise InvalidSpec(
             f"the spec asks for format {given!r} but the URL is /chart.{file_format}: drop 'format' or change the URL",
             field="format",
         )
-    document["format"] = file_format
+    if FORMAT_FIELD in generator.spec_model.model_fields:
+        return {**document, FORMAT_FIELD: file_format}
+    return document
+
+
+def sized(generator: Generator, document: dict[str, Any], sizes: dict[str, str | None]) -> dict[str, Any]:
+    """The document with the URL's ``w``/``h`` in place of its width/height; 400 for a spec that has neither."""
+    document = dict(document)
     for parameter, field in SIZE_PARAMETERS.items():
         value = sizes.get(parameter)
         if value is None:
             continue
+        if field not in generator.spec_model.model_fields:
+            raise SizeNotApplicable(
+                f"{parameter} overrides a {field}, and a {generator.name} spec has none: drop {parameter} from the URL",
+                field=parameter,
+            )
         # ASCII digits only (str.isdigit takes '²' too, which int() refuses), and few: sizes are at most 4 digits.
         if not (value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS):
             raise InvalidSpec(f"{parameter} is the {field} in pixels, a whole number; got {value[:20]!r}", field=field)
@@ -118,24 +145,35 @@ def url_document(c: str | None, file_format: str, sizes: dict[str, str | None]) 
     return document
 
 
-def reproducible_spec(document: dict[str, Any]) -> ChartSpec:
-    """The spec, validated as POST /api/jobs validates it; NotReproducible for random demo data."""
-    spec = spec_input.validate_document(document)
+def reproducible_spec(generator: Generator, document: dict[str, Any], file_format: str) -> GeneratorSpec:
+    """The spec, validated as POST /api/jobs validates it, in ``file_format``; NotReproducible if it draws anew."""
+    spec = spec_input.validate_spec(generator, document)
+    if spec.output_format != file_format:
+        # A model without a format field renders one format of its own.
+        raise InvalidSpec(f"this {generator.name} spec renders {spec.output_format}, not {file_format}", field="format")
     if not spec.is_reproducible():
-        raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
+        field, reason = spec.irreproducibility()
+        raise NotReproducible(f"a chart URL must draw the same picture every time it is loaded: {reason}", field=field)
     return spec
+
+
+def url_spec(settings: Settings, file_format: str) -> GeneratorSpec:
+    """The spec of this request's chart URL, for the served generator its ``c`` names, in the extension's format."""
+    document = url_document(request.args.get("c"))
+    generator = spec_input.chosen_generator(document, settings.generators)
+    document = in_format(generator, document, file_format)
+    document = sized(generator, document, {name: request.args.get(name) for name in SIZE_PARAMETERS})
+    return reproducible_spec(generator, document, file_format)
 
 
 @blueprint.get("/chart.<file_format>")
 def chart_image(file_format: str) -> Response:
-    """The chart ``?c=`` describes, as a PNG, SVG or PDF; ``w`` and ``h`` override its size."""
+    """The picture ``?c=`` describes, of any served generator, in the extension's format; ``w``/``h`` size it."""
     settings = current_settings()
-    if file_format not in CONTENT_TYPES:
-        raise _unknown_format(file_format)
+    _check_served_format(file_format)
     check_url_length(settings)
     check_url_signature(settings, file_format)
-    sizes = {name: request.args.get(name) for name in SIZE_PARAMETERS}
-    spec = reproducible_spec(url_document(request.args.get("c"), file_format, sizes))
+    spec = url_spec(settings, file_format)
     secret = settings.chart_url_secret
     # Signed URLs are counted against their key, whoever loads them; unsigned ones against the address.
     identity = f"url-key:{chart_urls.key_id(secret)}" if secret else f"url:{api.client_address()}"
@@ -146,8 +184,7 @@ def chart_image(file_format: str) -> Response:
 def stored_chart_image(chart_id: str, file_format: str) -> Response:
     """The stored chart ``chart_id`` in the format its extension names; it renders again after its file expired."""
     settings = current_settings()
-    if file_format not in CONTENT_TYPES:
-        raise _unknown_format(file_format)
+    _check_served_format(file_format)
     if not _CHART_ID.match(chart_id):
         raise ChartNotFound(chart_id)
     connection = current_redis()
@@ -158,11 +195,14 @@ def stored_chart_image(chart_id: str, file_format: str) -> Response:
         stored, _ = pipe.execute()
     if stored is None:
         raise ChartNotFound(chart_id)
-    document = _with_stored_data(connection, settings, json.loads(stored))
-    document["format"] = file_format
-    spec = reproducible_spec(document)
+    document = json.loads(stored)
+    # Charts stored before other generators could be have no generator field: they are charts.
+    generator = spec_input.chosen_generator(document, settings.generators)
+    document = in_format(generator, _with_stored_data(connection, settings, document), file_format)
+    spec = reproducible_spec(generator, document, file_format)
     # Each stored chart renders at most once per format at a time, whoever (and however many) ask.
-    admission = api.Admission(f"chart:{chart_id}", len(CONTENT_TYPES), "the limit of one stored chart's renders")
+    limit = len(generator.content_types)
+    admission = api.Admission(f"chart:{chart_id}", limit, "the limit of one stored chart's renders")
     return serve(spec, admission)
 
 
@@ -189,7 +229,7 @@ def _with_stored_data(connection: Redis, settings: Settings, document: dict[str,
     return attached
 
 
-def serve(spec: ChartSpec, admission: api.Admission) -> Response:
+def serve(spec: GeneratorSpec, admission: api.Admission) -> Response:
     """The file of ``spec``: stored already, rendered by a job in flight, or by a job queued now; else 503."""
     connection = current_redis()
     found = dedupe.lookup(connection, spec)
@@ -221,7 +261,7 @@ def _render_failed(connection: Redis, job_id: str) -> RenderFailed:
     )
 
 
-def wait_for(connection: Redis, spec: ChartSpec, job_id: str) -> Response:
+def wait_for(connection: Redis, spec: GeneratorSpec, job_id: str) -> Response:
     """Wait for job ``job_id`` on its events (never polling Redis), at most EMBED_WAIT_SECONDS; serve its file."""
     hub = current_event_hub()
     deadline = time.monotonic() + current_settings().embed_wait_seconds
@@ -247,33 +287,39 @@ def wait_for(connection: Redis, spec: ChartSpec, job_id: str) -> Response:
             watch.wait(remaining)
 
 
-def cache_control(spec: ChartSpec, now: dt.datetime | None = None) -> str:
+def cache_control(spec: GeneratorSpec, now: dt.datetime | None = None) -> str:
     """``immutable`` when the spec pins everything; a seed without ``start`` draws from today: cached till midnight."""
     now = now or dt.datetime.now(dt.UTC)
-    # pinned() answers the spec itself when nothing is left to pin (identity: no comparison of large arrays).
-    if spec.pinned(now.date()) is spec:
+    today = now.date()
+    pinned = spec.pinned(today)
+    # A chart's pinned() answers the spec itself when nothing is left to pin (identity: no comparison of large
+    # arrays); other specs (a report of parts) may write themselves out anew: the same tomorrow means no date in it.
+    if pinned is spec or pinned == spec.pinned(today + dt.timedelta(days=1)):
         return api.RESULT_CACHE_CONTROL
     midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     return f"public, max-age={max(1, int((midnight - now).total_seconds()))}"
 
 
-def file_answer(connection: Redis, spec: ChartSpec, description: results.ResultDescription) -> Response:
+def file_answer(connection: Redis, spec: GeneratorSpec, description: results.ResultDescription) -> Response:
     """The stored file, with its SHA-256 as ETag and 304 for a matching If-None-Match."""
     data = results.load(connection, description)
     if data is None:
         # Expired between the lookup and now: the next request renders it again.
         return still_rendering(spec)
-    response = api.file_response(data, dict(description), f"chart-{description['sha256'][:12]}")
+    response = api.file_response(data, dict(description), f"{spec.generator_name}-{description['sha256'][:12]}")
     response.headers["Cache-Control"] = cache_control(spec)
     return response
 
 
-def still_rendering(spec: ChartSpec) -> Response:
+def still_rendering(spec: GeneratorSpec) -> Response:
     """503, Retry-After and a small image saying so, never cached: a reload shows the chart."""
-    if spec.format == "svg":
-        response = Response(placeholder.svg(spec.width, spec.height), mimetype="image/svg+xml")
+    if spec.output_format == "svg":
+        # The size of the picture to come when the spec says it (a chart), else the PNG's.
+        width = getattr(spec, "width", placeholder.PNG_WIDTH)
+        height = getattr(spec, "height", placeholder.PNG_HEIGHT)
+        response = Response(placeholder.svg(width, height), mimetype="image/svg+xml")
     else:
-        # A PDF viewer shows nothing useful for a 503 either way; an <img> shows the PNG.
+        # A PDF viewer (or any other format's) shows nothing useful for a 503 either way; an <img> shows the PNG.
         response = Response(placeholder.PNG, mimetype="image/png")
     response.status_code = 503
     response.headers["Retry-After"] = str(STILL_RENDERING_RETRY_AFTER)
@@ -286,14 +332,30 @@ def _upload_body() -> bytes:
     return body
 
 
-def _spec_of_upload(body: bytes) -> ChartSpec:
-    """The spec of a chart upload, read as POST /api/jobs reads it (JSON, or a form with a CSV)."""
-    if (request.mimetype or "").lower() == "multipart/form-data":
-        environ = dict(request.environ)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return spec_input.spec_from_request(Request(environ))
-    return spec_input.parse_spec(body, request.content_type)
+def _spec_of_upload(body: bytes, allowed: tuple[str, ...]) -> GeneratorSpec:
+    """The spec of an upload for the served generator it names, read as POST /api/jobs reads it (JSON, or a form)."""
+    environ = dict(request.environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return spec_input.submission_from_request(Request(environ), allowed)
+
+
+def stored_document(spec: GeneratorSpec) -> tuple[dict[str, Any], bytes]:
+    """What a stored chart keeps: the spec without its format and defaults, with its generator unless a chart.
+
+    A chart's large arrays go apart (``$data``), as the bytes returned; the generator field is left out
+    for the chart so a chart stored before other generators existed keeps its id.
+    """
+    document, arrays = detached_document(spec)
+    blob = b""
+    if arrays:
+        document = _without_defaults(document)
+        blob, document[STORED_DATA_FIELD] = data.packed(arrays)
+    else:
+        document = spec.model_dump(mode="json", exclude={FORMAT_FIELD}, exclude_defaults=True)
+    if spec.generator_name != DEFAULT_GENERATOR:
+        document = {GENERATOR_FIELD: spec.generator_name, **document}
+    return document, blob
 
 
 def _count_store(connection: Redis, settings: Settings, identity: str) -> None:
@@ -326,17 +388,14 @@ def store_chart() -> tuple[Response, int]:
         if not chart_urls.signatures_match(given, chart_urls.store_signature(secret, body)):
             message = "the sig does not match the body: sign it again (plotjobs url --short)"
             raise InvalidSignature(message, field="sig")
-    spec = _spec_of_upload(body)
+    spec = _spec_of_upload(body, settings.generators)
     if not spec.is_reproducible():
-        raise NotReproducible(NOT_REPRODUCIBLE, field="seed")
+        field, reason = spec.irreproducibility()
+        message = f"a stored chart must draw the same picture every time it is viewed: {reason}"
+        raise NotReproducible(message, field=field)
+    generator = generators.get(spec.generator_name, settings.generators)
     # Stored without its format: the URL's extension chooses it; large data apart, for as long as the chart.
-    document, arrays = detached_document(spec)
-    blob = b""
-    if arrays:
-        document = _without_defaults(document)
-        blob, document[STORED_DATA_FIELD] = data.packed(arrays)
-    else:
-        document = spec.model_dump(mode="json", exclude={"format"}, exclude_defaults=True)
+    document, blob = stored_document(spec)
     stored = chart_urls.compact_json(document)
     chart_id = chart_urls.chart_id(stored)
     key = keys.chart(chart_id)
@@ -344,7 +403,7 @@ def store_chart() -> tuple[Response, int]:
     created = not connection.expire(key, settings.chart_url_ttl)
     if created:
         _count_store(connection, settings, f"key:{chart_urls.key_id(secret)}" if secret else api.client_address())
-    if arrays:
+    if blob:
         # Before the chart that names it; as long-lived as the chart, whoever else stored the same data.
         data.put(connection, blob, document[STORED_DATA_FIELD], settings.chart_url_ttl)
     if created:
@@ -352,12 +411,13 @@ def store_chart() -> tuple[Response, int]:
         created = bool(connection.set(key, stored, ex=settings.chart_url_ttl, nx=True))
     urls = {
         file_format: url_for("embed.stored_chart_image", chart_id=chart_id, file_format=file_format, _external=True)
-        for file_format in CONTENT_TYPES
+        for file_format in generator.content_types
     }
     answer = {
         "id": chart_id,
-        "url": urls[spec.format],
-        "path": url_for("embed.stored_chart_image", chart_id=chart_id, file_format=spec.format),
+        "generator": spec.generator_name,
+        "url": urls[spec.output_format],
+        "path": url_for("embed.stored_chart_image", chart_id=chart_id, file_format=spec.output_format),
         "urls": urls,
         "expires_in": settings.chart_url_ttl,
         "created": created,

@@ -17,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from plotjobs.config import DEFAULT_GENERATOR
 from plotjobs.generators import GENERATOR_FIELD, Generator
-from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec
+from plotjobs.spec.chart import ChartSpec
 from plotjobs.states import JobState
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -66,9 +66,10 @@ class StoredChart(BaseModel):
     """The answer to a stored chart: its short URLs, one per format."""
 
     id: str = Field(description="The chart's id: named by its spec, so the same spec always gets the same id.")
+    generator: str = Field(description="The generator that renders it (chart, vega-lite, report, ...).")
     url: str = Field(description="The absolute short URL in the spec's format, /c/<id>.<format>.")
     path: str = Field(description="The same URL's path.")
-    urls: dict[str, str] = Field(description="The absolute short URL of each format (png, svg, pdf).")
+    urls: dict[str, str] = Field(description="The absolute short URL of each format its generator renders.")
     expires_in: int = Field(description="Seconds the stored spec is kept after its last view (CHART_URL_TTL).")
     created: bool = Field(description="False: the same spec was stored already (its expiry moved on).")
 
@@ -155,8 +156,8 @@ def _submission_schema(generator: Generator, spec_schema: dict[str, Any]) -> dic
     return schema
 
 
-def _submission_body(served: Sequence[Generator]) -> dict[str, Any]:
-    """POST /api/jobs: one of the served generators' submissions as JSON, or the chart's form of a spec and a CSV."""
+def _submission_body(served: Sequence[Generator], *, required: bool = False) -> dict[str, Any]:
+    """POST /api/jobs and /api/charts: a served generator's submission as JSON, or a form of a spec (and a CSV)."""
     choices = [{"$ref": REF_TEMPLATE.format(model=_submission_name(generator))} for generator in served]
     schema = choices[0] if len(choices) == 1 else {"oneOf": choices}
     form: dict[str, Any] = copy.deepcopy(_SPEC_FORM)
@@ -166,7 +167,7 @@ def _submission_body(served: Sequence[Generator]) -> dict[str, Any]:
         "description": "The generator (default: chart); only the chart reads a csv part.",
     }
     return {
-        "required": False,
+        "required": required,
         "content": {
             "application/json": {"schema": schema},
             "multipart/form-data": {"schema": form, "encoding": {"spec": {"contentType": "application/json"}}},
@@ -209,10 +210,6 @@ _UNAVAILABLE = _error(
     " retry after Retry-After seconds."
 )
 
-# The chart URLs' answers: they serve the chart generator only.
-_FILES = {
-    media_type: {"schema": {"type": "string", "contentMediaType": media_type}} for media_type in CONTENT_TYPES.values()
-}
 
 _PRIORITY = {
     "name": "priority",
@@ -267,24 +264,18 @@ _SPEC_FORM = {
 }
 
 
-def _spec_body(*, required: bool) -> dict[str, Any]:
-    """A chart spec as a request body: JSON, or the form of a spec and a CSV (POST /api/jobs, POST /api/charts)."""
+def _chart_format(served: Sequence[Generator]) -> dict[str, Any]:
+    """The extension of a chart URL: any served generator's format (the spec's generator must render it)."""
+    formats = list(dict.fromkeys(file_format for generator in served for file_format in generator.content_types))
     return {
-        "required": required,
-        "content": {
-            "application/json": {"schema": _ref(ChartSpec)},
-            "multipart/form-data": {"schema": _SPEC_FORM, "encoding": {"spec": {"contentType": "application/json"}}},
-        },
+        "name": "file_format",
+        "in": "path",
+        "required": True,
+        "description": "The format of the answer: one of the spec's generator's formats (a spec's own format must "
+        "agree).",
+        "schema": {"type": "string", "enum": formats},
     }
 
-
-_CHART_FORMAT = {
-    "name": "file_format",
-    "in": "path",
-    "required": True,
-    "description": "png, svg or pdf: the format of the answer (a spec's own format must agree).",
-    "schema": {"type": "string", "enum": list(CONTENT_TYPES)},
-}
 
 _SIGNATURE = {
     "name": "sig",
@@ -294,25 +285,27 @@ _SIGNATURE = {
     "schema": {"type": "string"},
 }
 
-_STILL_RENDERING = {
-    "description": "Still rendering after EMBED_WAIT_SECONDS: a small image saying so, Cache-Control: no-store and "
-    "Retry-After; or Redis is unreachable (JSON).",
-    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    "content": {**_FILES, "application/json": {"schema": _ref(ErrorBody)}},
-}
 
-
-def _chart_image_answers(extra: dict[str, Any]) -> dict[str, Any]:
+def _chart_image_answers(served: Sequence[Generator], extra: dict[str, Any]) -> dict[str, Any]:
+    still_rendering = {
+        "description": "Still rendering after EMBED_WAIT_SECONDS: a small image saying so (an SVG for .svg, else a "
+        "PNG), Cache-Control: no-store and Retry-After; or Redis is unreachable (JSON).",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {**_files(served), "application/json": {"schema": _ref(ErrorBody)}},
+    }
     return {
         "200": {
-            "description": "The chart. ETag: its SHA-256; immutable when the spec pins everything.",
-            "content": _FILES,
+            "description": "The picture. ETag: its SHA-256; immutable when the spec pins everything.",
+            "content": _files(served),
         },
         "304": {"description": "Not modified (If-None-Match matched the ETag)."},
         **extra,
-        "422": _error("The spec breaks a rule, is not reproducible (not_reproducible), or its render failed."),
+        "422": _error(
+            "The spec breaks a rule, its generator is not served (field: generator), does not render the "
+            "extension's format (field: format), the spec is not reproducible (not_reproducible), or its render failed."
+        ),
         "429": _error("The queues are full, or this URL's signing key or client has CHART_URL_MAX_RENDERS renders."),
-        "503": _STILL_RENDERING,
+        "503": still_rendering,
     }
 
 
@@ -472,16 +465,20 @@ def document(served: Sequence[Generator]) -> dict[str, Any]:
             "/api/charts": {
                 "post": {
                     "operationId": "storeChart",
-                    "summary": "Store a reproducible chart spec for CHART_URL_TTL and answer its short URLs.",
+                    "summary": "Store a reproducible spec of any served generator (generator field, default chart) for "
+                    "CHART_URL_TTL and answer its short URLs.",
                     "parameters": [_SIGNATURE],
-                    "requestBody": _spec_body(required=True),
+                    "requestBody": _submission_body(served, required=True),
                     "responses": {
                         "200": _json(StoredChart, "Stored (created), or stored already: its expiry moved on."),
                         "400": _error("The spec is not valid JSON, or the multipart body cannot be parsed."),
                         "403": _error("CHART_URL_SECRET is set and sig is missing or wrong."),
                         "413": _error("Larger than MAX_REQUEST_BYTES (request_too_large; limit says how large)."),
                         "415": _error("The body is neither JSON nor a multipart form."),
-                        "422": _error("The spec breaks a rule, or is not reproducible (not_reproducible)."),
+                        "422": _error(
+                            "The spec breaks a rule, its generator is not served (field: generator), or it is not "
+                            "reproducible (not_reproducible)."
+                        ),
                         "429": _error("This client (or key) stored CHART_URL_STORES_PER_HOUR charts this hour."),
                         "503": _UNAVAILABLE,
                     },
@@ -490,39 +487,45 @@ def document(served: Sequence[Generator]) -> dict[str, Any]:
             "/chart.{file_format}": {
                 "get": {
                     "operationId": "chartImage",
-                    "summary": "A URL's chart: served when rendered, else rendered while the request waits.",
+                    "summary": "A URL's picture, of any served generator: served when rendered, else rendered while "
+                    "the request waits.",
                     "parameters": [
-                        _CHART_FORMAT,
+                        _chart_format(served),
                         {
                             "name": "c",
                             "in": "query",
                             "required": True,
-                            "description": "The chart spec (as for POST /api/jobs): JSON, or base64url-encoded JSON.",
+                            "description": "The spec as for POST /api/jobs, its generator field included (default "
+                            "chart): JSON, or base64url-encoded JSON.",
                             "schema": {"type": "string"},
                         },
                         {
                             "name": "w",
                             "in": "query",
                             "required": False,
-                            "description": "Overrides the spec's width (pixels).",
+                            "description": "Overrides the spec's width (pixels), for a spec that has one (the chart).",
                             "schema": {"type": "string", "pattern": "^[0-9]+$"},
                         },
                         {
                             "name": "h",
                             "in": "query",
                             "required": False,
-                            "description": "Overrides the spec's height (pixels).",
+                            "description": "Overrides the spec's height (pixels), for a spec that has one.",
                             "schema": {"type": "string", "pattern": "^[0-9]+$"},
                         },
                         _SIGNATURE,
                     ],
                     "responses": _chart_image_answers(
+                        served,
                         {
-                            "400": _error("c is not JSON (nor base64url JSON)."),
+                            "400": _error(
+                                "c is not JSON (nor base64url JSON), or w or h is given for a spec without a size "
+                                "(size_not_applicable, field: w or h)."
+                            ),
                             "403": _error("CHART_URL_SECRET is set and sig is missing or does not match."),
-                            "404": _error("Not a format this service renders."),
+                            "404": _error("Not a format any served generator renders."),
                             "414": _error("The URL is longer than CHART_URL_MAX_BYTES."),
-                        }
+                        },
                     ),
                 }
             },
@@ -537,10 +540,10 @@ def document(served: Sequence[Generator]) -> dict[str, Any]:
                             "required": True,
                             "schema": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
                         },
-                        _CHART_FORMAT,
+                        _chart_format(served),
                     ],
                     "responses": _chart_image_answers(
-                        {"404": _error("No stored chart has this id (unknown, or expired unviewed).")}
+                        served, {"404": _error("No stored chart has this id (unknown, or expired unviewed).")}
                     ),
                 }
             },

@@ -1,7 +1,7 @@
 """Specs out of HTTP requests: a JSON body, or a multipart form with a spec and a CSV file.
 
 A submission names its generator in a ``generator`` field (default: ``chart``) beside the spec's
-own fields, or in a ``generator`` part of a form; the chart URLs read chart specs only.
+own fields, or in a ``generator`` part of a form; the chart URLs read them the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from plotjobs.errors import InvalidForm, InvalidJSON, InvalidSpec, UnknownGenera
 from plotjobs.generators import GENERATOR_FIELD, Generator
 from plotjobs.spec import table
 from plotjobs.spec.base import GeneratorSpec, violations
-from plotjobs.spec.chart import ChartSpec
 
 SPEC_PART = "spec"
 CSV_PART = "csv"
@@ -67,21 +66,6 @@ def chosen_generator(document: dict[str, Any], allowed: Iterable[str]) -> Genera
     return generators.get(name, allowed)
 
 
-def validate_document(document: dict[str, Any]) -> ChartSpec:
-    """The chart spec of a parsed JSON document (a ``generator`` field may only name the chart)."""
-    if GENERATOR_FIELD in document:
-        document = dict(document)
-        if document.pop(GENERATOR_FIELD) != DEFAULT_GENERATOR:
-            raise UnknownGeneratorError(
-                f"only the {DEFAULT_GENERATOR} generator is served here; use POST /api/jobs for the others",
-                field=GENERATOR_FIELD,
-            )
-    try:
-        return ChartSpec.model_validate(document)
-    except ValidationError as error:
-        raise spec_from_validation_error(error) from None
-
-
 def _json_body(body: bytes, content_type: str | None) -> dict[str, Any]:
     if not body.strip():
         return {}
@@ -91,11 +75,6 @@ def _json_body(body: bytes, content_type: str | None) -> dict[str, Any]:
             field="Content-Type",
         )
     return json_document(body, "body")
-
-
-def parse_spec(body: bytes, content_type: str | None) -> ChartSpec:
-    """The chart spec in a JSON request body; an empty body is the default chart."""
-    return validate_document(_json_body(body, content_type))
 
 
 def _form_parts(request: Request) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
@@ -147,19 +126,6 @@ def _with_columns(document: dict[str, Any], csv_part: bytes | None) -> dict[str,
     except table.TableError as error:
         details = [{"field": error.field, "message": error.message}]
         raise InvalidSpec(f"{error.field}: {error.message}", field=error.field, details=details) from None
-
-
-def parse_form(request: Request) -> ChartSpec:
-    """The chart spec of a multipart form: a JSON ``spec`` part, and a ``csv`` file its series may name."""
-    document, csv_part = _form_document(request)
-    return validate_document(_with_columns(document, csv_part))
-
-
-def spec_from_request(request: Request) -> ChartSpec:
-    """The chart spec a request carries, whichever form it comes in (the chart URLs' POST /api/charts)."""
-    if _media_type(request.content_type) == "multipart/form-data":
-        return parse_form(request)
-    return parse_spec(request.get_data(cache=False), request.content_type)
 
 
 def submission_from_request(request: Request, allowed: Iterable[str]) -> GeneratorSpec:

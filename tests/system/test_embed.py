@@ -22,6 +22,7 @@ from plotjobs.cli.embedded_redis import free_port
 from plotjobs.config import MAX_CHART_URL_BYTES
 from tests.support.browser import CHROMIUM_ARGS, ensure_chromium
 from tests.support.processes import running_gunicorn, running_worker
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration]
 
@@ -36,6 +37,10 @@ def chart_server(redis_url: str) -> Iterator[str]:
     """A real gunicorn (the production config: gunicorn.conf.py) that renders signed chart URLs only."""
     with running_gunicorn(redis_url, CHART_URL_SECRET=SECRET, EMBED_WAIT_SECONDS=str(WAIT_SECONDS)) as url:
         yield url
+
+
+# An isolated render (a child process per job) may outlast one request's wait on a busy machine.
+ISOLATED_RENDER_SECONDS = 40
 
 
 def signed(document: dict[str, Any], file_format: str = "png", **options: Any) -> str:
@@ -215,8 +220,8 @@ def test_plotjobs_url_short_stores_a_signed_chart(chart_server: str, redis_conne
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(fresh("short from the command line")))
 
-    def plotjobs_url(secret: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "plotjobs", "url", str(spec), "--short", "--server", chart_server]
+    def plotjobs_url(secret: str, *options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "plotjobs", "url", str(spec), "--short", "--server", chart_server, *options]
         env = dict(os.environ, CHART_URL_SECRET=secret)
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
@@ -230,3 +235,81 @@ def test_plotjobs_url_short_stores_a_signed_chart(chart_server: str, redis_conne
     assert answer.status_code == 503 and answer.headers["Content-Type"] == "image/png"
     wrong = plotjobs_url("not the server's secret")
     assert wrong.returncode == 1 and "(403)" in wrong.stderr
+    # Any served generator: the file's spec sent to the report generator, stored as a report.
+    spec.write_text(json.dumps({"title": f"Short report {uuid.uuid4().hex[:8]}", "parts": [{"text": "Sales rose."}]}))
+    report = plotjobs_url(SECRET, "--generator", "report")
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.strip().startswith(chart_server + "/c/") and report.stdout.strip().endswith(".pdf")
+    stored = redis_connection.get(f"plotjobs:chart:{report.stdout.strip().rsplit('/', 1)[1].removesuffix('.pdf')}")
+    assert stored is not None and json.loads(stored)["generator"] == "report"
+
+
+def fresh_vega_lite(title: str) -> dict[str, Any]:
+    """A vega-lite spec no earlier run rendered."""
+    return {
+        "generator": "vega-lite",
+        "vega_lite": {
+            "title": f"{title} {uuid.uuid4().hex[:8]}",
+            "width": 300,
+            "height": 200,
+            "data": {"values": [{"region": "north", "sales": 23}, {"region": "south", "sales": 41}]},
+            "mark": "bar",
+            "encoding": {
+                "x": {"field": "region", "type": "nominal"},
+                "y": {"field": "sales", "type": "quantitative"},
+            },
+        },
+    }
+
+
+def rendered_in_time(url: str) -> requests.Response:
+    """GET ``url`` until it is no longer "still rendering" (each GET waits EMBED_WAIT_SECONDS on the server)."""
+
+    def answer() -> requests.Response | None:
+        response = requests.get(url, timeout=30)
+        return None if response.status_code == 503 else response
+
+    return wait_for(answer, timeout=ISOLATED_RENDER_SECONDS, what=f"{url} to render")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_a_vega_lite_url_and_a_stored_report_are_served_end_to_end(
+    chart_server: str, redis_url: str, redis_connection: Redis
+) -> None:
+    vega_lite = signed(fresh_vega_lite("embedded"), "svg")
+    report = {
+        "generator": "report",
+        "title": f"Stored report {uuid.uuid4().hex[:8]}",
+        "parts": [{"text": "Sales rose."}, {"generator": "vega-lite", "spec": fresh_vega_lite("part")}],
+    }
+    del report["parts"][1]["spec"]["generator"]
+    body = json.dumps(report).encode()
+    with running_worker(redis_url, redis_connection):
+        svg = rendered_in_time(chart_server + vega_lite)
+        assert svg.status_code == 200, svg.text
+        assert svg.headers["Content-Type"].startswith("image/svg+xml") and svg.content.lstrip().startswith(b"<svg")
+        assert svg.headers["Cache-Control"].endswith("immutable")
+        stored = requests.post(
+            f"{chart_server}/api/charts?sig={chart_urls.store_signature(SECRET, body)}",
+            data=body, headers={"Content-Type": "application/json"}, timeout=30,
+        )  # fmt: skip
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["generator"] == "report" and stored.json()["path"].endswith(".pdf")
+        pdf = rendered_in_time(stored.json()["urls"]["pdf"])
+        assert pdf.status_code == 200, pdf.text
+        assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+        again = requests.get(stored.json()["urls"]["pdf"], headers={"If-None-Match": pdf.headers["ETag"]}, timeout=30)
+        assert again.status_code == 304
+        refused = requests.get(stored.json()["urls"]["pdf"].replace(".pdf", ".svg"), timeout=30)
+        assert (refused.status_code, refused.json()["field"]) == (422, "format")
+    with HostPages() as host, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=ensure_chromium(), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page()
+            tab.goto(host.page("/vega-lite.html", {"vega_lite": chart_server + vega_lite}))
+            width, height = shown(tab)["vega_lite"]
+            # Vega-Lite's width and height are the plot's: the axes, title and padding add to them.
+            assert width > 300 and height > 200, (width, height)
+        finally:
+            browser.close()

@@ -23,6 +23,7 @@ from plotjobs.cli.main import main as cli
 from plotjobs.config import Settings
 from plotjobs.render import chart as chart_render
 from plotjobs.spec.chart import ChartSpec
+from plotjobs.spec.report import ReportSpec
 from plotjobs.web import create_app, embed, placeholder
 from plotjobs.web.extension import EXTENSION_KEY
 from tests.unit.web.test_api import run_queued_jobs
@@ -242,6 +243,10 @@ def test_a_seed_without_start_is_cached_until_midnight_only() -> None:
     assert embed.cache_control(spec, noon) == "public, max-age=43200"
     assert embed.cache_control(ChartSpec(seed=1, start=dt.date(2026, 1, 1)), noon).endswith("immutable")
     assert embed.cache_control(ChartSpec.model_validate(DATA), noon).endswith("immutable")
+    report = {"parts": [{"text": "x"}, {"generator": "chart", "spec": {"seed": 1}}]}
+    assert embed.cache_control(ReportSpec.model_validate(report), noon) == "public, max-age=43200"
+    report["parts"][1]["spec"]["start"] = "2026-01-01"
+    assert embed.cache_control(ReportSpec.model_validate(report), noon).endswith("immutable")
 
 
 def test_still_rendering_is_503_no_store_with_an_image(embed_client: FlaskClient) -> None:
@@ -454,3 +459,192 @@ def test_the_wait_gives_up_on_time(settings: Settings, redis_connection: Redis) 
 def test_json_python_cannot_read_is_a_clear_400(embed_client: FlaskClient, c: str) -> None:
     answer = embed_client.get("/chart.png", query_string={"c": c})
     assert (answer.status_code, answer.get_json()["error"], answer.get_json()["field"]) == (400, "invalid_json", "c")
+
+
+# --- other generators: the same URLs, validated and rendered through the registry --------------------
+
+VEGA_LITE = {
+    "generator": "vega-lite",
+    "vega_lite": {
+        "data": {"values": [{"region": "north", "sales": 23}, {"region": "south", "sales": 41}]},
+        "mark": "bar",
+        "encoding": {"x": {"field": "region", "type": "nominal"}, "y": {"field": "sales", "type": "quantitative"}},
+    },
+}
+REPORT = {
+    "generator": "report",
+    "title": "Q1",
+    "parts": [{"text": "Sales rose."}, {"generator": "chart", "spec": DATA}],
+}
+
+
+def test_a_vega_lite_url_is_its_picture_with_the_charts_caching(embed_client: FlaskClient, fake_redis: Redis) -> None:
+    svg = rendered(embed_client, fake_redis, url(VEGA_LITE, "svg"))
+    assert svg.mimetype == "image/svg+xml" and svg.data.lstrip().startswith(b"<svg")
+    assert svg.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert svg.headers["ETag"] == f'"{hashlib.sha256(svg.data).hexdigest()}"'
+    assert "vega-lite-" in svg.headers["Content-Disposition"]
+    assert embed_client.get(url(VEGA_LITE, "svg", as_json=True)).headers["ETag"] == svg.headers["ETag"]
+    png = rendered(embed_client, fake_redis, url(VEGA_LITE))
+    assert png.mimetype == "image/png" and png_shape(png.data)[0] > 0
+
+
+def test_a_chart_keeps_its_url_and_its_file_when_it_names_its_generator(
+    embed_client: FlaskClient, fake_redis: Redis
+) -> None:
+    plain = rendered(embed_client, fake_redis, url(DATA))
+    named = embed_client.get(url({"generator": "chart", **DATA}))
+    assert named.status_code == 200 and named.headers["ETag"] == plain.headers["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"generator": "sparkline"}, "no generator 'sparkline' is served here (served: chart, vega-lite)"),
+        ({"generator": "report", "parts": [{"text": "x"}]}, "no generator 'report' is served here"),
+        ({"generator": 7}, "generator must be a generator's name"),
+    ],
+)
+def test_a_generator_not_served_is_refused_naming_the_field(fake_redis: Redis, document: dict, message: str) -> None:
+    client = make_app(fake_redis, generators=("chart", "vega-lite")).test_client()
+    for answer in (client.get(url(document, "pdf")), client.post("/api/charts", json=document)):
+        body = answer.get_json()
+        assert (answer.status_code, body["field"]) == (422, "generator") and message in body["message"]
+
+
+def test_a_format_the_generator_does_not_render_is_refused_naming_it(fake_redis: Redis) -> None:
+    client = make_app(fake_redis).test_client()
+    answer = client.get(url(REPORT, "svg"))
+    body = answer.get_json()
+    assert (answer.status_code, body["error"], body["field"]) == (422, "invalid_spec", "format")
+    assert "renders pdf, png, not svg" in body["message"]
+    # An extension no served generator renders is no page at all.
+    only_reports = make_app(fake_redis, generators=("report",)).test_client()
+    assert only_reports.get(url(REPORT, "svg")).status_code == 404
+    assert only_reports.get(url(REPORT, "svg")).get_json()["field"] == "format"
+    mismatch = client.get(url(VEGA_LITE, "png").replace("c=", "c=x"))  # not base64url of JSON: refused first
+    assert mismatch.status_code == 400
+
+
+@pytest.mark.parametrize("parameter", ["w", "h"])
+def test_w_and_h_are_refused_for_a_spec_without_a_size(embed_client: FlaskClient, parameter: str) -> None:
+    for document in (VEGA_LITE, REPORT):
+        answer = embed_client.get(url(document) + f"&{parameter}=300")
+        body = answer.get_json()
+        assert (answer.status_code, body["error"], body["field"]) == (400, "size_not_applicable", parameter)
+        assert document["generator"] in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("document", "file_format", "field"),
+    [
+        (VEGA_LITE, "pdf", "format"),
+        ({**VEGA_LITE, "vega_lite": {**VEGA_LITE["vega_lite"], "transform": [{"calculate": "random()", "as": "r"}]}},
+         "svg", "vega_lite"),
+        ({**REPORT, "parts": [{"text": "x"}, {"generator": "chart", "spec": {"title": "random"}}]}, "pdf",
+         "parts.1.spec.seed"),
+    ],
+)  # fmt: skip
+def test_only_reproducible_specs_of_any_generator_are_urls(
+    embed_client: FlaskClient, document: dict, file_format: str, field: str
+) -> None:
+    for answer in (embed_client.get(url(document, file_format)), embed_client.post("/api/charts", json=document)):
+        body = answer.get_json()
+        if answer.request.method == "POST" and file_format == "pdf" and field == "format":
+            # Stored without a format, the vega-lite spec is a PNG: it may be stored.
+            assert answer.status_code == 200
+            continue
+        assert (answer.status_code, body["error"], body["field"]) == (422, "not_reproducible", field), body
+
+
+def test_a_vega_lite_svg_still_rendering_is_an_svg_placeholder(embed_client: FlaskClient) -> None:
+    answer = embed_client.get(url(VEGA_LITE, "svg"))
+    assert answer.status_code == 503 and answer.mimetype == "image/svg+xml"
+    assert f'width="{placeholder.PNG_WIDTH}" height="{placeholder.PNG_HEIGHT}"'.encode() in answer.data
+    report = embed_client.get(url(REPORT, "pdf"))
+    assert report.status_code == 503 and report.mimetype == "image/png" and report.data == placeholder.PNG
+
+
+def test_a_stored_report_records_its_generator_and_serves_its_formats(
+    embed_client: FlaskClient, fake_redis: Redis
+) -> None:
+    stored = embed_client.post("/api/charts", json=REPORT)
+    body = stored.get_json()
+    assert stored.status_code == 200 and body["generator"] == "report"
+    assert body["path"] == f"/c/{body['id']}.pdf" and set(body["urls"]) == {"pdf", "png"}
+    kept = json.loads(fake_redis.get(keys.chart(body["id"])) or b"{}")
+    assert kept["generator"] == "report" and "format" not in kept
+    pdf = rendered(embed_client, fake_redis, body["path"])
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+    assert pdf.headers["Cache-Control"].endswith("immutable")
+    svg = embed_client.get(f"/c/{body['id']}.svg")
+    assert (svg.status_code, svg.get_json()["field"]) == (422, "format")
+    # The long URL of the same spec shares the file.
+    assert embed_client.get(url(REPORT, "pdf")).headers["ETag"] == pdf.headers["ETag"]
+
+
+def test_a_stored_vega_lite_spec_is_served_in_its_formats(embed_client: FlaskClient, fake_redis: Redis) -> None:
+    body = embed_client.post("/api/charts", json={**VEGA_LITE, "format": "svg"}).get_json()
+    assert body["path"] == f"/c/{body['id']}.svg" and set(body["urls"]) == {"png", "svg", "pdf"}
+    svg = rendered(embed_client, fake_redis, body["path"])
+    assert svg.mimetype == "image/svg+xml"
+    pdf = embed_client.get(f"/c/{body['id']}.pdf")
+    assert (pdf.status_code, pdf.get_json()["error"], pdf.get_json()["field"]) == (422, "not_reproducible", "format")
+    assert embed_client.get(f"/c/{body['id']}.svg?w=300").status_code == 200  # a short URL takes no w
+
+
+def test_a_chart_stored_without_a_generator_field_is_a_chart(embed_client: FlaskClient, fake_redis: Redis) -> None:
+    body = embed_client.post("/api/charts", json=DATA).get_json()
+    stored = (fake_redis.get(keys.chart(body["id"])) or b"").decode()
+    assert "generator" not in json.loads(stored)
+    # The id is the spec's as it was before other generators: named by the same JSON.
+    assert body["id"] == chart_urls.chart_id(stored) and body["generator"] == "chart"
+    assert rendered(embed_client, fake_redis, body["path"]).mimetype == "image/png"
+
+
+def test_a_stored_chart_of_a_generator_no_longer_served_is_refused(fake_redis: Redis) -> None:
+    chart_id = make_app(fake_redis).test_client().post("/api/charts", json=VEGA_LITE).get_json()["id"]
+    answer = make_app(fake_redis, generators=("chart",)).test_client().get(f"/c/{chart_id}.png")
+    assert (answer.status_code, answer.get_json()["field"]) == (422, "generator")
+
+
+def test_the_cli_prints_urls_of_any_generator(fake_redis: Redis, tmp_path: Any) -> None:
+    runner = CliRunner()
+    spec_file = tmp_path / "vega.json"
+    spec_file.write_text(json.dumps({key: value for key, value in VEGA_LITE.items() if key != "generator"}))
+    named = runner.invoke(cli, ["url", str(spec_file), "--generator", "vega-lite", "--format", "svg"], env={})
+    assert named.exit_code == 0, named.output
+    path = named.output.strip().removeprefix("http://127.0.0.1:8000")
+    assert path.startswith("/chart.svg?c=")
+    assert json.loads(chart_urls.decode_spec(path.split("c=")[1]))["generator"] == "vega-lite"
+    client = make_app(fake_redis).test_client()
+    assert rendered(client, fake_redis, path).mimetype == "image/svg+xml"
+    report_file = tmp_path / "report.json"
+    report_file.write_text(json.dumps(REPORT))
+    report = runner.invoke(cli, ["url", str(report_file)], env={})
+    assert report.exit_code == 0 and "/chart.pdf?c=" in report.output  # the report's own default format
+    refusals = [
+        (["--format", "svg"], "--format", "renders pdf, png"),
+        (["--width", "300"], "--width", "no width"),
+        (["--generator", "sparkline"], "--generator", "sparkline"),
+    ]
+    for options, hint, message in refusals:
+        refused = runner.invoke(cli, ["url", str(report_file), *options], env={})
+        assert refused.exit_code == 2 and hint in refused.output and message in refused.output, refused.output
+    pdf = runner.invoke(cli, ["url", str(spec_file), "--generator", "vega-lite", "--format", "pdf"], env={})
+    assert pdf.exit_code == 2 and "PDF differs" in pdf.output
+
+
+def test_the_openapi_document_describes_the_chart_urls_from_the_registry(fake_redis: Redis) -> None:
+    document = make_app(fake_redis).test_client().get("/api/openapi.json").get_json()
+    stored_body = document["paths"]["/api/charts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert [choice["$ref"].rsplit("/", 1)[1] for choice in stored_body["oneOf"]] == [
+        "ChartSpecSubmission", "VegaLiteSpecSubmission", "ReportSpecSubmission"
+    ]  # fmt: skip
+    assert "generator" in document["components"]["schemas"]["StoredChart"]["properties"]
+    only_reports = make_app(fake_redis, generators=("report",)).test_client().get("/api/openapi.json").get_json()
+    for path in ("/chart.{file_format}", "/c/{chart_id}.{file_format}"):
+        parameters = {parameter["name"]: parameter for parameter in only_reports["paths"][path]["get"]["parameters"]}
+        assert parameters["file_format"]["schema"]["enum"] == ["pdf", "png"]
+        answers = only_reports["paths"][path]["get"]["responses"]
+        assert set(answers["200"]["content"]) == {"application/pdf", "image/png"}

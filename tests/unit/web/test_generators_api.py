@@ -64,10 +64,11 @@ def test_a_form_names_the_generator_in_a_part_of_its_own(fake_client: FlaskClien
     assert accepted.status_code == 202, accepted.get_json()
 
 
-def test_chart_urls_read_chart_specs_only(fake_client: FlaskClient) -> None:
-    answer = fake_client.post("/api/charts", json={"generator": "report", "seed": 1})
+def test_chart_urls_refuse_a_generator_not_served_naming_the_field(fake_client: FlaskClient) -> None:
+    answer = fake_client.post("/api/charts", json={"generator": "sparkline", "seed": 1})
     assert answer.status_code == 422
-    assert answer.get_json()["field"] == "generator" and "use POST /api/jobs" in answer.get_json()["message"]
+    body = answer.get_json()
+    assert body["field"] == "generator" and "served: chart, vega-lite, report" in body["message"]
 
 
 def test_the_app_will_not_start_with_a_generator_that_is_not_installed(fake_redis: Redis) -> None:
