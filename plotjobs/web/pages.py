@@ -34,8 +34,10 @@ def index() -> str:
 
 @blueprint.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
-    """A bookmarkable page that follows one job until its image appears."""
-    return render_template("job.html", job_id=job_id)
+    """A bookmarkable page that follows one job until its image (or file) is ready."""
+    served = generators.served(current_settings().generators)
+    titles = {name: generator.title or name for name, generator in served.items()}
+    return render_template("job.html", job_id=job_id, generator_titles=titles)
 
 
 @blueprint.get("/image_page")

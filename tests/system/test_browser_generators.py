@@ -81,6 +81,10 @@ def test_a_vega_lite_document_is_rendered_and_shown_as_a_png(
     page.reload()
     expect(card(page, job_id).locator(".job-link")).to_have_text("Vega-Lite")
     expect(card(page, job_id).locator(".job-image")).to_be_visible()
+    # So does the job's own page.
+    page.goto(f"/jobs/{job_id}")
+    expect(card(page, job_id).locator(".job-link")).to_have_text("Vega-Lite")
+    expect(card(page, job_id).locator(".job-image")).to_be_visible()
     assert console.violations() == []
 
 
