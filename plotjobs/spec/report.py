@@ -81,7 +81,17 @@ class ReportSpec(GeneratorSpec):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Title = ""
-    parts: list[ReportPart] = Field(min_length=1, max_length=MAX_PARTS)
+    parts: list[ReportPart] = Field(
+        min_length=1,
+        max_length=MAX_PARTS,
+        description="Text blocks and drawings, in order; each part has text, or a generator and its spec.",
+        examples=[
+            [
+                {"text": "Sales rose in March."},
+                {"generator": "chart", "spec": {"kind": "bar", "title": "Sales", "seed": 1}},
+            ]
+        ],
+    )
     format: Literal["pdf", "png"] = "pdf"
 
     generator_name: ClassVar[str] = "report"

@@ -72,7 +72,15 @@ class VegaLiteSpec(GeneratorSpec):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     vega_lite: dict[str, Any] = Field(
-        description="The Vega-Lite v5 document (https://vega.github.io/vega-lite/docs/spec.html): data inline only."
+        title="Vega-Lite document",
+        description="The Vega-Lite v5 document (https://vega.github.io/vega-lite/docs/spec.html): data inline only.",
+        examples=[
+            {
+                "data": {"values": [{"a": "A", "b": 28}, {"a": "B", "b": 55}, {"a": "C", "b": 43}]},
+                "mark": "bar",
+                "encoding": {"x": {"field": "a", "type": "nominal"}, "y": {"field": "b", "type": "quantitative"}},
+            }
+        ],
     )
     format: Literal["png", "svg", "pdf"] = "png"
     scale: float = Field(

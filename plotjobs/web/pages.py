@@ -6,27 +6,38 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
+from plotjobs import generators
 from plotjobs.errors import JobNotFound, ResultNotReady
 from plotjobs.queue import accepted, jobs, status
 from plotjobs.spec.chart import ChartSpec
 from plotjobs.web.api import file_response, queue_render
-from plotjobs.web.extension import current_redis
-from plotjobs.web.form import CHART_LAYOUT, XY_KINDS, form_fields
+from plotjobs.web.extension import current_redis, current_settings
+from plotjobs.web.form import CHART, CHART_LAYOUT, XY_KINDS, form_fields, generator_forms
 
 blueprint = Blueprint("views", __name__)
 
 
 @blueprint.get("/")
 def index() -> str:
-    """The page to ask for a chart and watch it render."""
-    fields = form_fields(ChartSpec.model_json_schema(), CHART_LAYOUT)
-    return render_template("index.html", fields=fields, mapping_template="_chart_mapping.html", xy_kinds=XY_KINDS)
+    """The page to ask for a chart (or anything another served generator makes) and watch it render."""
+    served = generators.served(current_settings().generators)
+    return render_template(
+        "index.html",
+        chart_served=CHART in served,
+        chart_title=served[CHART].title if CHART in served else "",
+        fields=form_fields(ChartSpec.model_json_schema(), CHART_LAYOUT),
+        mapping_template="_chart_mapping.html",
+        xy_kinds=XY_KINDS,
+        generator_forms=generator_forms(served.values()),
+    )
 
 
 @blueprint.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
-    """A bookmarkable page that follows one job until its image appears."""
-    return render_template("job.html", job_id=job_id)
+    """A bookmarkable page that follows one job until its image (or file) is ready."""
+    served = generators.served(current_settings().generators)
+    titles = {name: generator.title or name for name, generator in served.items()}
+    return render_template("job.html", job_id=job_id, generator_titles=titles)
 
 
 @blueprint.get("/image_page")

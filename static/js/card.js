@@ -39,7 +39,8 @@ function queuedText(position) {
 }
 
 /**
- * A card following job `id`. `spec` (optional) is what was submitted; `cancelToken` (this
+ * A card following job `id`. `spec` (optional) is what was submitted (with `generator` unless
+ * a chart), named after its title or else its generator's (`generatorTitles`); `cancelToken` (this
  * browser's submission token) shows a cancel button, and `onTokenDropped()` is told once the
  * token is spent or useless (its job ended or is gone); `onRetry(spec)` resubmits it;
  * `onRemove()` shows a remove button.
@@ -48,6 +49,7 @@ export function createJobCard({
   id,
   spec = null,
   cancelToken = null,
+  generatorTitles = {},
   onTokenDropped = null,
   onRetry = null,
   onRemove = null,
@@ -79,11 +81,17 @@ export function createJobCard({
   element.dataset.jobId = id;
   link.href = "/jobs/" + encodeURIComponent(id);
 
+  function generator() {
+    return currentSpec && typeof currentSpec.generator === "string" ? currentSpec.generator : "";
+  }
+
   function showTitle() {
     const title = currentSpec && typeof currentSpec.title === "string" ? currentSpec.title.trim() : "";
-    link.textContent = title || "Untitled chart";
+    const name = generator();
+    link.textContent = title || (name ? generatorTitles[name] || name : "Untitled chart");
     bar.setAttribute("aria-label", "Render progress of " + link.textContent);
     const details = [];
+    if (name && title) details.push(generatorTitles[name] || name);
     if (currentSpec && currentSpec.kind) details.push(currentSpec.kind);
     if (currentSpec && currentSpec.format) details.push(String(currentSpec.format).toUpperCase());
     link.title = details.join(" · ");
@@ -150,10 +158,11 @@ export function createJobCard({
     download.textContent = "Download " + (format ? format.toUpperCase() : "file");
     download.hidden = false;
     if (format && !IMAGE_FORMATS.has(format)) {
+      // A PDF is not embedded: the API answers with frame-ancestors 'none', so no page may frame it.
       setNote("Your " + format.toUpperCase() + " is ready to download.");
       return;
     }
-    image.alt = "The rendered chart" + (link.textContent ? ": " + link.textContent : "");
+    image.alt = "The rendered " + (generator() ? "image" : "chart") + (link.textContent ? ": " + link.textContent : "");
     image.addEventListener("load", () => {
       figure.hidden = false;
     });

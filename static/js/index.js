@@ -1,4 +1,5 @@
-// The start page: the data, the chart's form and this browser's recent jobs, each followed live.
+// The start page: the generator's form (the chart's data and mapping steps, or a form read from
+// another generator's spec schema) and this browser's recent jobs, each followed live.
 "use strict";
 
 import { ApiError, ServiceUnavailable, requestJson, submitSpec, submitWithCsv } from "./api.js";
@@ -15,6 +16,12 @@ const list = document.getElementById("recent-jobs");
 const empty = document.getElementById("recent-empty");
 const clearButton = document.getElementById("clear-recent");
 const cards = new Map();
+const generatorSelect = document.getElementById("generator-choice");
+const CHART = "chart";
+// Each served generator's title, from the choice's options (the chart's own steps carry none).
+const generatorTitles = Object.fromEntries(
+  [...(generatorSelect ? generatorSelect.options : [])].map((option) => [option.value, option.dataset.title])
+);
 
 function refreshEmpty() {
   empty.hidden = cards.size > 0;
@@ -26,6 +33,7 @@ function addCard(id, spec, { atTop, cancelToken = null }) {
     id,
     spec,
     cancelToken,
+    generatorTitles,
     onTokenDropped: () => forgetCancelToken(id),
     onRetry: (spec) => resubmit(id, spec),
     onRemove: () => {
@@ -76,22 +84,63 @@ function kind() {
 // Each generator's own mapping step, named by its template: how the data's columns fill its spec.
 // A mapping has update(findings), fill(spec, kind), checkChoice(kind), showError(field, message), clearError().
 const MAPPINGS = { chart: createChartMapping };
+const chartSection = form.querySelector('.generator-form[data-generator="' + CHART + '"]');
 const mappingRoot = document.getElementById("mapping");
-const mapping = MAPPINGS[mappingRoot.dataset.mapping](mappingRoot);
-const dataStep = createDataStep(document.getElementById("data-step"), {
-  onChange: (findings) => {
-    if (findings && findings.checking) return;
-    mapping.update(findings);
-    mapping.clearError();
-    showApplicable();
-  },
-});
+const mapping = chartSection ? MAPPINGS[mappingRoot.dataset.mapping](mappingRoot) : null;
+const dataStep = chartSection
+  ? createDataStep(document.getElementById("data-step"), {
+      onChange: (findings) => {
+        if (findings && findings.checking) return;
+        mapping.update(findings);
+        mapping.clearError();
+        showApplicable();
+      },
+    })
+  : null;
+
+/** The generator the form asks: the one chosen, else the only one served. */
+function chosenGenerator() {
+  if (generatorSelect) return generatorSelect.value;
+  if (chartSection) return CHART;
+  const only = form.querySelector(".generator-template");
+  return only ? only.dataset.generator : CHART;
+}
+
+/** The chosen generator's form, added from its template the first time it is chosen. */
+function activeSection() {
+  const name = chosenGenerator();
+  const existing = form.querySelector('.generator-form[data-generator="' + CSS.escape(name) + '"]');
+  if (existing) return existing;
+  const template = form.querySelector('.generator-template[data-generator="' + CSS.escape(name) + '"]');
+  const section = template.content.firstElementChild.cloneNode(true);
+  template.before(section);
+  for (const input of section.querySelectorAll('[data-type="object"], [data-type="array"]')) {
+    input.addEventListener("input", () => clearFieldError(input));
+    input.addEventListener("change", () => checkJson(input));
+  }
+  return section;
+}
+
+/** Show the chosen generator's form, and only it: the others keep what was typed, hidden and not sent. */
+function showGenerator() {
+  const active = activeSection();
+  for (const section of form.querySelectorAll(".generator-form")) {
+    section.hidden = section !== active;
+    // Disabled, a hidden form's controls are neither checked by the browser nor sent.
+    const fieldsets = section.tagName === "FIELDSET" ? [section] : section.querySelectorAll(":scope > fieldset");
+    for (const fieldset of fieldsets) fieldset.disabled = section.hidden;
+  }
+  const option = generatorSelect ? generatorSelect.selectedOptions[0] : null;
+  if (option) submitButton.textContent = option.dataset.action;
+  clearFieldErrors();
+}
 
 /** Show only the inputs that apply to the chosen kind and to the data (or the demo data); hidden ones are not sent. */
 function showApplicable() {
+  if (!chartSection) return;
   const chosen = kind();
   const hasData = dataStep.current() !== null;
-  for (const part of form.querySelectorAll("[data-kinds], [data-when]")) {
+  for (const part of chartSection.querySelectorAll("[data-kinds], [data-when]")) {
     const kinds = part.dataset.kinds;
     const when = part.dataset.when;
     const applies = (!kinds || kinds.split(" ").includes(chosen)) && (!when || (when === "data") === hasData);
@@ -101,12 +150,42 @@ function showApplicable() {
   mapping.checkChoice(chosen);
 }
 
+/** Whether an object or list field holds what it should (or, if optional, nothing); if not, say why at the field. */
+function checkJson(input) {
+  const raw = input.value.trim();
+  const wanted = input.dataset.type === "array" ? "a JSON list ([...])" : "a JSON object ({...})";
+  const required = input.getAttribute("aria-required") === "true";
+  clearFieldError(input);
+  if (raw === "") {
+    if (required) showInputError(input, "Required: " + wanted + ".");
+    return !required;
+  }
+  let value;
+  try {
+    value = JSON.parse(raw);
+  } catch (error) {
+    showInputError(input, "Not valid JSON: " + error.message);
+    return false;
+  }
+  const isArray = Array.isArray(value);
+  const isObject = value !== null && typeof value === "object" && !isArray;
+  if (input.dataset.type === "array" ? !isArray : !isObject) {
+    showInputError(input, "Expected " + wanted + ".");
+    return false;
+  }
+  return true;
+}
+
 /** The spec the form describes: empty inputs are left to the server's defaults. */
-function specFromForm() {
+function specFromForm(section) {
   const spec = {};
-  for (const input of form.querySelectorAll("[data-spec-field]")) {
+  for (const input of section.querySelectorAll("[data-spec-field]")) {
     if (input.disabled) continue;
     const type = input.dataset.type;
+    if (type === "object" || type === "array") {
+      if (input.value.trim() !== "") spec[input.name] = JSON.parse(input.value);
+      continue;
+    }
     if (type === "boolean" && input.type === "checkbox") {
       spec[input.name] = input.checked;
       continue;
@@ -128,34 +207,51 @@ function specFromForm() {
   return spec;
 }
 
+function errorSlot(input) {
+  return input.closest(".field").querySelector(".field-error");
+}
+
+function clearFieldError(input) {
+  const slot = errorSlot(input);
+  slot.hidden = true;
+  slot.textContent = "";
+  input.removeAttribute("aria-invalid");
+  input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "").replace(/\s*error-\S+/, "").trim());
+}
+
 function clearFieldErrors() {
-  dataStep.clearServerError();
-  mapping.clearError();
+  if (dataStep) dataStep.clearServerError();
+  if (mapping) mapping.clearError();
   formError.hidden = true;
   formError.textContent = "";
   for (const message of form.querySelectorAll(".field-error")) {
     message.hidden = true;
     message.textContent = "";
   }
-  for (const input of form.querySelectorAll("[aria-invalid]")) {
-    input.removeAttribute("aria-invalid");
-    input.setAttribute("aria-describedby", (input.getAttribute("aria-describedby") || "").replace(/\s*error-\S+/, "").trim());
-  }
+  for (const input of form.querySelectorAll("[aria-invalid]")) clearFieldError(input);
 }
 
-function showFieldError(field, message) {
-  if (field === "csv") {
-    dataStep.showServerError(message);
-    return true;
-  }
-  if (mapping.showError(field, message)) return true;
-  const input = form.querySelector('[data-spec-field][name="' + CSS.escape(field) + '"]');
-  const slot = document.getElementById("error-" + field);
-  if (!input || !slot) return false;
+function showInputError(input, message) {
+  const slot = errorSlot(input);
   slot.textContent = message;
   slot.hidden = false;
   input.setAttribute("aria-invalid", "true");
   input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + slot.id).trim());
+}
+
+/** Show an API error at the input it names: a dotted path (vega_lite.data.url) at its top-level field. */
+function showFieldError(field, message) {
+  if (chosenGenerator() === CHART) {
+    if (field === "csv") {
+      dataStep.showServerError(message);
+      return true;
+    }
+    if (mapping.showError(field, message)) return true;
+  }
+  const [name, ...inside] = field.split(".");
+  const input = activeSection().querySelector('[data-spec-field][name="' + CSS.escape(name) + '"]');
+  if (!input) return false;
+  showInputError(input, inside.length ? field + ": " + message : message);
   return true;
 }
 
@@ -170,8 +266,21 @@ form.addEventListener("submit", async (event) => {
   submitButton.disabled = true;
   form.setAttribute("aria-busy", "true");
   try {
+    const generator = chosenGenerator();
+    const section = activeSection();
+    if (generator !== CHART) {
+      const jsonInputs = [...section.querySelectorAll('[data-type="object"], [data-type="array"]')];
+      const faulty = jsonInputs.filter((input) => !checkJson(input));
+      if (faulty.length) {
+        showFormError("Please correct the fields marked above.");
+        faulty[0].focus();
+        return;
+      }
+      await queue({ generator, ...specFromForm(section) });
+      return;
+    }
     const findings = await dataStep.settled();
-    const spec = specFromForm();
+    const spec = specFromForm(section);
     if (findings === null) {
       await queue(spec);
     } else {
@@ -186,7 +295,7 @@ form.addEventListener("submit", async (event) => {
       const unplaced = error.body.details.filter((detail) => !showFieldError(String(detail.field), detail.message));
       showFormError(
         unplaced.length
-          ? "Could not queue the chart: " + unplaced.map((d) => d.field + ": " + d.message).join("; ")
+          ? "Could not queue it: " + unplaced.map((d) => d.field + ": " + d.message).join("; ")
           : "Please correct the fields marked above."
       );
     } else if (error instanceof ApiError && error.body.field && showFieldError(String(error.body.field), error.message)) {
@@ -194,7 +303,7 @@ form.addEventListener("submit", async (event) => {
     } else if (error instanceof ServiceUnavailable) {
       showFormError("The service is unavailable right now; please try again in a moment.");
     } else {
-      showFormError("Could not queue the chart: " + error.message);
+      showFormError("Could not queue it: " + error.message);
     }
   } finally {
     submitButton.disabled = false;
@@ -203,6 +312,8 @@ form.addEventListener("submit", async (event) => {
 });
 
 if (kindSelect) kindSelect.addEventListener("change", showApplicable);
+if (generatorSelect) generatorSelect.addEventListener("change", showGenerator);
+showGenerator();
 showApplicable();
 
 clearButton.addEventListener("click", () => {

@@ -18,6 +18,7 @@ const id = section.dataset.jobId;
 const card = createJobCard({
   id,
   cancelToken: cancelTokenOf(id),
+  generatorTitles: JSON.parse(section.dataset.generatorTitles || "{}"),
   onTokenDropped: () => forgetCancelToken(id),
   onRetry: retry,
 });

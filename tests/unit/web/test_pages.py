@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
+
 from flask.testing import FlaskClient
 from redis import Redis
 
@@ -35,3 +39,13 @@ def test_download_asks_for_an_attachment(fake_client: FlaskClient, fake_redis: R
     assert inline.headers["Content-Disposition"] == f'inline; filename="chart-{job["id"]}.svg"'
     assert download.headers["Content-Disposition"] == f'attachment; filename="chart-{job["id"]}.svg"'
     assert download.data == inline.data and download.headers["Content-Type"].startswith("image/svg+xml")
+
+
+def test_the_job_page_names_a_job_by_its_generators_title(fake_client: FlaskClient) -> None:
+    html = fake_client.get("/jobs/00000000-0000-4000-8000-000000000000").get_data(as_text=True)
+    titles = re.search(r"data-generator-titles='([^']*)'", html)
+    assert titles and json.loads(unescape(titles[1])) == {
+        "chart": "Chart",
+        "vega-lite": "Vega-Lite",
+        "report": "Report",
+    }
