@@ -134,7 +134,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     """Environment of a service process."""
-    env = dict(os.environ, REDIS_URL=redis_url, SECRET_KEY="bench", PYTHONUNBUFFERED="1")
+    # The chart service alone: the figures compare it with a plain Flask + RQ (or Celery) chart service.
+    env = dict(os.environ, REDIS_URL=redis_url, SECRET_KEY="bench", PYTHONUNBUFFERED="1", GENERATORS="chart")
     env.update(extra)
     return env
 

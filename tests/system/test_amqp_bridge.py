@@ -157,7 +157,10 @@ def test_invalid_messages_land_in_the_dead_letter_queue_with_the_reason(
         (b'{"spec": {"width": 5}}', "spec.width: Input should be greater than or equal to 100"),
         (b'{"spce": {}}', "spce: Extra inputs are not permitted"),
         (b'{"job_id": "42"}', "job_id must be a UUID"),
-        (b'{"generator": "report"}', "generator: no generator 'report' is served here (served: chart)"),
+        (
+            b'{"generator": "sparkline"}',
+            "generator: no generator 'sparkline' is served here (served: chart, vega-lite, report)",
+        ),
     ]
     good_id = str(uuid.uuid4())
     dead_queue = broker_amqp.dead_letter_queue(amqp_queue)

@@ -132,13 +132,15 @@ def test_generators_are_listed_and_chosen_by_name(redis_url: str, redis_connecti
     with running_gunicorn(redis_url, workers=1) as server:
         listed = plotjobs("generators", "--server", server, cwd=tmp_path)
         assert listed.returncode == 0, listed.stderr
-        assert listed.stdout == "chart\tpdf,png,svg\tChart\n"
+        assert (
+            listed.stdout == "chart\tpdf,png,svg\tChart\nvega-lite\tpdf,png,svg\tVega-Lite\nreport\tpdf,png\tReport\n"
+        )
         as_json = plotjobs("generators", "--server", server, "--json", cwd=tmp_path)
         assert json.loads(as_json.stdout)[0]["schema"]["title"] == "ChartSpec"
 
         unknown = plotjobs("submit", spec, "--server", server, cwd=tmp_path)
         assert unknown.returncode == 1 and "422" in unknown.stderr
-        assert "no generator 'nope' is served here (served: chart)" in unknown.stderr
+        assert "no generator 'nope' is served here (served: chart, vega-lite, report)" in unknown.stderr
         with running_worker(redis_url, redis_connection):
             # --generator wins over the file's own field.
             chosen = plotjobs("submit", spec, "--generator", "chart", "--server", server, "-o", "c.svg", cwd=tmp_path)
