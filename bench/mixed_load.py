@@ -50,6 +50,8 @@ from plotjobs.queue.status import describe  # noqa: E402
 DEFAULT_JOBS = 100
 DEFAULT_ROUNDS = 3
 WORKERS = 2
+# The mix needs vega-lite served beside the chart (bench.run serves the chart alone).
+SERVED = "chart,vega-lite"
 # In every ten jobs of the mixed load, these are vega-lite: 30 %, spread out.
 VEGA_LITE_SLOTS = frozenset({2, 5, 8})
 IN_PROCESS_SAMPLES = 20
@@ -156,11 +158,11 @@ def running_services(redis_url: str, log_dir: Path) -> Iterator[tuple[str, list[
             with path.open("wb") as log_file:
                 worker = subprocess.Popen(
                     [sys.executable, str(ROOT / "worker.py")],
-                    env=service_env(redis_url, LOG_LEVEL="INFO"),
+                    env=service_env(redis_url, LOG_LEVEL="INFO", GENERATORS=SERVED),
                     cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                 )  # fmt: skip
             processes.children.append(worker)
-        address, _ = start_gunicorn(processes, redis_url, 2, "high,default,low")
+        address, _ = start_gunicorn(processes, redis_url, 2, "high,default,low", GENERATORS=SERVED)
         yield address, log_paths
     finally:
         processes.stop_all()
