@@ -137,6 +137,8 @@ def parse_message(
     except ValidationError as error:
         found = "; ".join(f"spec.{field}: {text}" for field, text in violations(error))
         raise InvalidMessage(f"invalid message: {found}") from None
+    except Exception as error:  # noqa: BLE001  # a spec the model cannot judge must not stop the bridge: refuse it
+        raise InvalidMessage(f"invalid message: spec: {type(error).__name__}: {error}") from None
     if message.job_id is not None:
         job_id = message.job_id
     elif message_id:
