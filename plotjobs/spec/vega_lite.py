@@ -37,6 +37,8 @@ MAX_DENSITY_STEPS = 1_000
 MAX_BINS = 1_000
 MAX_QUANTILES = 1_000
 MAX_TICKS = 1_000
+# Any count computed from the document at or beyond this is refused without being computed exactly.
+UNCOUNTABLE = 10**15
 # Counts any key of these names may ask for, wherever it appears: bins, density steps, axis and legend ticks.
 COUNT_LIMITS = {
     "maxbins": MAX_BINS,
@@ -185,9 +187,27 @@ def _walk(document: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    """A finite JSON number as a float; None for anything else, an integer beyond float's range included."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(quotient: float) -> int:
+    """ceil(quotient) as a count, UNCOUNTABLE when it is not finite or larger (a tiny step over a wide span)."""
+    if math.isnan(quotient) or quotient >= UNCOUNTABLE:
+        return UNCOUNTABLE
+    if quotient <= -UNCOUNTABLE:
+        return -UNCOUNTABLE
+    return math.ceil(quotient)
+
+
+def _said(count: int) -> str:
+    return f"over {UNCOUNTABLE:.0e}" if count >= UNCOUNTABLE else str(count)
 
 
 def _check_member(where: str, key: str, value: Any) -> None:
@@ -211,7 +231,8 @@ def _check_member(where: str, key: str, value: Any) -> None:
             raise SpecRuleError(where, f"at most {MAX_VIEW_SIZE} pixels")
     elif key in COUNT_LIMITS:
         count = _number(value)
-        if count is not None and count > COUNT_LIMITS[key]:
+        beyond_float = isinstance(value, int) and not isinstance(value, bool) and count is None
+        if beyond_float or (count is not None and count > COUNT_LIMITS[key]):
             raise SpecRuleError(where, f"at most {COUNT_LIMITS[key]}")
     elif key == "probs" and isinstance(value, list) and len(value) > MAX_QUANTILES:
         raise SpecRuleError(where, f"{len(value)} probabilities; at most {MAX_QUANTILES}")
@@ -233,9 +254,9 @@ def _check_bin(where: str, parameters: dict[str, Any]) -> None:
         raise SpecRuleError(where, "a bin step needs a positive number and the extent [low, high] it divides")
     low, high = numbers
     assert low is not None and high is not None
-    count = math.ceil(abs(high - low) / max(positive))
+    count = _count(abs(high - low) / max(positive))
     if count > MAX_BINS:
-        raise SpecRuleError(where, f"makes {count} bins; at most {MAX_BINS}")
+        raise SpecRuleError(where, f"makes {_said(count)} bins; at most {MAX_BINS}")
 
 
 def _check_graticule(where: str, parameters: dict[str, Any]) -> None:
@@ -257,9 +278,9 @@ def _check_sequence(where: str, sequence: dict[str, Any]) -> None:
     step = _number(sequence.get("step", 1))
     if start is None or stop is None or step is None or step == 0:
         raise SpecRuleError(where, "start, stop and step are finite numbers, step not 0")
-    count = max(0, math.ceil((stop - start) / step))
+    count = max(0, _count((stop - start) / step))
     if count > MAX_ROWS:
-        raise SpecRuleError(where, f"generates {count} values; at most {MAX_ROWS}")
+        raise SpecRuleError(where, f"generates {_said(count)} values; at most {MAX_ROWS}")
 
 
 def _source_rows(data: Any, datasets: dict[str, Any]) -> int | None:
@@ -274,7 +295,7 @@ def _source_rows(data: Any, datasets: dict[str, Any]) -> int | None:
         start, stop = _number(sequence.get("start", 0)), _number(sequence.get("stop"))
         step = _number(sequence.get("step", 1))
         if start is not None and stop is not None and step:
-            return max(0, math.ceil((stop - start) / step))
+            return max(0, _count((stop - start) / step))
     name = data.get("name")
     if isinstance(name, str) and isinstance(datasets.get(name), list):
         return len(datasets[name])
@@ -306,7 +327,7 @@ def _check_view_rows(view: dict[str, Any], where: str, datasets: dict[str, Any],
                 continue
             rows = _rows_after(transform, rows, view.get("data"))
             if rows > MAX_ROWS:
-                message = f"may produce {rows} rows; at most {MAX_ROWS}"
+                message = f"may produce {_said(rows)} rows; at most {MAX_ROWS}"
                 raise SpecRuleError(f"{where}.transform.{index}", message)
     for key in ("layer", "concat", "hconcat", "vconcat"):
         children = view.get(key)
@@ -326,13 +347,13 @@ def _rows_after(transform: dict[str, Any], rows: int, data: Any) -> int:
         return rows * max(1, len(fold))
     flatten = transform.get("flatten")
     if isinstance(flatten, list):
-        return math.ceil(rows * _flatten_factor(data, flatten))
+        return _count(rows * _flatten_factor(data, flatten))
     if "density" in transform:
         steps = _number(transform.get("steps")) or 200
         return int(steps) * (rows if transform.get("groupby") else 1)
     if "quantile" in transform:
         probs = transform.get("probs")
         step = _number(transform.get("step")) or 0.025
-        count = len(probs) if isinstance(probs, list) else math.ceil(1 / step) if step > 0 else MAX_ROWS + 1
+        count = len(probs) if isinstance(probs, list) else _count(1 / step) if step > 0 else UNCOUNTABLE
         return count * (rows if transform.get("groupby") else 1)
     return rows

@@ -244,3 +244,46 @@ def test_the_registry_serves_it_isolated_with_a_time_limit() -> None:
     assert not generators.get("chart").isolated
     with pytest.raises(InvalidSpecError, match=r"vega_lite\.data\.url"):
         generator.validate({"vega_lite": {**BAR, "data": {"url": "https://example.com/x.csv"}}})
+
+
+HUGE_INT = int("9" * 400)
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        (
+            {"data": {"sequence": {"start": 0, "stop": 1, "step": 5e-324}}, "mark": "point"},
+            "vega_lite.data.sequence",
+            "generates over 1e+15 values",
+        ),
+        (
+            {"mark": "bar", "encoding": {"x": {"field": "a", "bin": {"step": 1, "extent": [-1.7e308, 1.7e308]}}}},
+            "vega_lite.encoding.x.bin",
+            "bins; at most",
+        ),
+        (
+            {"data": {"values": [{"a": 1}]}, "transform": [{"quantile": "a", "step": 5e-324}], "mark": "point"},
+            "vega_lite.transform.0",
+            "rows; at most",
+        ),
+        (
+            {"data": {"graticule": {"step": [HUGE_INT, 10]}}, "mark": "geoshape"},
+            "vega_lite.data.graticule.step",
+            "degree",
+        ),
+        (
+            {"mark": "point", "encoding": {"x": {"field": "a", "axis": {"tickCount": HUGE_INT}}}},
+            "vega_lite.encoding.x.axis.tickCount",
+            "at most",
+        ),
+        (
+            {"data": {"sequence": {"start": 0, "stop": HUGE_INT}}, "mark": "point"},
+            "vega_lite.data.sequence",
+            "finite numbers",
+        ),
+    ],
+)
+def test_counts_from_extreme_numbers_are_refused(document: dict[str, Any], field: str, words: str) -> None:
+    found, message = refusal(document)
+    assert found == field and words in message
