@@ -106,6 +106,17 @@ class ReportSpec(GeneratorSpec):
         """The media type of the rendered bytes."""
         return CONTENT_TYPES[self.format]
 
+    def generators_used(self) -> list[tuple[str, str]]:
+        """The report's own generator, then each drawn part's, named by the part's field."""
+        return [
+            *super().generators_used(),
+            *(
+                (f"parts.{index}.generator", part.generator)
+                for index, part in enumerate(self.parts)
+                if part.generator is not None
+            ),
+        ]
+
     def drawings(self) -> list[PartSpec | None]:
         """Each part's drawing spec, None for a text part."""
         return [part.drawing() for part in self.parts]

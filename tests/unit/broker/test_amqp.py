@@ -288,3 +288,11 @@ def test_an_unforeseen_error_in_spec_validation_is_an_invalid_message(monkeypatc
     with pytest.raises(broker_amqp.InvalidMessage) as caught:
         broker_amqp.parse_message(b'{"spec": {}}', allowed=("chart",))
     assert "OverflowError" in str(caught.value)
+
+
+def test_a_report_part_of_a_generator_not_allowed_is_an_invalid_message() -> None:
+    part = {"generator": "vega-lite", "spec": {"vega_lite": {"mark": "point", "data": {"values": [{"a": 1}]}}}}
+    body = json.dumps({"generator": "report", "spec": {"parts": [part]}}).encode()
+    with pytest.raises(broker_amqp.InvalidMessage) as caught:
+        broker_amqp.parse_message(body, allowed=("chart", "report"))
+    assert "spec.parts.0.generator: no generator 'vega-lite' is served here" in str(caught.value)
