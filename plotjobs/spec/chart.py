@@ -230,8 +230,7 @@ class ChartSpec(GeneratorSpec):
         entries = [entry for entry in data["series"] if isinstance(entry, dict)]
         columns = [entry.get(name) for entry in entries for name in ("x", "y", "values")]
         if not any(isinstance(column, np.ndarray) for column in columns):
-            lengths = [len(entry[name]) for entry in entries for name in ("y", "values") if _is_column(entry.get(name))]
-            total = sum(lengths)
+            total = listed_points(data)
             if total <= arrays.LIST_POINTS:
                 return data
             kind = data.get("kind", "line")
@@ -270,6 +269,15 @@ class ChartSpec(GeneratorSpec):
                 message = f"x holds {len(axis.categories)} categories; at most {MAX_CATEGORIES}"
                 raise SpecRuleError("series", message)
         return self
+
+
+def listed_points(document: Any) -> int:
+    """The points a chart spec document's series list (their y or values), counted without reading a value."""
+    series = document.get("series") if isinstance(document, dict) else None
+    if not isinstance(series, list):
+        return 0
+    entries = [entry for entry in series if isinstance(entry, dict)]
+    return sum(len(entry[name]) for entry in entries for name in ("y", "values") if _is_column(entry.get(name)))
 
 
 def _is_column(value: object) -> bool:
