@@ -228,7 +228,12 @@ def _with_stored_data(connection: Redis, settings: Settings, document: dict[str,
         return document
     if not data.is_reference(reference) or not data.extend(connection, reference["key"], settings.chart_url_ttl):
         raise DataExpired("the stored chart's data has expired")
-    attached: dict[str, Any] = attach_arrays(document, list(data.load(connection, reference)))
+    try:
+        stored = data.load(connection, reference)
+    except data.UnreadableData as error:
+        # Bytes we did not write are as good as gone: the chart must be stored again.
+        raise DataExpired(f"the stored chart's data cannot be read ({error}); store the chart again") from None
+    attached: dict[str, Any] = attach_arrays(document, list(stored))
     return attached
 
 
