@@ -230,6 +230,7 @@ class ChartSpec(GeneratorSpec):
         entries = [entry for entry in data["series"] if isinstance(entry, dict)]
         columns = [entry.get(name) for entry in entries for name in ("x", "y", "values")]
         if not any(isinstance(column, np.ndarray) for column in columns):
+            _check_long_x(data["series"])
             total = listed_points(data)
             if total <= arrays.LIST_POINTS:
                 return data
@@ -269,6 +270,18 @@ class ChartSpec(GeneratorSpec):
                 message = f"x holds {len(axis.categories)} categories; at most {MAX_CATEGORIES}"
                 raise SpecRuleError("series", message)
         return self
+
+
+def _check_long_x(series: list[Any]) -> None:
+    """A list of x longer than LIST_POINTS is refused, unread, unless it matches its y (counted as y points then)."""
+    for index, entry in enumerate(series):
+        if not isinstance(entry, dict) or not _is_column(entry.get("x")) or len(entry["x"]) <= arrays.LIST_POINTS:
+            continue
+        y = entry.get("y")
+        y_count = len(y) if isinstance(y, (list, np.ndarray)) else 0
+        if len(entry["x"]) != y_count:
+            message = f"{len(entry['x'])} x values for {y_count} y values; they must match"
+            raise SpecRuleError(f"series.{index}.x", message)
 
 
 def listed_points(document: Any) -> int:

@@ -179,3 +179,10 @@ def test_a_csv_date_whose_offset_passes_the_calendar_is_refused() -> None:
     csv = b"x,y\n" + b"0001-01-01T00:00+01:00,1\n" * LARGE
     with pytest.raises(TableError):
         resolve_columns({"series": [{"x_column": "x", "y_column": "y"}]}, parse_csv(csv))
+
+
+def test_a_long_x_is_refused_by_its_length_before_its_values_are_read() -> None:
+    # The last value is no x at all: only a check that reads no value answers with the lengths.
+    long_x: list[Any] = [1] * (LARGE * 10) + [{}]
+    field, message = _refused({"series": [{"y": [1], "x": long_x}]})
+    assert field == "series.0.x" and message == f"{len(long_x)} x values for 1 y values; they must match"
