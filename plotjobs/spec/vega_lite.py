@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeGuard
 
 from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -59,10 +59,12 @@ MAX_SCALE = 4.0
 BASE_PPI = 72
 
 V5_SCHEMA = re.compile(r"https?://vega\.github\.io/schema/vega-lite/v5(\.\d+){0,2}\.json")
-# Keys whose string values are Vega expressions.
+# Keys whose string values are Vega expressions, besides every key ending in "Expr" (labelExpr, ...).
 EXPRESSION_KEYS = frozenset({"calculate", "filter", "expr", "test", "update", "signal"})
-# Vega's expression function that builds an array of any length, which flatten turns into rows.
-UNBOUNDED_EXPRESSION = re.compile(r"\bsequence\s*\(")
+# Vega's expression functions that build an array or a string of any length (flatten turns arrays into rows).
+UNBOUNDED_EXPRESSION = re.compile(r"\b(sequence|pad|split)\s*\(")
+# Transforms whose output rows depend on their input's: refused where those cannot be told from the document.
+ROW_MULTIPLYING = ("fold", "flatten", "impute")
 # Expressions whose value changes from one render to the next.
 CHANGING_EXPRESSION = re.compile(r"\b(random|now)\s*\(")
 IN_A_TRANSFORM = re.compile(r"(^|\.)transform\.\d+$")
@@ -159,7 +161,7 @@ def check_document(document: dict[str, Any]) -> None:
 def changes_between_renders(document: dict[str, Any]) -> bool:
     """Whether the document draws something new each time: random() or now() in an expression, or a sample."""
     for path, key, value in _walk(document):
-        if key in EXPRESSION_KEYS and isinstance(value, str) and CHANGING_EXPRESSION.search(value):
+        if _is_expression(key, value) and CHANGING_EXPRESSION.search(value):
             return True
         if key == "sample" and IN_A_TRANSFORM.search(path):
             return True
@@ -184,6 +186,10 @@ def _walk(document: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
                     continue
             if isinstance(value, (dict, list)):
                 stack.append((f"{path}.{key}" if path else str(key), value, depth + 1))
+
+
+def _is_expression(key: str, value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and (key in EXPRESSION_KEYS or key.endswith("Expr"))
 
 
 def _number(value: Any) -> float | None:
@@ -216,8 +222,9 @@ def _check_member(where: str, key: str, value: Any) -> None:
         raise SpecRuleError(where, "nothing is fetched by URL: give data inline as data.values (no image marks)")
     if key == "href":
         raise SpecRuleError(where, "links are not rendered: remove href")
-    if key in EXPRESSION_KEYS and isinstance(value, str) and UNBOUNDED_EXPRESSION.search(value):
-        raise SpecRuleError(where, "sequence() in an expression can build any number of rows; use data.sequence")
+    if _is_expression(key, value) and UNBOUNDED_EXPRESSION.search(value):
+        message = "sequence(), pad() and split() in an expression build arrays or strings of any length"
+        raise SpecRuleError(where, f"{message}; use data.sequence for rows")
     if key in ("sequence", "keyvals") and isinstance(value, dict):
         _check_sequence(where, value)
     elif key == "bin" and isinstance(value, dict):
@@ -302,6 +309,18 @@ def _source_rows(data: Any, datasets: dict[str, Any]) -> int | None:
     return None
 
 
+def _keyvals_count(keyvals: Any) -> int:
+    """The key values an impute adds: a list's length, or a sequence's (checked apart), else none given."""
+    if isinstance(keyvals, list):
+        return len(keyvals)
+    if isinstance(keyvals, dict):
+        start, stop = _number(keyvals.get("start", 0)), _number(keyvals.get("stop"))
+        step = _number(keyvals.get("step", 1))
+        if start is not None and stop is not None and step:
+            return max(0, _count((stop - start) / step))
+    return 0
+
+
 def _flatten_factor(data: Any, fields: list[Any]) -> float:
     """Rows out per row in of a flatten of inline data: its arrays' lengths over its rows (1 when not inline)."""
     values = data.get("values") if isinstance(data, dict) else None
@@ -317,13 +336,21 @@ def _flatten_factor(data: Any, fields: list[Any]) -> float:
 
 def _check_view_rows(view: dict[str, Any], where: str, datasets: dict[str, Any], inherited: int | None) -> None:
     """Follow a view's rows through its transforms, then into its sub-views; refuse counts over MAX_ROWS."""
-    rows = _source_rows(view.get("data"), datasets)
-    if rows is None:
-        rows = inherited
+    # A view's own data (CSV text, say) may hold rows no check can count: then they are unknown, not inherited.
+    own_data = isinstance(view.get("data"), dict)
+    rows = _source_rows(view.get("data"), datasets) if own_data else inherited
     transforms = view.get("transform")
-    if isinstance(transforms, list) and rows is not None:
+    if isinstance(transforms, list):
         for index, transform in enumerate(transforms):
             if not isinstance(transform, dict):
+                continue
+            if rows is None:
+                multiplying = next((name for name in ROW_MULTIPLYING if name in transform), None)
+                if multiplying is not None:
+                    message = (
+                        f"a {multiplying} needs data whose rows can be counted: inline values as a list, a sequence"
+                    )
+                    raise SpecRuleError(f"{where}.transform.{index}", message)
                 continue
             rows = _rows_after(transform, rows, view.get("data"))
             if rows > MAX_ROWS:
@@ -348,6 +375,9 @@ def _rows_after(transform: dict[str, Any], rows: int, data: Any) -> int:
     flatten = transform.get("flatten")
     if isinstance(flatten, list):
         return _count(rows * _flatten_factor(data, flatten))
+    if "impute" in transform:
+        keyvals = _keyvals_count(transform.get("keyvals"))
+        return rows * max(1, keyvals) if transform.get("groupby") else rows + keyvals
     if "density" in transform:
         steps = _number(transform.get("steps")) or 200
         return int(steps) * (rows if transform.get("groupby") else 1)
