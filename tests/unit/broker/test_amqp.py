@@ -265,7 +265,7 @@ def test_a_message_names_its_generator_which_must_be_allow_listed() -> None:
     assert json.loads(body)["generator"] == "chart"
     assert broker_amqp.parse_message(body, allowed=("chart",)).spec == spec
     for document, allowed, words in [
-        ({"generator": "report"}, None, "generator: no generator 'report' is served here"),
+        ({"generator": "sparkline"}, None, "generator: no generator 'sparkline' is served here"),
         ({"generator": "chart"}, ("vega-lite",), "generator: no generator 'chart' is served here (served: vega-lite)"),
         ({"generator": 3}, None, "generator: Input should be a valid string"),
     ]:
