@@ -132,11 +132,16 @@ def parse_message(
         raise InvalidMessage(f"invalid message: {violations_text(error)}") from None
     try:
         spec = generators.get(message.generator, allowed).spec_model.model_validate(message.spec)
+        if allowed is not None:
+            generators.check_served(spec, allowed)
     except UnknownGeneratorError as error:
-        raise InvalidMessage(f"invalid message: generator: {error.message}") from None
+        field = "generator" if error.field == "generator" else f"spec.{error.field}"
+        raise InvalidMessage(f"invalid message: {field}: {error.message}") from None
     except ValidationError as error:
         found = "; ".join(f"spec.{field}: {text}" for field, text in violations(error))
         raise InvalidMessage(f"invalid message: {found}") from None
+    except Exception as error:  # noqa: BLE001  # a spec the model cannot judge must not stop the bridge: refuse it
+        raise InvalidMessage(f"invalid message: spec: {type(error).__name__}: {error}") from None
     if message.job_id is not None:
         job_id = message.job_id
     elif message_id:

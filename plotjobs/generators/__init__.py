@@ -195,6 +195,16 @@ def served(names: Iterable[str]) -> dict[str, Generator]:
     return chosen
 
 
+def check_served(spec: GeneratorSpec, allowed: Iterable[str]) -> None:
+    """UnknownGeneratorError, naming the field, for any generator the spec needs that ``allowed`` does not list."""
+    allow_list = tuple(allowed)
+    for where, name in spec.generators_used():
+        if name not in allow_list:
+            raise UnknownGeneratorError(
+                f"no generator {name!r} is served here (served: {', '.join(allow_list)})", field=where
+            )
+
+
 def get(name: str, allowed: Iterable[str] | None = None) -> Generator:
     """The generator called ``name``, if installed and (given ``allowed``) allow-listed; else UnknownGeneratorError.
 

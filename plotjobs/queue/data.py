@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 import zlib
 from typing import TypedDict
@@ -100,9 +101,12 @@ def unpack(blob: bytes) -> list[np.ndarray]:
     arrays = []
     offset = start + length
     for dtype, shape, packed, size in described:
-        count = int(np.prod(shape)) if shape else 1
+        # Python's product, not numpy's: a shape whose product passes int64 must not wrap to a small count.
+        count = math.prod(shape)
         expected = count * dtype.itemsize
-        if count < 0 or expected > MAX_BLOB_BYTES or size < 0 or offset + size > len(blob):
+        if any(side < 0 for side in shape) or expected > MAX_BLOB_BYTES:
+            raise UnreadableData(f"its header describes an array of shape {list(shape)[:8]} beyond any blob")
+        if size < 0 or offset + size > len(blob):
             raise UnreadableData("it is shorter than its header says")
         body = blob[offset : offset + size]
         offset += size

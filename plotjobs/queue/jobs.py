@@ -349,7 +349,11 @@ def submitted_spec(job: Job) -> dict[str, Any]:
     document = dict(spec)
     reference = args[DATA_ARGUMENT] if len(args) > DATA_ARGUMENT else None
     if data.is_reference(reference):
-        arrays = [array_as_json(array) for array in data.load(job.connection, cast(data.DataReference, reference))]
+        try:
+            stored = data.load(job.connection, cast(data.DataReference, reference))
+        except data.UnreadableData as error:
+            raise UnreadableJob(job.id, f"its stored data cannot be read: {error}") from None
+        arrays = [array_as_json(array) for array in stored]
         try:
             document = dict(attach_arrays(document, arrays))
         except KeyError as error:

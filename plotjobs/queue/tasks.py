@@ -152,13 +152,18 @@ def rendered_here() -> tuple[str, ...]:
 
 def served_generator(generator_name: str) -> Generator:
     """The generator of a job, if this process renders it; GeneratorNotServed (the job's reason) otherwise."""
+    _check_rendered_here(generator_name)
+    return generators.get(generator_name)
+
+
+def _check_rendered_here(generator_name: str, field: str = "generator") -> None:
     served = rendered_here()
     if generator_name not in served:
+        named = "" if field == "generator" else f" (in {field})"
         raise GeneratorNotServed(
-            f"this worker does not render generator {generator_name!r} (it renders: {', '.join(served)}; "
+            f"this worker does not render generator {generator_name!r}{named} (it renders: {', '.join(served)}; "
             "see GENERATORS and WORKER_GENERATORS)"
         )
-    return generators.get(generator_name)
 
 
 def isolated_time_limit(generator: Generator, job_timeout: float | None) -> float:
@@ -210,6 +215,8 @@ def generate(
             spec = _with_stored_data(job, spec, stored_data)
             stages.report(0.08, "validating")
         validated = generator.validate(spec)
+        for field, used in validated.generators_used():
+            _check_rendered_here(used, field)
         label = validated.metric_label
         output = _run_render(job, generator, validated, stages)
         # The last chance to stop: a cancel seen here leaves no file behind.

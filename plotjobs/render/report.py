@@ -218,7 +218,11 @@ def render(spec: ReportSpec, progress: ProgressCallback | None = None) -> bytes:
 
 
 def warm_up() -> None:
-    """Load the page layout and PDF writer once (each part's generator warms up on its own)."""
+    """Render a small report with a chart part in each format once, loading the page layout and PDF writer here.
+
+    Vega-Lite is not loaded. The built-in report is isolated: each of its renders runs in a fresh child
+    process, so a worker's warm-up leaves that child nothing warm; it shows at start that the render works.
+    """
     parts = [{"text": "warm-up"}, {"generator": "chart", "spec": {"seed": 0, "width": 200, "height": 150}}]
     for file_format in ("pdf", "png"):
         render(ReportSpec.model_validate({"title": "warm-up", "parts": parts, "format": file_format}))

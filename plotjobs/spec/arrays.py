@@ -86,7 +86,11 @@ def _one_date(text: object, where: str) -> np.datetime64:
         message = f"{text[:40]!r} is not an ISO date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
         raise SpecRuleError(where, message) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            # The offset moves the moment past year 1 or 9999, which datetime cannot hold.
+            raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
         raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}")
     return np.datetime64(moment, "ms")

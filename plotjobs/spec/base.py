@@ -56,6 +56,10 @@ class GeneratorSpec(BaseModel):
         """Why this spec is not reproducible, for a refusal: the field at fault and what to change."""
         return "spec", f"this {self.generator_name} spec draws something different each time it renders"
 
+    def generators_used(self) -> list[tuple[str, str]]:
+        """Each generator this spec needs rendered, with the field that names it: its own, and any it embeds."""
+        return [("generator", self.generator_name)]
+
     def pinned(self, today: dt.date) -> Self:
         """This spec with every implicit input (such as today's date) made explicit."""
         return self

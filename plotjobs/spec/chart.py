@@ -230,8 +230,8 @@ class ChartSpec(GeneratorSpec):
         entries = [entry for entry in data["series"] if isinstance(entry, dict)]
         columns = [entry.get(name) for entry in entries for name in ("x", "y", "values")]
         if not any(isinstance(column, np.ndarray) for column in columns):
-            lengths = [len(entry[name]) for entry in entries for name in ("y", "values") if _is_column(entry.get(name))]
-            total = sum(lengths)
+            _check_long_x(data["series"])
+            total = listed_points(data)
             if total <= arrays.LIST_POINTS:
                 return data
             kind = data.get("kind", "line")
@@ -270,6 +270,27 @@ class ChartSpec(GeneratorSpec):
                 message = f"x holds {len(axis.categories)} categories; at most {MAX_CATEGORIES}"
                 raise SpecRuleError("series", message)
         return self
+
+
+def _check_long_x(series: list[Any]) -> None:
+    """A list of x longer than LIST_POINTS is refused, unread, unless it matches its y (counted as y points then)."""
+    for index, entry in enumerate(series):
+        if not isinstance(entry, dict) or not _is_column(entry.get("x")) or len(entry["x"]) <= arrays.LIST_POINTS:
+            continue
+        y = entry.get("y")
+        y_count = len(y) if isinstance(y, (list, np.ndarray)) else 0
+        if len(entry["x"]) != y_count:
+            message = f"{len(entry['x'])} x values for {y_count} y values; they must match"
+            raise SpecRuleError(f"series.{index}.x", message)
+
+
+def listed_points(document: Any) -> int:
+    """The points a chart spec document's series list (their y or values), counted without reading a value."""
+    series = document.get("series") if isinstance(document, dict) else None
+    if not isinstance(series, list):
+        return 0
+    entries = [entry for entry in series if isinstance(entry, dict)]
+    return sum(len(entry[name]) for entry in entries for name in ("y", "values") if _is_column(entry.get(name)))
 
 
 def _is_column(value: object) -> bool:
@@ -319,7 +340,11 @@ def parse_date(text: str, where: str) -> dt.datetime:
         message = f"{text[:40]!r} is not an ISO date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
         raise SpecRuleError(where, message) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            # The offset moves the moment past year 1 or 9999, which datetime cannot hold.
+            raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
         raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}")
     return moment

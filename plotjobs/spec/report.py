@@ -9,8 +9,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from plotjobs.spec import arrays
 from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError, violations
-from plotjobs.spec.chart import ChartSpec
+from plotjobs.spec.chart import ChartSpec, listed_points
 from plotjobs.spec.vega_lite import VegaLiteSpec
 
 CONTENT_TYPES = {file_format: MEDIA_TYPES[file_format] for file_format in ("pdf", "png")}
@@ -24,6 +25,8 @@ MAX_TEXT_LINES = 40
 MAX_TOTAL_TEXT = 10_000
 # Each drawn part is placed as a picture of at most this many pixels (e.g. 2000 x 2000).
 MAX_PART_PIXELS = 4_000_000
+# Points in all of the chart parts: a report's data travels inline in its job, never stored apart.
+MAX_CHART_POINTS = arrays.LIST_POINTS
 # Text keeps its line breaks and tabs; no other control character is drawn.
 _ALLOWED_CONTROLS = frozenset("\n\t")
 
@@ -106,6 +109,17 @@ class ReportSpec(GeneratorSpec):
         """The media type of the rendered bytes."""
         return CONTENT_TYPES[self.format]
 
+    def generators_used(self) -> list[tuple[str, str]]:
+        """The report's own generator, then each drawn part's, named by the part's field."""
+        return [
+            *super().generators_used(),
+            *(
+                (f"parts.{index}.generator", part.generator)
+                for index, part in enumerate(self.parts)
+                if part.generator is not None
+            ),
+        ]
+
     def drawings(self) -> list[PartSpec | None]:
         """Each part's drawing spec, None for a text part."""
         return [part.drawing() for part in self.parts]
@@ -137,6 +151,13 @@ class ReportSpec(GeneratorSpec):
         text = len(self.title) + sum(len(part.text or "") for part in self.parts)
         if text > MAX_TOTAL_TEXT:
             raise SpecRuleError("parts", f"{text} characters of text in all; at most {MAX_TOTAL_TEXT}")
+        points = 0
+        for index, part in enumerate(self.parts):
+            # Counted before any part is validated, so a part too big to carry is not read value by value.
+            points += listed_points(part.spec) if part.generator == "chart" else 0
+            if points > MAX_CHART_POINTS:
+                message = f"the report's chart parts hold {points} points so far; at most {MAX_CHART_POINTS} in all"
+                raise SpecRuleError(f"parts.{index}.spec.series", message)
         for index, part in enumerate(self.parts):
             if part.text is not None and part.text.count("\n") >= MAX_TEXT_LINES:
                 raise SpecRuleError(f"parts.{index}.text", f"at most {MAX_TEXT_LINES} lines")

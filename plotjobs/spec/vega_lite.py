@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeGuard
 
 from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
@@ -37,6 +37,8 @@ MAX_DENSITY_STEPS = 1_000
 MAX_BINS = 1_000
 MAX_QUANTILES = 1_000
 MAX_TICKS = 1_000
+# Any count computed from the document at or beyond this is refused without being computed exactly.
+UNCOUNTABLE = 10**15
 # Counts any key of these names may ask for, wherever it appears: bins, density steps, axis and legend ticks.
 COUNT_LIMITS = {
     "maxbins": MAX_BINS,
@@ -57,10 +59,12 @@ MAX_SCALE = 4.0
 BASE_PPI = 72
 
 V5_SCHEMA = re.compile(r"https?://vega\.github\.io/schema/vega-lite/v5(\.\d+){0,2}\.json")
-# Keys whose string values are Vega expressions.
+# Keys whose string values are Vega expressions, besides every key ending in "Expr" (labelExpr, ...).
 EXPRESSION_KEYS = frozenset({"calculate", "filter", "expr", "test", "update", "signal"})
-# Vega's expression function that builds an array of any length, which flatten turns into rows.
-UNBOUNDED_EXPRESSION = re.compile(r"\bsequence\s*\(")
+# Vega's expression functions that build an array or a string of any length (flatten turns arrays into rows).
+UNBOUNDED_EXPRESSION = re.compile(r"\b(sequence|pad|split)\s*\(")
+# Transforms whose output rows depend on their input's: refused where those cannot be told from the document.
+ROW_MULTIPLYING = ("fold", "flatten", "impute")
 # Expressions whose value changes from one render to the next.
 CHANGING_EXPRESSION = re.compile(r"\b(random|now)\s*\(")
 IN_A_TRANSFORM = re.compile(r"(^|\.)transform\.\d+$")
@@ -157,7 +161,7 @@ def check_document(document: dict[str, Any]) -> None:
 def changes_between_renders(document: dict[str, Any]) -> bool:
     """Whether the document draws something new each time: random() or now() in an expression, or a sample."""
     for path, key, value in _walk(document):
-        if key in EXPRESSION_KEYS and isinstance(value, str) and CHANGING_EXPRESSION.search(value):
+        if _is_expression(key, value) and CHANGING_EXPRESSION.search(value):
             return True
         if key == "sample" and IN_A_TRANSFORM.search(path):
             return True
@@ -184,10 +188,32 @@ def _walk(document: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
                 stack.append((f"{path}.{key}" if path else str(key), value, depth + 1))
 
 
+def _is_expression(key: str, value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and (key in EXPRESSION_KEYS or key.endswith("Expr"))
+
+
 def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    """A finite JSON number as a float; None for anything else, an integer beyond float's range included."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _count(quotient: float) -> int:
+    """ceil(quotient) as a count, UNCOUNTABLE when it is not finite or larger (a tiny step over a wide span)."""
+    if math.isnan(quotient) or quotient >= UNCOUNTABLE:
+        return UNCOUNTABLE
+    if quotient <= -UNCOUNTABLE:
+        return -UNCOUNTABLE
+    return math.ceil(quotient)
+
+
+def _said(count: int) -> str:
+    return f"over {UNCOUNTABLE:.0e}" if count >= UNCOUNTABLE else str(count)
 
 
 def _check_member(where: str, key: str, value: Any) -> None:
@@ -196,8 +222,9 @@ def _check_member(where: str, key: str, value: Any) -> None:
         raise SpecRuleError(where, "nothing is fetched by URL: give data inline as data.values (no image marks)")
     if key == "href":
         raise SpecRuleError(where, "links are not rendered: remove href")
-    if key in EXPRESSION_KEYS and isinstance(value, str) and UNBOUNDED_EXPRESSION.search(value):
-        raise SpecRuleError(where, "sequence() in an expression can build any number of rows; use data.sequence")
+    if _is_expression(key, value) and UNBOUNDED_EXPRESSION.search(value):
+        message = "sequence(), pad() and split() in an expression build arrays or strings of any length"
+        raise SpecRuleError(where, f"{message}; use data.sequence for rows")
     if key in ("sequence", "keyvals") and isinstance(value, dict):
         _check_sequence(where, value)
     elif key == "bin" and isinstance(value, dict):
@@ -211,7 +238,8 @@ def _check_member(where: str, key: str, value: Any) -> None:
             raise SpecRuleError(where, f"at most {MAX_VIEW_SIZE} pixels")
     elif key in COUNT_LIMITS:
         count = _number(value)
-        if count is not None and count > COUNT_LIMITS[key]:
+        beyond_float = isinstance(value, int) and not isinstance(value, bool) and count is None
+        if beyond_float or (count is not None and count > COUNT_LIMITS[key]):
             raise SpecRuleError(where, f"at most {COUNT_LIMITS[key]}")
     elif key == "probs" and isinstance(value, list) and len(value) > MAX_QUANTILES:
         raise SpecRuleError(where, f"{len(value)} probabilities; at most {MAX_QUANTILES}")
@@ -233,9 +261,9 @@ def _check_bin(where: str, parameters: dict[str, Any]) -> None:
         raise SpecRuleError(where, "a bin step needs a positive number and the extent [low, high] it divides")
     low, high = numbers
     assert low is not None and high is not None
-    count = math.ceil(abs(high - low) / max(positive))
+    count = _count(abs(high - low) / max(positive))
     if count > MAX_BINS:
-        raise SpecRuleError(where, f"makes {count} bins; at most {MAX_BINS}")
+        raise SpecRuleError(where, f"makes {_said(count)} bins; at most {MAX_BINS}")
 
 
 def _check_graticule(where: str, parameters: dict[str, Any]) -> None:
@@ -257,9 +285,9 @@ def _check_sequence(where: str, sequence: dict[str, Any]) -> None:
     step = _number(sequence.get("step", 1))
     if start is None or stop is None or step is None or step == 0:
         raise SpecRuleError(where, "start, stop and step are finite numbers, step not 0")
-    count = max(0, math.ceil((stop - start) / step))
+    count = max(0, _count((stop - start) / step))
     if count > MAX_ROWS:
-        raise SpecRuleError(where, f"generates {count} values; at most {MAX_ROWS}")
+        raise SpecRuleError(where, f"generates {_said(count)} values; at most {MAX_ROWS}")
 
 
 def _source_rows(data: Any, datasets: dict[str, Any]) -> int | None:
@@ -274,11 +302,23 @@ def _source_rows(data: Any, datasets: dict[str, Any]) -> int | None:
         start, stop = _number(sequence.get("start", 0)), _number(sequence.get("stop"))
         step = _number(sequence.get("step", 1))
         if start is not None and stop is not None and step:
-            return max(0, math.ceil((stop - start) / step))
+            return max(0, _count((stop - start) / step))
     name = data.get("name")
     if isinstance(name, str) and isinstance(datasets.get(name), list):
         return len(datasets[name])
     return None
+
+
+def _keyvals_count(keyvals: Any) -> int:
+    """The key values an impute adds: a list's length, or a sequence's (checked apart), else none given."""
+    if isinstance(keyvals, list):
+        return len(keyvals)
+    if isinstance(keyvals, dict):
+        start, stop = _number(keyvals.get("start", 0)), _number(keyvals.get("stop"))
+        step = _number(keyvals.get("step", 1))
+        if start is not None and stop is not None and step:
+            return max(0, _count((stop - start) / step))
+    return 0
 
 
 def _flatten_factor(data: Any, fields: list[Any]) -> float:
@@ -296,17 +336,25 @@ def _flatten_factor(data: Any, fields: list[Any]) -> float:
 
 def _check_view_rows(view: dict[str, Any], where: str, datasets: dict[str, Any], inherited: int | None) -> None:
     """Follow a view's rows through its transforms, then into its sub-views; refuse counts over MAX_ROWS."""
-    rows = _source_rows(view.get("data"), datasets)
-    if rows is None:
-        rows = inherited
+    # A view's own data (CSV text, say) may hold rows no check can count: then they are unknown, not inherited.
+    own_data = isinstance(view.get("data"), dict)
+    rows = _source_rows(view.get("data"), datasets) if own_data else inherited
     transforms = view.get("transform")
-    if isinstance(transforms, list) and rows is not None:
+    if isinstance(transforms, list):
         for index, transform in enumerate(transforms):
             if not isinstance(transform, dict):
                 continue
+            if rows is None:
+                multiplying = next((name for name in ROW_MULTIPLYING if name in transform), None)
+                if multiplying is not None:
+                    message = (
+                        f"a {multiplying} needs data whose rows can be counted: inline values as a list, a sequence"
+                    )
+                    raise SpecRuleError(f"{where}.transform.{index}", message)
+                continue
             rows = _rows_after(transform, rows, view.get("data"))
             if rows > MAX_ROWS:
-                message = f"may produce {rows} rows; at most {MAX_ROWS}"
+                message = f"may produce {_said(rows)} rows; at most {MAX_ROWS}"
                 raise SpecRuleError(f"{where}.transform.{index}", message)
     for key in ("layer", "concat", "hconcat", "vconcat"):
         children = view.get(key)
@@ -326,13 +374,16 @@ def _rows_after(transform: dict[str, Any], rows: int, data: Any) -> int:
         return rows * max(1, len(fold))
     flatten = transform.get("flatten")
     if isinstance(flatten, list):
-        return math.ceil(rows * _flatten_factor(data, flatten))
+        return _count(rows * _flatten_factor(data, flatten))
+    if "impute" in transform:
+        keyvals = _keyvals_count(transform.get("keyvals"))
+        return rows * max(1, keyvals) if transform.get("groupby") else rows + keyvals
     if "density" in transform:
         steps = _number(transform.get("steps")) or 200
         return int(steps) * (rows if transform.get("groupby") else 1)
     if "quantile" in transform:
         probs = transform.get("probs")
         step = _number(transform.get("step")) or 0.025
-        count = len(probs) if isinstance(probs, list) else math.ceil(1 / step) if step > 0 else MAX_ROWS + 1
+        count = len(probs) if isinstance(probs, list) else _count(1 / step) if step > 0 else UNCOUNTABLE
         return count * (rows if transform.get("groupby") else 1)
     return rows

@@ -16,6 +16,7 @@ import io
 import json
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Request, Response, request, url_for
@@ -145,9 +146,11 @@ def sized(generator: Generator, document: dict[str, Any], sizes: dict[str, str |
     return document
 
 
-def reproducible_spec(generator: Generator, document: dict[str, Any], file_format: str) -> GeneratorSpec:
+def reproducible_spec(
+    generator: Generator, document: dict[str, Any], file_format: str, allowed: Iterable[str]
+) -> GeneratorSpec:
     """The spec, validated as POST /api/jobs validates it, in ``file_format``; NotReproducible if it draws anew."""
-    spec = spec_input.validate_spec(generator, document)
+    spec = spec_input.validate_spec(generator, document, allowed)
     if spec.output_format != file_format:
         # A model without a format field renders one format of its own.
         raise InvalidSpec(f"this {generator.name} spec renders {spec.output_format}, not {file_format}", field="format")
@@ -163,7 +166,7 @@ def url_spec(settings: Settings, file_format: str) -> GeneratorSpec:
     generator = spec_input.chosen_generator(document, settings.generators)
     document = in_format(generator, document, file_format)
     document = sized(generator, document, {name: request.args.get(name) for name in SIZE_PARAMETERS})
-    return reproducible_spec(generator, document, file_format)
+    return reproducible_spec(generator, document, file_format, settings.generators)
 
 
 @blueprint.get("/chart.<file_format>")
@@ -199,7 +202,7 @@ def stored_chart_image(chart_id: str, file_format: str) -> Response:
     # Charts stored before other generators could be have no generator field: they are charts.
     generator = spec_input.chosen_generator(document, settings.generators)
     document = in_format(generator, _with_stored_data(connection, settings, document), file_format)
-    spec = reproducible_spec(generator, document, file_format)
+    spec = reproducible_spec(generator, document, file_format, settings.generators)
     # Each stored chart renders at most once per format at a time, whoever (and however many) ask.
     limit = len(generator.content_types)
     admission = api.Admission(f"chart:{chart_id}", limit, "the limit of one stored chart's renders")
@@ -225,7 +228,12 @@ def _with_stored_data(connection: Redis, settings: Settings, document: dict[str,
         return document
     if not data.is_reference(reference) or not data.extend(connection, reference["key"], settings.chart_url_ttl):
         raise DataExpired("the stored chart's data has expired")
-    attached: dict[str, Any] = attach_arrays(document, list(data.load(connection, reference)))
+    try:
+        stored = data.load(connection, reference)
+    except data.UnreadableData as error:
+        # Bytes we did not write are as good as gone: the chart must be stored again.
+        raise DataExpired(f"the stored chart's data cannot be read ({error}); store the chart again") from None
+    attached: dict[str, Any] = attach_arrays(document, list(stored))
     return attached
 
 

@@ -391,6 +391,7 @@ def document(served: Sequence[Generator]) -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
                         "404": _error("Unknown, expired or malformed id."),
+                        "409": _error("The job's record or stored data cannot be read (unreadable_job)."),
                         "410": _error("The job's data, stored apart from it, has expired (data_expired)."),
                         "503": _UNAVAILABLE,
                     },

@@ -50,12 +50,17 @@ def json_document(raw: bytes | str, field: str) -> dict[str, Any]:
     return document
 
 
-def validate_spec(generator: Generator, document: dict[str, Any]) -> GeneratorSpec:
-    """The generator's spec model of a parsed JSON document, or InvalidSpec naming each bad field."""
+def validate_spec(generator: Generator, document: dict[str, Any], allowed: Iterable[str]) -> GeneratorSpec:
+    """The generator's spec model of a parsed JSON document, or InvalidSpec naming each bad field.
+
+    A spec that embeds another generator's work (a report's parts) is refused if that one is not allow-listed.
+    """
     try:
-        return generator.spec_model.model_validate(document)
+        spec = generator.spec_model.model_validate(document)
     except ValidationError as error:
         raise spec_from_validation_error(error) from None
+    generators.check_served(spec, allowed)
+    return spec
 
 
 def chosen_generator(document: dict[str, Any], allowed: Iterable[str]) -> Generator:
@@ -140,4 +145,4 @@ def submission_from_request(request: Request, allowed: Iterable[str]) -> Generat
         if generator.name != DEFAULT_GENERATOR:
             raise InvalidForm(f"the {generator.name} generator reads no CSV part", field=CSV_PART)
         document = _with_columns(document, csv_part)
-    return validate_spec(generator, document)
+    return validate_spec(generator, document, allowed)

@@ -157,6 +157,18 @@ def test_the_bridge_maps_a_priority_to_its_own_queues_once(fake_redis: Redis) ->
     assert "no workers serve priority 'high'" in properties.headers[broker_amqp.ERROR_HEADER]
 
 
+def test_the_bridge_dead_letters_a_date_past_the_calendar_and_goes_on(fake_redis: Redis) -> None:
+    settings = Settings(redis_url="redis://fake", broker_url="amqp://guest:guest@127.0.0.1:1/%2F")
+    bridge = Bridge(settings, fake_redis)
+    bad = {"spec": {"series": [{"x": ["9999-12-31T23:59:59-01:00"], "y": [1]}]}}
+    [(routing_key, _, properties)] = handle(bridge, bad).published
+    assert routing_key == broker_amqp.dead_letter_queue(settings.amqp_queue)
+    assert "outside the years" in properties.headers[broker_amqp.ERROR_HEADER]
+    good = str(uuid.uuid4())
+    assert handle(bridge, {"job_id": good}).published == []
+    assert jobs.queue(fake_redis, settings.default_queue).job_ids == [good]
+
+
 def test_unreachable_rabbitmq_is_a_503_and_nothing_is_accepted(fake_redis: Redis) -> None:
     settings = Settings(
         redis_url="redis://fake",
@@ -253,9 +265,34 @@ def test_a_message_names_its_generator_which_must_be_allow_listed() -> None:
     assert json.loads(body)["generator"] == "chart"
     assert broker_amqp.parse_message(body, allowed=("chart",)).spec == spec
     for document, allowed, words in [
-        ({"generator": "report"}, None, "generator: no generator 'report' is served here"),
+        ({"generator": "sparkline"}, None, "generator: no generator 'sparkline' is served here"),
         ({"generator": "chart"}, ("vega-lite",), "generator: no generator 'chart' is served here (served: vega-lite)"),
         ({"generator": 3}, None, "generator: Input should be a valid string"),
     ]:
         with pytest.raises(broker_amqp.InvalidMessage, match=re.escape(words)):
             broker_amqp.parse_message(json.dumps(document).encode(), allowed=allowed)
+
+
+def test_a_date_offset_past_the_calendar_is_an_invalid_message() -> None:
+    body = json.dumps({"spec": {"series": [{"x": ["0001-01-01T00:00:00+01:00"], "y": [1]}]}}).encode()
+    with pytest.raises(broker_amqp.InvalidMessage) as caught:
+        broker_amqp.parse_message(body, allowed=("chart",))
+    assert "spec.series.0.x.0" in str(caught.value) and "outside the years" in str(caught.value)
+
+
+def test_an_unforeseen_error_in_spec_validation_is_an_invalid_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(cls: type, document: object) -> object:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(ChartSpec, "model_validate", classmethod(explode))
+    with pytest.raises(broker_amqp.InvalidMessage) as caught:
+        broker_amqp.parse_message(b'{"spec": {}}', allowed=("chart",))
+    assert "OverflowError" in str(caught.value)
+
+
+def test_a_report_part_of_a_generator_not_allowed_is_an_invalid_message() -> None:
+    part = {"generator": "vega-lite", "spec": {"vega_lite": {"mark": "point", "data": {"values": [{"a": 1}]}}}}
+    body = json.dumps({"generator": "report", "spec": {"parts": [part]}}).encode()
+    with pytest.raises(broker_amqp.InvalidMessage) as caught:
+        broker_amqp.parse_message(body, allowed=("chart", "report"))
+    assert "spec.parts.0.generator: no generator 'vega-lite' is served here" in str(caught.value)

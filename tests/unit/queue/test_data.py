@@ -54,6 +54,8 @@ def _blob(header: bytes, body: bytes = b"") -> bytes:
         _blob(b'{"arrays":[{"dtype":"<f8","shape":[2],"zlib":false,"bytes":8}]}', b"x" * 8),
         _blob(b'{"arrays":[{"dtype":"<f8","shape":[2],"zlib":true,"bytes":8}]}', b"x" * 8),
         _blob(b'{"arrays":[{"dtype":"<f8","shape":[-2],"zlib":false,"bytes":0}]}'),
+        # Its product is 2**64, which numpy's int64 product wraps to 0.
+        _blob(b'{"arrays":[{"dtype":"<f8","shape":[4294967296,4294967296],"zlib":false,"bytes":0}]}'),
     ],
 )
 def test_anything_but_our_blob_is_refused_without_building_objects(blob: bytes) -> None:

@@ -8,8 +8,11 @@ from redis import Redis
 from rq.job import Job
 
 from plotjobs import keys
+from plotjobs.config import Settings
 from plotjobs.errors import JobCanceled
 from plotjobs.queue import jobs, tasks
+from plotjobs.queue.status import describe
+from plotjobs.worker.render_worker import build_worker
 
 
 def _job(connection: Redis) -> Job:
@@ -59,3 +62,18 @@ def test_report_progress_without_the_check_ignores_a_cancel_and_publishes(fake_r
     subscriber.close()
     assert message is not None and b'"stage": "done"' in message["data"]
     assert _stage(fake_redis, job) == "done"
+
+
+def test_a_report_with_a_part_of_a_generator_not_rendered_here_fails_naming_the_part(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks._Served, "names", None)
+    part = {"generator": "vega-lite", "spec": {"vega_lite": {"mark": "point", "data": {"values": [{"a": 1}]}}}}
+    job = jobs.queue(fake_redis, "default").enqueue("plotjobs.queue.tasks.generate", "report", {"parts": [part]})
+    settings = Settings(redis_url="redis://fake", generators=("chart", "report"))
+    build_worker(fake_redis, settings).work(burst=True)
+    described = describe(jobs.fetch(fake_redis, job.id))
+    assert described["state"] == "failed"
+    assert described["error"].startswith(
+        "GeneratorNotServed: this worker does not render generator 'vega-lite' (in parts.0.generator)"
+    )

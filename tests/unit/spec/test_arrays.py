@@ -166,3 +166,23 @@ def test_a_large_csv_with_a_short_row_names_its_line() -> None:
     data = _csv(LARGE).replace(b"\n25000,", b"\n25000", 1)
     with pytest.raises(TableError, match="line 25001 has 1 fields; the header has 2"):
         parse_csv(data)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize("count", [1, LARGE])
+def test_an_offset_past_the_calendar_is_refused_with_its_field(moment: str, count: int) -> None:
+    field, message = _refused({"series": [{"x": [moment] * count, "y": [1] * count}]})
+    assert field == "series.0.x.0" and "outside the years" in message
+
+
+def test_a_csv_date_whose_offset_passes_the_calendar_is_refused() -> None:
+    csv = b"x,y\n" + b"0001-01-01T00:00+01:00,1\n" * LARGE
+    with pytest.raises(TableError):
+        resolve_columns({"series": [{"x_column": "x", "y_column": "y"}]}, parse_csv(csv))
+
+
+def test_a_long_x_is_refused_by_its_length_before_its_values_are_read() -> None:
+    # The last value is no x at all: only a check that reads no value answers with the lengths.
+    long_x: list[Any] = [1] * (LARGE * 10) + [{}]
+    field, message = _refused({"series": [{"y": [1], "x": long_x}]})
+    assert field == "series.0.x" and message == f"{len(long_x)} x values for 1 y values; they must match"

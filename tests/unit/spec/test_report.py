@@ -104,3 +104,15 @@ def test_the_registry_serves_it_isolated_since_parts_may_run_vega_lite() -> None
     assert generator.spec_model is ReportSpec
     assert generator.isolated
     assert generator.time_limit is not None
+
+
+def test_the_chart_parts_hold_at_most_the_inline_points_in_all() -> None:
+    half = report.MAX_CHART_POINTS // 2
+    part = {"generator": "chart", "spec": {"kind": "line", "series": [{"y": [1.0] * half}]}}
+    accepted = ReportSpec.model_validate({"parts": [part, part]})
+    assert len(accepted.parts) == 2
+    with pytest.raises(ValidationError) as caught:
+        ReportSpec.model_validate({"parts": [part, {"text": "between"}, part, part]})
+    field, message = violations(caught.value)[0]
+    assert field == "parts.3.spec.series"
+    assert f"at most {report.MAX_CHART_POINTS} in all" in message

@@ -244,3 +244,103 @@ def test_the_registry_serves_it_isolated_with_a_time_limit() -> None:
     assert not generators.get("chart").isolated
     with pytest.raises(InvalidSpecError, match=r"vega_lite\.data\.url"):
         generator.validate({"vega_lite": {**BAR, "data": {"url": "https://example.com/x.csv"}}})
+
+
+HUGE_INT = int("9" * 400)
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        (
+            {"data": {"sequence": {"start": 0, "stop": 1, "step": 5e-324}}, "mark": "point"},
+            "vega_lite.data.sequence",
+            "generates over 1e+15 values",
+        ),
+        (
+            {"mark": "bar", "encoding": {"x": {"field": "a", "bin": {"step": 1, "extent": [-1.7e308, 1.7e308]}}}},
+            "vega_lite.encoding.x.bin",
+            "bins; at most",
+        ),
+        (
+            {"data": {"values": [{"a": 1}]}, "transform": [{"quantile": "a", "step": 5e-324}], "mark": "point"},
+            "vega_lite.transform.0",
+            "rows; at most",
+        ),
+        (
+            {"data": {"graticule": {"step": [HUGE_INT, 10]}}, "mark": "geoshape"},
+            "vega_lite.data.graticule.step",
+            "degree",
+        ),
+        (
+            {"mark": "point", "encoding": {"x": {"field": "a", "axis": {"tickCount": HUGE_INT}}}},
+            "vega_lite.encoding.x.axis.tickCount",
+            "at most",
+        ),
+        (
+            {"data": {"sequence": {"start": 0, "stop": HUGE_INT}}, "mark": "point"},
+            "vega_lite.data.sequence",
+            "finite numbers",
+        ),
+    ],
+)
+def test_counts_from_extreme_numbers_are_refused(document: dict[str, Any], field: str, words: str) -> None:
+    found, message = refusal(document)
+    assert found == field and words in message
+
+
+ONE_ROW = {"values": [{"a": 1}]}
+CSV_TEXT = {"values": "a\n1\n", "format": {"type": "csv"}}
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        (
+            {"data": ONE_ROW, "mark": "point", "encoding": {"x": {"field": "a", "axis": {"labelExpr": "sequence(9)"}}}},
+            "vega_lite.encoding.x.axis.labelExpr",
+            "sequence(), pad() and split()",
+        ),
+        (
+            {"data": ONE_ROW, "transform": [{"calculate": "split(pad('', 1e7, 'x'), '')", "as": "s"}], "mark": "point"},
+            "vega_lite.transform.0.calculate",
+            "any length",
+        ),
+        (
+            {"data": ONE_ROW, "params": [{"name": "p", "expr": "pad('', 1e7)"}], "mark": "point"},
+            "vega_lite.params.0.expr",
+            "any length",
+        ),
+        (
+            {"data": CSV_TEXT, "transform": [{"fold": ["a"]}], "mark": "point"},
+            "vega_lite.transform.0",
+            "a fold needs data whose rows can be counted",
+        ),
+        (
+            {"data": CSV_TEXT, "transform": [{"flatten": ["a"]}], "mark": "point"},
+            "vega_lite.transform.0",
+            "a flatten needs data",
+        ),
+        (
+            {
+                "data": {"sequence": {"start": 0, "stop": 1000, "as": "g"}},
+                "transform": [{"impute": "v", "key": "k", "keyvals": {"start": 0, "stop": 1000}, "groupby": ["g"]}],
+                "mark": "point",
+            },
+            "vega_lite.transform.0",
+            "may produce 1000000 rows",
+        ),
+    ],
+)
+def test_expressions_and_row_multipliers_that_build_without_bound_are_refused(
+    document: dict[str, Any], field: str, words: str
+) -> None:
+    found, message = refusal(document)
+    assert found == field and words in message
+
+
+def test_csv_text_without_row_multipliers_and_a_small_impute_are_accepted() -> None:
+    csv = {"data": CSV_TEXT, "transform": [{"filter": "datum.a > 0"}]}
+    VegaLiteSpec.model_validate({"vega_lite": {**csv, "mark": "point"}})
+    impute = {"impute": "v", "key": "k", "keyvals": [1, 2, 3], "groupby": ["g"]}
+    VegaLiteSpec.model_validate({"vega_lite": {"data": ONE_ROW, "transform": [impute], "mark": "point"}})

@@ -287,3 +287,14 @@ def test_the_workers_list_is_503_json_with_retry_after_when_redis_is_down() -> N
     assert response.status_code == 503
     assert response.get_json()["error"] == "service_unavailable"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_a_report_part_of_a_generator_not_served_is_422_naming_the_part(fake_redis: Redis) -> None:
+    app = create_app(Settings(redis_url="redis://fake", generators=("chart", "report")), redis=fake_redis)
+    part = {"generator": "vega-lite", "spec": {"vega_lite": {"mark": "point", "data": {"values": [{"a": 1}]}}}}
+    response = app.test_client().post("/api/jobs", json={"generator": "report", "parts": [{"text": "a"}, part]})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert (body["error"], body["field"]) == ("unknown_generator", "parts.1.generator")
+    assert "'vega-lite'" in body["message"]
+    assert not list(fake_redis.scan_iter("rq:job:*"))

@@ -142,3 +142,25 @@ def test_the_job_layer_stores_any_generators_arrays_by_reference(fake_redis: Red
     name, document, reference = job.args
     assert name == "chart" and document["series"][0]["y"] == {"$array": 1}
     assert data.is_reference(reference) and fake_redis.exists(reference["key"])
+
+
+GARBAGE_BLOB = data.MAGIC + b"\x05\x00\x00\x00{}{}{garbage"
+
+
+def test_a_jobs_unreadable_stored_data_is_409_not_a_500(fake_client: FlaskClient, fake_redis: Redis) -> None:
+    job_id = fake_client.post("/api/jobs", json=_large_spec()).get_json()["id"]
+    (data_key,) = _data_keys(fake_redis)
+    fake_redis.set(data_key, GARBAGE_BLOB)
+    answer = fake_client.get(f"/api/jobs/{job_id}/spec")
+    assert (answer.status_code, answer.get_json()["error"]) == (409, "unreadable_job")
+    assert "stored data cannot be read" in answer.get_json()["message"]
+
+
+def test_a_stored_charts_unreadable_data_is_410_json(fake_redis: Redis) -> None:
+    client = make_app(fake_redis).test_client()
+    body = client.post("/api/charts", json=_large_spec()).get_json()
+    (data_key,) = _data_keys(fake_redis)
+    fake_redis.set(data_key, GARBAGE_BLOB)
+    answer = client.get(body["path"])
+    assert (answer.status_code, answer.get_json()["error"]) == (410, "data_expired")
+    assert "cannot be read" in answer.get_json()["message"]

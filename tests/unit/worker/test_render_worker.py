@@ -33,7 +33,12 @@ def _settings(redis_url: str, **changes: object) -> Settings:
 
 def test_the_worker_listens_on_the_configured_queues_in_order(redis_url: str, redis_connection: Redis) -> None:
     worker = build_worker(redis_connection, _settings(redis_url, queues=("high", "default", "low")), name="w1")
-    assert worker.queue_names() == ["high", "default", "low"]
+    # Priority first, then the generators in GENERATORS' order: a high job of any generator before a default one.
+    assert worker.queue_names() == [
+        "high", "vega-lite.high", "report.high",
+        "default", "vega-lite.default", "report.default",
+        "low", "vega-lite.low", "report.low",
+    ]  # fmt: skip
     assert worker.name == "w1"
     assert worker.job_class is jobs.PlotJob
     assert worker.default_result_ttl == Settings().result_ttl
