@@ -127,14 +127,16 @@ def run_round(connection: Redis, address: str, count: int, *, mixed: bool, label
     submitted = {}
     # A connection of its own: gunicorn closes an idle keep-alive connection while the last round finishes.
     client = Client(address)
-    for number in range(count):
-        generator = generator_of(number, mixed)
-        body = json.dumps(document(generator, f"{label} {number}")).encode()
-        answer = accepted(*client.request("POST", "/api/jobs", body))
-        if answer.get("reused"):
-            raise RuntimeError(f"job {number} of {label} was shared with another: the load must render every job")
-        submitted[answer["id"]] = generator
-    client.close()
+    try:
+        for number in range(count):
+            generator = generator_of(number, mixed)
+            body = json.dumps(document(generator, f"{label} {number}")).encode()
+            answer = accepted(*client.request("POST", "/api/jobs", body))
+            if answer.get("reused"):
+                raise RuntimeError(f"job {number} of {label} was shared with another: the load must render every job")
+            submitted[answer["id"]] = generator
+    finally:
+        client.close()
     for job_id in submitted:
         job = jobs.fetch(connection, job_id)
         state = wait_until(partial(_ended, job), RESULT_TIMEOUT_SECONDS, f"job {job_id} to end")

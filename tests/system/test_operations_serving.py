@@ -34,6 +34,10 @@ from tests.support.waiting import wait_for
 from tests.unit.web.test_dashboard import HOSTILE, PASSWORD, USER
 from tests.unit.web.test_operations import sample
 
+# What a worker listens to by default: each priority's queue, then the other built-in generators' of that priority.
+SERVED_QUEUES = [f"{generator}{priority}" for priority in ("high", "default", "low")
+                 for generator in ("", "vega-lite.", "report.")]  # fmt: skip
+
 pytestmark = pytest.mark.serving
 VENV_BIN = Path(sys.executable).parent
 AUTH = (USER, PASSWORD)
@@ -87,7 +91,7 @@ def test_metrics_agree_across_two_gunicorn_processes(
                          method="POST", endpoint="api.submit_job")  # fmt: skip
         assert counted == 4
         ready = requests.get(f"{base_url}/readyz", timeout=5).json()
-        assert ready["workers"] == 1 and ready["queues"] == {"high": 0, "default": 0, "low": 0}
+        assert ready["workers"] == 1 and ready["queues"] == dict.fromkeys(SERVED_QUEUES, 0)
         # Without PROMETHEUS_MULTIPROC_DIR the master made a private one; it goes when gunicorn stops.
         private = metrics_directory_in(log_path)
         assert private.name.startswith(PRIVATE_PREFIX) and list(private.glob("histogram_*.db"))
@@ -179,7 +183,7 @@ def test_dashboard_over_http_needs_credentials_and_refuses_state_changing_get(
         finished = requests.get(f"{base_url}/rq/0/data/jobs/default/finished/8/asc/1.json", auth=AUTH, timeout=5)
         assert [job["id"] for job in finished.json()["jobs"]] == [job_id]
         workers = requests.get(f"{base_url}/rq/0/data/workers.json", auth=AUTH, timeout=5).json()["workers"]
-        assert len(workers) == 1 and workers[0]["queues"] == ["high", "default", "low"]
+        assert len(workers) == 1 and workers[0]["queues"] == SERVED_QUEUES
         assert requests.get(f"{base_url}/rq/requeue/default", auth=AUTH, timeout=5).status_code == 405
 
 
@@ -344,7 +348,7 @@ def test_plotjobs_workers_lists_live_workers(redis_url: str, redis_connection: R
         listed = subprocess.run([*command, "--this-host", "--check"], check=False, capture_output=True, text=True,
                                 timeout=60, env=service_env(redis_url), cwd=PROJECT_ROOT)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert "queues=high,default,low" in listed.stdout and "1 worker(s) alive" in listed.stdout
+    assert f"queues={','.join(SERVED_QUEUES)}" in listed.stdout and "1 worker(s) alive" in listed.stdout
     unreachable = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60,
                                  env=service_env(f"redis://127.0.0.1:{free_port()}/0"),
                                  cwd=PROJECT_ROOT)  # fmt: skip
