@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 
 from plotjobs.generators import ProgressCallback
 from plotjobs.render.fonts import families_for
-from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, parse_date, x_axis
+from plotjobs.spec.arrays import parse_date
+from plotjobs.spec.chart import CONTENT_TYPES, ChartSpec, Series, XAxis, category_label, x_axis
 
 DAY_TICKS_BELOW = 5
 # Downsampling keeps a lowest and a highest point per bucket, so it needs room for two buckets.

@@ -77,9 +77,8 @@ def check_numbers(array: np.ndarray, where: str) -> None:
         raise SpecRuleError(f"{where}.{position}", f"must be finite and within ±{MAX_ABS_VALUE:g}")
 
 
-def _one_date(text: object, where: str) -> np.datetime64:
-    if not isinstance(text, str):
-        raise SpecRuleError(where, f"{text!r} is not an ISO date string")
+def parse_date(text: str, where: str) -> dt.datetime:
+    """An ISO date or date-time as a naive UTC moment; SpecRuleError naming ``where`` when it is not one we draw."""
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -93,7 +92,13 @@ def _one_date(text: object, where: str) -> np.datetime64:
             raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
         raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}")
-    return np.datetime64(moment, "ms")
+    return moment
+
+
+def _one_date(text: object, where: str) -> np.datetime64:
+    if not isinstance(text, str):
+        raise SpecRuleError(where, f"{text!r} is not an ISO date string")
+    return np.datetime64(parse_date(text, where), "ms")
 
 
 def dates(values: Sequence[Any] | np.ndarray, where: str) -> np.ndarray:

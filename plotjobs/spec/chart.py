@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from plotjobs.spec import arrays
+from plotjobs.spec.arrays import parse_date
 from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError, array_field_serializer
 
 # A full date as JSON Schema's "date" format means it (RFC 3339), the only form start accepts.
@@ -331,23 +332,6 @@ class XAxis:
 
     kind: str
     categories: dict[str, int]
-
-
-def parse_date(text: str, where: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        message = f"{text[:40]!r} is not an ISO date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
-        raise SpecRuleError(where, message) from None
-    if moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-        except OverflowError:
-            # The offset moves the moment past year 1 or 9999, which datetime cannot hold.
-            raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
-    if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise SpecRuleError(where, f"{text[:40]!r} is outside the years {MIN_YEAR}..{MAX_YEAR}")
-    return moment
 
 
 def x_axis(spec: ChartSpec) -> XAxis:
