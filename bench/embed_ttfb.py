@@ -58,9 +58,10 @@ def create_sync_app() -> Flask:
     def chart(file_format: str) -> Response:
         sizes = {name: request.args.get(name) for name in embed.SIZE_PARAMETERS}
         document = embed.url_document(request.args.get("c"))
-        generator = spec_input.chosen_generator(document, ("chart",))
+        served = ("chart",)
+        generator = spec_input.chosen_generator(document, served)
         document = embed.sized(generator, embed.in_format(generator, document, file_format), sizes)
-        spec = embed.reproducible_spec(generator, document, file_format)
+        spec = embed.reproducible_spec(generator, document, file_format, served)
         assert isinstance(spec, ChartSpec)
         return Response(charts.render(spec), mimetype=spec.content_type)
 

@@ -22,7 +22,7 @@ context = test_browser.context
 console = test_browser.console
 page = test_browser.page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # An isolated render starts a child process of its own: seconds on a loaded machine.
 RENDER_MS = 60_000

@@ -31,7 +31,7 @@ from plotjobs.render.report import CELL_HEIGHT, CELL_WIDTH, SHEET_TITLE_PIXELS
 from tests.support.processes import running_gunicorn, running_worker
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TERMINAL = {"finished", "failed", "canceled", "stopped"}
 # Short liveness and sweep periods keep the recovery quick, as in test_faults.py.

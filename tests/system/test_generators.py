@@ -29,7 +29,7 @@ from tests.support.processes import PROJECT_ROOT, running_gunicorn, running_work
 from tests.support.thirdparty import BUSY, CRASH, STRIPES, install_thirdparty
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TERMINAL = {"finished", "failed", "canceled", "stopped"}
 FAST = {"WORKER_LIVENESS_TIMEOUT": "3", "SWEEP_INTERVAL": "1"}

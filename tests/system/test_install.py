@@ -18,7 +18,7 @@ from plotjobs.cli.embedded_redis import free_port
 from tests.support.processes import PROJECT_ROOT, running_gunicorn, service_env
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.serving
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
 INSTALL_TIMEOUT_SECONDS = 600
 # What is not the project: copying the checkout without these keeps the build out of it.
