@@ -65,6 +65,22 @@ class GeneratorSpec(BaseModel):
         return self
 
 
+class FileFormatSpec(GeneratorSpec):
+    """A spec whose ``format`` field names the file it renders, one of MEDIA_TYPES."""
+
+    format: str
+
+    @property
+    def output_format(self) -> str:
+        """The file format of the rendered bytes."""
+        return self.format
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the rendered bytes."""
+        return MEDIA_TYPES[self.format]
+
+
 def violations(error: ValidationError) -> list[tuple[str, str]]:
     """Each (field, message) of a failed spec validation, fields as dotted paths."""
     found = []

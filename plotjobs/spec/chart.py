@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from plotjobs.spec import arrays
 from plotjobs.spec.arrays import parse_date
-from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError, array_field_serializer
+from plotjobs.spec.base import MEDIA_TYPES, FileFormatSpec, SpecRuleError, array_field_serializer
 
 # A full date as JSON Schema's "date" format means it (RFC 3339), the only form start accepts.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -144,7 +144,7 @@ class Series(BaseModel):
         return value
 
 
-class ChartSpec(GeneratorSpec):
+class ChartSpec(FileFormatSpec):
     """What to draw. Without series it is the demo chart: 10 random values over 10 days."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -174,16 +174,6 @@ class ChartSpec(GeneratorSpec):
     dpi: StrictInt = Field(default=100, ge=50, le=300)
 
     generator_name: ClassVar[str] = "chart"
-
-    @property
-    def output_format(self) -> str:
-        """The file format of the rendered bytes."""
-        return self.format
-
-    @property
-    def content_type(self) -> str:
-        """The media type of the rendered bytes."""
-        return CONTENT_TYPES[self.format]
 
     @property
     def metric_label(self) -> str:

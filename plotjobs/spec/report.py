@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, Va
 from pydantic_core import PydanticCustomError
 
 from plotjobs.spec import arrays
-from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError, violations
+from plotjobs.spec.base import MEDIA_TYPES, FileFormatSpec, SpecRuleError, violations
 from plotjobs.spec.chart import ChartSpec, listed_points
 from plotjobs.spec.vega_lite import VegaLiteSpec
 
@@ -78,7 +78,7 @@ class ReportPart(BaseModel):
         return PART_GENERATORS[self.generator].model_validate({**self.spec, "format": "png"})
 
 
-class ReportSpec(GeneratorSpec):
+class ReportSpec(FileFormatSpec):
     """A title and up to MAX_PARTS parts, laid out on A4 pages (PDF) or as a contact sheet (PNG)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -98,16 +98,6 @@ class ReportSpec(GeneratorSpec):
     format: Literal["pdf", "png"] = "pdf"
 
     generator_name: ClassVar[str] = "report"
-
-    @property
-    def output_format(self) -> str:
-        """The file format of the rendered bytes."""
-        return self.format
-
-    @property
-    def content_type(self) -> str:
-        """The media type of the rendered bytes."""
-        return CONTENT_TYPES[self.format]
 
     def generators_used(self) -> list[tuple[str, str]]:
         """The report's own generator, then each drawn part's, named by the part's field."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, TypeGuard
 
 from pydantic import ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from plotjobs.spec.base import MEDIA_TYPES, GeneratorSpec, SpecRuleError
+from plotjobs.spec.base import MEDIA_TYPES, FileFormatSpec, SpecRuleError
 
 # The Vega-Lite release the converter compiles every document with (vl-convert-python 1.9 bundles 5.8 to 5.21,
 # 6.1 and 6.4): the newest v5, so any document that declares a v5 schema compiles as its author saw it.
@@ -70,7 +70,7 @@ CHANGING_EXPRESSION = re.compile(r"\b(random|now)\s*\(")
 IN_A_TRANSFORM = re.compile(r"(^|\.)transform\.\d+$")
 
 
-class VegaLiteSpec(GeneratorSpec):
+class VegaLiteSpec(FileFormatSpec):
     """A Vega-Lite v5 document and how to encode it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,16 +94,6 @@ class VegaLiteSpec(GeneratorSpec):
     theme: Theme | None = Field(default=None, description="A named Vega theme.")
 
     generator_name: ClassVar[str] = "vega-lite"
-
-    @property
-    def output_format(self) -> str:
-        """The file format of the rendered bytes."""
-        return self.format
-
-    @property
-    def content_type(self) -> str:
-        """The media type of the rendered bytes."""
-        return CONTENT_TYPES[self.format]
 
     @property
     def pixel_factor(self) -> float:
